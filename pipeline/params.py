@@ -1,0 +1,203 @@
+"""params.yaml, loaded once into a typed, validated object.
+
+Every stage calls ``load_params()`` first: an unknown key, a wrong type or an
+out-of-range value stops it with one line naming the key and what is allowed.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from pipeline.errors import PipelineError
+
+BASE_DATASETS = ("cifar10", "fashion_mnist")
+IMBALANCED_DATASET = "fashion_mnist_imbalanced"
+DATASETS = (*BASE_DATASETS, IMBALANCED_DATASET)
+# The strategy names; pipeline.strategies.STRATEGIES must hold the same keys.
+STRATEGY_NAMES = ("random", "uncertainty", "margin", "entropy")
+N_CLASSES = 10
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class BaseParams(_Section):
+    seed: int = Field(0, ge=0)
+    # Empty: sqlite:///<project root>/mlflow.db. MLFLOW_TRACKING_URI overrides both.
+    mlflow_tracking_uri: str = ""
+    experiment: str = Field("deep-active-learning", min_length=1)
+
+
+class DataParams(_Section):
+    datasets: list[str] = Field(min_length=1)
+
+    @field_validator("datasets")
+    @classmethod
+    def _known_unique(cls, names: list[str]) -> list[str]:
+        for name in names:
+            if name not in DATASETS:
+                raise ValueError(f"unknown dataset {name!r}; allowed: {', '.join(DATASETS)}")
+        if len(set(names)) != len(names):
+            raise ValueError("lists a dataset twice")
+        return names
+
+
+class DownloadParams(_Section):
+    # Per dataset, tried in order: http(s):// or file:// base URLs, or local folders.
+    sources: dict[Literal["cifar10", "fashion_mnist"], list[str]]
+    # Optional per-file overrides of the published checksums, "sha256:<hex>" or "md5:<hex>",
+    # for a private mirror or a test copy of the data.
+    checksums: dict[str, str] = {}
+    timeout_s: float = Field(60.0, gt=0)
+
+    @field_validator("checksums")
+    @classmethod
+    def _checksum_form(cls, checksums: dict[str, str]) -> dict[str, str]:
+        for name, value in checksums.items():
+            algo, _, digest = value.partition(":")
+            if algo not in ("sha256", "md5") or not digest:
+                raise ValueError(f"{name}: expected 'sha256:<hex>' or 'md5:<hex>', got {value!r}")
+        return checksums
+
+
+class ImbalanceParams(_Section):
+    # Long-tail profile: class c keeps ratio ** (-c / 9) of its training images,
+    # so class 0 keeps all and class 9 keeps 1/ratio.
+    ratio: float = Field(10.0, ge=1.0)
+    # Explicit per-class retention fractions (10 values in (0, 1]); overrides ratio.
+    fractions: list[float] | None = None
+    # Apply the same profile to the test split (default: keep it balanced).
+    imbalance_test: bool = False
+
+    @field_validator("fractions")
+    @classmethod
+    def _ten_fractions(cls, fractions: list[float] | None) -> list[float] | None:
+        if fractions is None:
+            return None
+        if len(fractions) != N_CLASSES or not all(0 < f <= 1 for f in fractions):
+            raise ValueError(f"must be {N_CLASSES} numbers in (0, 1], one per class")
+        return fractions
+
+
+class ModelParams(_Section):
+    filters: list[int] = Field([32, 64, 64], min_length=3, max_length=3)
+    kernel_size: int = Field(3, ge=1)
+    dense_units: int = Field(128, ge=1)
+    epochs: int = Field(10, ge=1)
+    batch_size: int = Field(32, ge=1)
+    learning_rate: float = Field(1e-3, gt=0)
+    # True: a fresh model each round (the usual protocol); False: keep training the last one.
+    retrain_from_scratch: bool = True
+    # Early stopping on a held-out slice of the labelled set; 0 disables it.
+    validation_fraction: float = Field(0.0, ge=0, lt=1)
+    early_stopping_patience: int = Field(3, ge=1)
+    # Batch size for pool scoring and test evaluation (inference only).
+    predict_batch_size: int = Field(1024, ge=1)
+
+    @field_validator("filters")
+    @classmethod
+    def _positive(cls, filters: list[int]) -> list[int]:
+        if any(f < 1 for f in filters):
+            raise ValueError("every filter count must be >= 1")
+        return filters
+
+
+class ALParams(_Section):
+    strategies: list[str] = Field(min_length=1)
+    seeds: list[int] = Field([0], min_length=1)
+    initial_size: int = Field(100, ge=1)
+    query_size: int = Field(100, ge=1)
+    rounds: int = Field(10, ge=1)
+    # 0 scores the whole unlabelled pool each round; N scores N random candidates.
+    pool_subsample: int = Field(0, ge=0)
+    log_models: Literal["every", "last", "never"] = "last"
+
+    @field_validator("strategies")
+    @classmethod
+    def _known_strategies(cls, names: list[str]) -> list[str]:
+        for name in names:
+            if name not in STRATEGY_NAMES:
+                raise ValueError(f"unknown strategy {name!r}; allowed: {', '.join(STRATEGY_NAMES)}")
+        if len(set(names)) != len(names):
+            raise ValueError("lists a strategy twice")
+        return names
+
+    @field_validator("seeds")
+    @classmethod
+    def _non_negative_unique(cls, seeds: list[int]) -> list[int]:
+        if any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
+            raise ValueError("seeds must be distinct integers >= 0")
+        return seeds
+
+    @model_validator(mode="after")
+    def _subsample_covers_a_query(self) -> "ALParams":
+        if self.pool_subsample and self.pool_subsample < self.query_size:
+            raise ValueError(f"pool_subsample ({self.pool_subsample}) must be 0 or >= query_size ({self.query_size})")
+        return self
+
+    @property
+    def budget(self) -> int:
+        """Labels used by the end of the last round."""
+        return self.initial_size + self.rounds * self.query_size
+
+
+class PlotParams(_Section):
+    # "Labels to reach" metric: labels needed to reach this share of the best final accuracy.
+    target_fraction: float = Field(0.95, gt=0, le=1)
+
+
+class Params(_Section):
+    base: BaseParams = BaseParams()
+    data: DataParams
+    download: DownloadParams
+    imbalance: ImbalanceParams = ImbalanceParams()
+    model: ModelParams = ModelParams()
+    al: ALParams
+    plot: PlotParams = PlotParams()
+
+
+def _describe(error: dict) -> str:
+    where = ".".join(str(part) for part in error["loc"])
+    if error["type"] == "extra_forbidden":
+        return f"{where}: unknown key; remove it or check its spelling against README.md"
+    message = error["msg"].removeprefix("Value error, ")
+    if error["type"] != "missing" and "input" in error and not isinstance(error["input"], (dict, list)):
+        message += f" (got {error['input']!r})"
+    return f"{where}: {message}"
+
+
+def parse_params(raw: dict, source: str = "params.yaml") -> Params:
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as error:
+        first = error.errors()[0]
+        more = len(error.errors()) - 1
+        suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
+        raise PipelineError(f"{source}: {_describe(first)}{suffix}") from None
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise PipelineError(f"{path}: not found; run from the project root, where params.yaml lives") from None
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise PipelineError(f"{path}: not valid YAML{where}; fix the syntax") from None
+    if not isinstance(raw, dict):
+        raise PipelineError(f"{path}: expected a mapping of sections (base, data, download, ...)")
+    return parse_params(raw, str(path))
+
+
+def required_base_datasets(datasets: list[str]) -> list[str]:
+    """The downloaded datasets that the requested ones are built from."""
+    wanted = set(datasets)
+    if IMBALANCED_DATASET in wanted:
+        wanted.add("fashion_mnist")
+    return [name for name in BASE_DATASETS if name in wanted]

@@ -1,0 +1,41 @@
+"""Where things live. DVC runs every stage from the project root, so data paths are relative."""
+from __future__ import annotations
+
+from pathlib import Path
+
+RAW_DIR = Path("data/raw")
+PREPARED_DIR = Path("data/prepared")
+RESULTS_DIR = Path("results")
+METRICS_DIR = Path("metrics")
+PLOTS_DIR = Path("plots")
+CHECKPOINTS_DIR = Path("checkpoints")
+
+
+def raw_dir(dataset: str) -> Path:
+    return RAW_DIR / dataset
+
+
+def prepared_dir(dataset: str) -> Path:
+    return PREPARED_DIR / dataset
+
+
+def run_dir(dataset: str, strategy: str, seed: int) -> Path:
+    return RESULTS_DIR / dataset / strategy / f"s{seed}"
+
+
+def checkpoint_dir(dataset: str, strategy: str, seed: int) -> Path:
+    return CHECKPOINTS_DIR / dataset / strategy / f"s{seed}"
+
+
+def project_root(start: Path | None = None) -> Path:
+    """The user's project root, also from inside a `dvc exp run --temp/--queue` copy.
+
+    Those copies live under <root>/.dvc/tmp/exps/...; results that must be shared
+    across experiments (the MLflow store) belong to the outer root.
+    """
+    here = (start or Path.cwd()).resolve()
+    parts = here.parts
+    for i in range(len(parts) - 2):
+        if parts[i : i + 3] == (".dvc", "tmp", "exps"):
+            return Path(*parts[:i])
+    return here

@@ -1,0 +1,104 @@
+"""MLflow: where the store is, how runs are named, and what each round logs."""
+from __future__ import annotations
+
+import os
+from importlib.metadata import PackageNotFoundError, version
+
+import mlflow
+from mlflow.tracking import MlflowClient
+
+from pipeline.loop import RoundResult
+from pipeline.params import BaseParams
+from pipeline.paths import project_root
+
+STORE_FILE = "mlflow.db"
+ARTIFACTS_DIR = "mlartifacts"
+
+
+def tracking_uri(base: BaseParams) -> str:
+    """MLFLOW_TRACKING_URI, else params, else sqlite at the project root (also from `dvc exp --temp` copies)."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or base.mlflow_tracking_uri or \
+        f"sqlite:///{project_root() / STORE_FILE}"
+
+
+def setup(base: BaseParams) -> str:
+    """Point MLflow at the store and experiment; return the experiment id."""
+    mlflow.set_tracking_uri(tracking_uri(base))
+    experiment = mlflow.get_experiment_by_name(base.experiment)
+    if experiment is not None:
+        return experiment.experiment_id
+    # An explicit artifact root: a relative default would land in whatever folder ran first.
+    artifacts = (project_root() / ARTIFACTS_DIR).as_uri()
+    return mlflow.create_experiment(base.experiment, artifact_location=artifacts)
+
+
+def run_name(dataset: str, strategy: str, seed: int) -> str:
+    return f"{dataset}-{strategy}-s{seed}"
+
+
+def round_metrics(result: RoundResult) -> dict[str, float]:
+    """The per-round metric names, built in one place so the UI charts line up across runs."""
+    metrics = {
+        "accuracy": result.accuracy,
+        "f1_macro": result.f1_macro,
+        "n_labeled": result.n_labeled,
+        "epochs": result.epochs,
+        "train_seconds": result.train_seconds,
+        "score_seconds": result.score_seconds,
+        "eval_seconds": result.eval_seconds,
+        "round_seconds": result.seconds,
+    }
+    metrics.update({f"f1_class_{c}": v for c, v in enumerate(result.f1_per_class)})
+    metrics.update({f"queried_class_{c}": n for c, n in enumerate(result.query_class_counts)})
+    return metrics
+
+
+def logged_steps(run_id: str, key: str = "accuracy") -> set[int]:
+    return {m.step for m in MlflowClient().get_metric_history(run_id, key)}
+
+
+def model_requirements() -> list[str]:
+    """Pinned requirements for logged models; given explicitly, MLflow skips its slow inference."""
+    pins = []
+    for package in ("tensorflow-cpu", "tensorflow", "keras"):
+        try:
+            pins.append(f"{package}=={version(package)}")
+        except PackageNotFoundError:
+            continue
+    return pins
+
+
+def model_name(round_: int) -> str:
+    return f"round-{round_:03d}"
+
+
+def log_round(result: RoundResult, model=None) -> None:
+    """Log a round's metrics at step=round; with a model, log it too and link the metrics to it."""
+    model_id = None
+    if model is not None:
+        info = mlflow.keras.log_model(model, name=model_name(result.round), step=result.round,
+                                      pip_requirements=model_requirements())
+        model_id = info.model_id
+    mlflow.log_metrics(round_metrics(result), step=result.round, model_id=model_id)
+
+
+def flat_params(prefix: str, section) -> dict[str, object]:
+    return {f"{prefix}.{key}": value for key, value in section.model_dump().items()}
+
+
+def start_or_resume_run(experiment_id: str, name: str, run_id: str | None, tags: dict, params: dict):
+    """Reopen the checkpoint's run, or start a new one named and tagged after the run's cell."""
+    if run_id is not None:
+        try:
+            return mlflow.start_run(run_id=run_id)
+        except mlflow.exceptions.MlflowException:
+            pass  # deleted from the store meanwhile: start afresh
+    run = mlflow.start_run(experiment_id=experiment_id, run_name=name, tags=tags)
+    mlflow.log_params(params)
+    return run
+
+
+def log_final(results_dir, metrics: dict) -> None:
+    """The run's result files as artifacts, and its final metrics under final_*."""
+    mlflow.log_artifacts(str(results_dir), artifact_path="results")
+    mlflow.log_metrics({f"final_{key}": value for key, value in metrics.items()})

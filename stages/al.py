@@ -1,0 +1,114 @@
+"""DVC stage `al@<dataset>-<strategy>-<seed>`: one active-learning run, tracked in MLflow.
+
+Writes results/<dataset>/<strategy>/s<seed>/ (learning curve, per-round details,
+queried indices, final metrics). A killed run resumes from its last completed
+round at the next `dvc repro`, in the same MLflow run.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import logging
+from pathlib import Path
+
+from pipeline import checkpoint, tracking
+from pipeline.cli import run_stage
+from pipeline.fileio import atomic_path, save_json
+from pipeline.loop import LoopState, RoundResult, check_budget, run_loop
+from pipeline.params import DATASETS, STRATEGY_NAMES, Params, load_params
+from pipeline.paths import checkpoint_dir, prepared_dir, run_dir
+from pipeline.preprocess import SPLIT_FILES, load_splits
+
+log = logging.getLogger("al")
+# The library modules whose code shapes a run's numbers: a change to any discards checkpoints.
+RESULT_CODE = [Path("pipeline") / name for name in
+               ("loop.py", "model.py", "strategies.py", "evaluation.py", "preprocess.py")]
+
+
+def run_config(params: Params, dataset: str, strategy: str, seed: int) -> dict:
+    al = params.al.model_dump(exclude={"strategies", "seeds", "log_models"})
+    return {"dataset": dataset, "strategy": strategy, "seed": seed, "al": al, "model": params.model.model_dump()}
+
+
+def write_results(out: Path, state: LoopState, pool_labels) -> dict:
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out / "curve.csv") as tmp, open(tmp, "w", newline="") as stream:
+        writer = csv.writer(stream)
+        writer.writerow(["round", "n_labeled", "accuracy", "f1_macro", "seconds"])
+        for r in state.history:
+            writer.writerow([r.round, r.n_labeled, f"{r.accuracy:.6f}", f"{r.f1_macro:.6f}", f"{r.seconds:.3f}"])
+    with atomic_path(out / "queries.csv") as tmp, open(tmp, "w", newline="") as stream:
+        writer = csv.writer(stream)
+        writer.writerow(["round", "pool_index", "label"])
+        start = 0
+        for r in state.history:
+            stop = r.n_labeled
+            for index in state.labeled[start:stop]:
+                writer.writerow([r.round, index, int(pool_labels[index])])
+            start = stop
+    save_json(out / "rounds.json", state.to_dict()["history"])
+    last = state.history[-1]
+    metrics = {"accuracy": last.accuracy, "f1_macro": last.f1_macro, "n_labeled": last.n_labeled,
+               "rounds": last.round, "mean_round_seconds": sum(r.seconds for r in state.history) / len(state.history)}
+    save_json(out / "metrics.json", metrics)
+    return metrics
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--dataset", required=True, choices=DATASETS)
+    parser.add_argument("--strategy", required=True, choices=STRATEGY_NAMES)
+    parser.add_argument("--seed", required=True, type=int)
+    args = parser.parse_args(argv)
+    params = load_params()
+    al, name = params.al, tracking.run_name(args.dataset, args.strategy, args.seed)
+
+    data_dir = prepared_dir(args.dataset)
+    pool, test = load_splits(data_dir)
+    check_budget(al, len(pool.x), args.dataset)
+
+    folder = checkpoint_dir(args.dataset, args.strategy, args.seed)
+    fp = checkpoint.fingerprint(run_config(params, args.dataset, args.strategy, args.seed),
+                                [data_dir / f for f in SPLIT_FILES], RESULT_CODE)
+    resumed = checkpoint.load(folder, fp)
+
+    def wants_model(round_: int) -> bool:
+        return al.log_models == "every" or (al.log_models == "last" and round_ == al.rounds)
+
+    experiment_id = tracking.setup(params.base)
+    run = tracking.start_or_resume_run(experiment_id, name, resumed.run_id if resumed else None,
+                                       tags={"dataset": args.dataset, "strategy": args.strategy,
+                                             "seed": str(args.seed)},
+                                       params={"dataset": args.dataset, "strategy": args.strategy,
+                                               "seed": args.seed, **tracking.flat_params("al", al),
+                                               **tracking.flat_params("model", params.model)})
+    with run:
+        run_id = run.info.run_id
+        state, model = (resumed.state, resumed.model) if resumed else (None, None)
+        if resumed:
+            log.info("%s: resuming after round %d of %d", name, resumed.state.next_round - 1, al.rounds)
+            # Rounds checkpointed but not yet in MLflow (killed in between) are logged now, once.
+            done = tracking.logged_steps(run_id)
+            last = resumed.state.history[-1].round
+            for result in resumed.state.history:
+                if result.round not in done:
+                    tracking.log_round(result, model if result.round == last and wants_model(last) else None)
+
+        def on_round(state: LoopState, result: RoundResult, model) -> None:
+            checkpoint.save(folder, state, model, run_id, fp)
+            tracking.log_round(result, model if wants_model(result.round) else None)
+            log.info("%s round %d/%d: %d labelled, accuracy %.4f, F1 %.4f, %.1f s",
+                     name, result.round, al.rounds, result.n_labeled, result.accuracy, result.f1_macro,
+                     result.seconds)
+
+        state = run_loop(pool, test, args.strategy, al, params.model, args.seed, state, model, on_round)
+        out = run_dir(args.dataset, args.strategy, args.seed)
+        metrics = write_results(out, state, pool.labels)
+        tracking.log_final(out, metrics)
+    checkpoint.discard(folder)
+    log.info("%s: done; final accuracy %.4f, F1 %.4f with %d labels", name, metrics["accuracy"],
+             metrics["f1_macro"], metrics["n_labeled"])
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,40 @@
+"""DVC stage `download@<dataset>`: fetch and verify one dataset's upstream files into data/raw/<dataset>/."""
+from __future__ import annotations
+
+import argparse
+import logging
+
+from pipeline import cifar
+from pipeline.cli import run_stage
+from pipeline.datasets import SPECS
+from pipeline.download import fetch_dataset, hash_file
+from pipeline.params import load_params, required_base_datasets
+from pipeline.paths import raw_dir
+
+log = logging.getLogger("download")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--dataset", required=True, choices=sorted(SPECS))
+    args = parser.parse_args(argv)
+    params = load_params()
+
+    dest = raw_dir(args.dataset)
+    dest.mkdir(parents=True, exist_ok=True)
+    if args.dataset not in required_base_datasets(params.data.datasets):
+        log.info("%s: not needed by data.datasets; nothing to download", args.dataset)
+        return
+
+    spec = SPECS[args.dataset]
+    sources = params.download.sources.get(args.dataset, [])
+    paths = fetch_dataset(spec, sources, dest, params.download.checksums, params.download.timeout_s)
+    if spec is SPECS["cifar10"]:
+        archive = paths[0]
+        batch_dir = cifar.extract(archive, dest, archive_digest=hash_file(archive)["sha256"])
+        log.info("cifar10: batches ready in %s", batch_dir)
+
+
+
+if __name__ == "__main__":
+    run_stage(main)
