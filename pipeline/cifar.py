@@ -5,6 +5,7 @@ Each record is one label byte then 3072 pixel bytes: 1024 red, 1024 green,
 """
 from __future__ import annotations
 
+import os
 import tarfile
 from pathlib import Path
 
@@ -21,23 +22,33 @@ RECORD = 1 + 3 * 32 * 32
 EXTRACTED_STAMP = ".extracted"
 
 
+def _upstream_members_only(member: tarfile.TarInfo, dest_path: str) -> tarfile.TarInfo:
+    # The "data" filter refuses "..", links out of `dest` and device files, but
+    # silently strips a leading "/"; upstream has no absolute names, so refuse them too.
+    if os.path.isabs(member.name):
+        raise tarfile.AbsolutePathError(member)
+    return tarfile.data_filter(member, dest_path)
+
+
 def extract(archive: Path, dest: Path, archive_digest: str) -> Path:
     """Extract `archive` into `dest` unless already done for this archive; return the batch folder."""
     batch_dir = dest / BATCH_DIR
     stamp = batch_dir / EXTRACTED_STAMP
-    if stamp.exists() and stamp.read_text().strip() == archive_digest:
+    batches = (*TRAIN_BATCHES, TEST_BATCH)
+    if (stamp.exists() and stamp.read_text().strip() == archive_digest
+            and all((batch_dir / name).is_file() for name in batches)):
         return batch_dir
+    stamp.unlink(missing_ok=True)  # a crash mid-extraction must not leave a valid-looking stamp
     fix = f"delete {archive} and rerun the download stage"
     try:
         with tarfile.open(archive, "r:gz") as tar:
-            # The "data" filter refuses absolute paths, "..", links out of `dest` and device files.
-            tar.extractall(dest, filter="data")
+            tar.extractall(dest, filter=_upstream_members_only)
     except tarfile.FilterError as error:
         raise PipelineError(f"{archive}: refused to extract {error.tarinfo.name!r}, which would land outside "
                             f"{dest}; the archive is not the upstream one, {fix}") from None
     except (tarfile.TarError, EOFError, OSError) as error:
         raise PipelineError(f"{archive}: truncated or corrupt archive ({error}); {fix}") from None
-    missing = [name for name in (*TRAIN_BATCHES, TEST_BATCH) if not (batch_dir / name).is_file()]
+    missing = [name for name in batches if not (batch_dir / name).is_file()]
     if missing:
         raise PipelineError(f"{archive}: has no {BATCH_DIR}/{missing[0]}; it is not the CIFAR-10 binary "
                             f"version, {fix}")
@@ -47,6 +58,8 @@ def extract(archive: Path, dest: Path, archive_digest: str) -> Path:
 
 def read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """(images N x 32 x 32 x 3 uint8, labels N uint8) from one .bin batch."""
+    if not path.is_file():
+        raise PipelineError(f"{path}: missing; delete data/raw/cifar10 and rerun the download stage")
     data = np.fromfile(path, dtype=np.uint8)
     if data.size == 0 or data.size % RECORD:
         raise PipelineError(f"{path}: {data.size} bytes is not a whole number of {RECORD}-byte records; "

@@ -5,7 +5,10 @@ import os
 from importlib.metadata import PackageNotFoundError, version
 
 import mlflow
+import numpy as np
+from mlflow.models.signature import ModelSignature
 from mlflow.tracking import MlflowClient
+from mlflow.types.schema import Schema, TensorSpec
 
 from pipeline.loop import RoundResult
 from pipeline.params import BaseParams
@@ -72,12 +75,19 @@ def model_name(round_: int) -> str:
     return f"round-{round_:03d}"
 
 
+def model_signature(model) -> ModelSignature:
+    """Images in (N x H x W x C float32 in [0, 1]), class probabilities out."""
+    float32 = np.dtype(np.float32)
+    return ModelSignature(inputs=Schema([TensorSpec(float32, (-1, *model.input_shape[1:]))]),
+                          outputs=Schema([TensorSpec(float32, (-1, model.output_shape[-1]))]))
+
+
 def log_round(result: RoundResult, model=None) -> None:
     """Log a round's metrics at step=round; with a model, log it too and link the metrics to it."""
     model_id = None
     if model is not None:
         info = mlflow.keras.log_model(model, name=model_name(result.round), step=result.round,
-                                      pip_requirements=model_requirements())
+                                      signature=model_signature(model), pip_requirements=model_requirements())
         model_id = info.model_id
     mlflow.log_metrics(round_metrics(result), step=result.round, model_id=model_id)
 

@@ -1,0 +1,225 @@
+"""The active-learning stage on a tiny learnable dataset: MLflow contents, reproducibility, resuming."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pytest
+import yaml
+from mlflow.tracking import MlflowClient
+
+from pipeline.errors import PipelineError
+from pipeline.preprocess import one_hot, write_splits, Split
+
+REPO = Path(__file__).resolve().parents[1]
+
+TINY = {
+    "model": {"filters": [4, 8, 8], "dense_units": 16, "epochs": 3, "batch_size": 16,
+              "predict_batch_size": 64},
+    "al": {"strategies": ["random", "uncertainty", "margin", "entropy"], "seeds": [0],
+           "initial_size": 20, "query_size": 10, "rounds": 3, "log_models": "every"},
+}
+
+
+def learnable_split(n: int, seed: int) -> Split:
+    """28x28 images whose class sets the brightness of one of ten horizontal bands, plus noise."""
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n) % 10
+    x = rng.uniform(0, 0.3, size=(n, 28, 28, 1)).astype(np.float32)
+    for i, c in enumerate(labels):
+        x[i, 2 * c + 4: 2 * c + 6, :, 0] += 0.7
+    return Split(np.clip(x, 0, 1), one_hot(labels))
+
+
+def make_project(root: Path, overrides: dict | None = None, dataset: str = "fashion_mnist") -> Path:
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["data"]["datasets"] = [dataset]
+    for section, values in {**TINY, **(overrides or {})}.items():
+        params[section].update(values)
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "params.yaml").write_text(yaml.safe_dump(params))
+    (root / "pipeline").symlink_to(REPO / "pipeline")  # checkpoint fingerprints read the code
+    write_splits(root / "data" / "prepared" / dataset, learnable_split(120, 0), learnable_split(40, 1),
+                 {"dataset": dataset})
+    return root
+
+
+def run_al(project: Path, monkeypatch, strategy: str = "entropy", seed: int = 0, dataset: str = "fashion_mnist"):
+    from stages import al
+
+    monkeypatch.chdir(project)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{project / 'mlflow.db'}")
+    al.main(["--dataset", dataset, "--strategy", strategy, "--seed", str(seed)])
+    return project / "results" / dataset / strategy / f"s{seed}"
+
+
+def read_csv(path: Path) -> list[dict]:
+    with open(path) as stream:
+        return list(csv.DictReader(stream))
+
+
+@pytest.fixture
+def al_project(tmp_path):
+    return make_project(tmp_path / "p")
+
+
+def test_run_logs_rounds_models_and_results(al_project, monkeypatch):
+    project = al_project
+    out = run_al(project, monkeypatch, strategy="margin")
+
+    curve = read_csv(out / "curve.csv")
+    assert [int(r["n_labeled"]) for r in curve] == [20, 30, 40, 50]
+    queries = read_csv(out / "queries.csv")
+    assert len(queries) == 50 and len({q["pool_index"] for q in queries}) == 50
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["n_labeled"] == 50 and metrics["accuracy"] == pytest.approx(float(curve[-1]["accuracy"]))
+    rounds = json.loads((out / "rounds.json").read_text())
+    assert [sum(r["query_class_counts"]) for r in rounds] == [20, 10, 10, 10]
+    assert all(len(r["f1_per_class"]) == 10 for r in rounds)
+    assert not (project / "checkpoints" / "fashion_mnist" / "margin" / "s0").exists()
+
+    mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow.db'}")
+    (run,) = mlflow.search_runs(experiment_names=["deep-active-learning"], output_format="list")
+    assert run.info.run_name == "fashion_mnist-margin-s0" and run.info.status == "FINISHED"
+    assert {run.data.tags[k] for k in ("dataset", "strategy", "seed")} == {"fashion_mnist", "margin", "0"}
+    assert run.data.params["al.query_size"] == "10" and run.data.params["model.epochs"] == "3"
+    client = MlflowClient()
+    for key in ("accuracy", "f1_macro", "n_labeled", "f1_class_9", "queried_class_0"):
+        assert [m.step for m in client.get_metric_history(run.info.run_id, key)] == [0, 1, 2, 3], key
+    n_labeled = [m.value for m in client.get_metric_history(run.info.run_id, "n_labeled")]
+    assert n_labeled == [20, 30, 40, 50]
+    models = mlflow.search_logged_models(experiment_ids=[run.info.experiment_id], output_format="list")
+    assert sorted(m.name for m in models) == ["round-000", "round-001", "round-002", "round-003"]
+    last = next(m for m in models if m.name == "round-003")
+    assert last.source_run_id == run.info.run_id
+    assert {(m.key, m.step) for m in last.metrics} >= {("accuracy", 3), ("f1_macro", 3)}
+    reloaded = mlflow.keras.load_model(f"models:/{last.model_id}")
+    assert reloaded.predict(np.zeros((2, 28, 28, 1), np.float32), verbose=0).shape == (2, 10)
+    assert {a.path for a in client.list_artifacts(run.info.run_id, "results")} >= {
+        "results/curve.csv", "results/metrics.json", "results/queries.csv", "results/rounds.json"}
+
+
+def test_learns_the_tiny_task(tmp_path, monkeypatch):
+    project = make_project(tmp_path / "p", {"model": {**TINY["model"], "epochs": 15, "learning_rate": 0.01}})
+    out = run_al(project, monkeypatch, strategy="random")
+    accuracy = [float(r["accuracy"]) for r in read_csv(out / "curve.csv")]
+    assert accuracy[-1] > 0.3  # chance is 0.1
+
+
+def test_same_seed_same_queries_and_metrics(tmp_path, monkeypatch):
+    a = run_al(make_project(tmp_path / "a"), monkeypatch, strategy="entropy", seed=3)
+    b = run_al(make_project(tmp_path / "b"), monkeypatch, strategy="entropy", seed=3)
+    c = run_al(make_project(tmp_path / "c"), monkeypatch, strategy="entropy", seed=4)
+    assert read_csv(a / "queries.csv") == read_csv(b / "queries.csv")
+    assert json.loads((a / "rounds.json").read_text())[-1]["accuracy"] == \
+        json.loads((b / "rounds.json").read_text())[-1]["accuracy"]
+    assert read_csv(a / "queries.csv") != read_csv(c / "queries.csv")
+
+
+def _comparable(out: Path) -> tuple:
+    rounds = json.loads((out / "rounds.json").read_text())
+    drop = {"train_seconds", "score_seconds", "eval_seconds"}
+    return read_csv(out / "queries.csv"), [{k: v for k, v in r.items() if k not in drop} for r in rounds]
+
+
+@pytest.mark.parametrize("retrain_from_scratch", [True, False])
+def test_crash_after_a_round_then_resume_equals_uninterrupted(tmp_path, monkeypatch, retrain_from_scratch):
+    overrides = {"model": {**TINY["model"], "retrain_from_scratch": retrain_from_scratch}}
+    reference = run_al(make_project(tmp_path / "ref", overrides), monkeypatch)
+
+    project = make_project(tmp_path / "crash", overrides)
+    from pipeline import checkpoint
+
+    real_save = checkpoint.save
+
+    def save_then_die(folder, state, *args, **kwargs):
+        real_save(folder, state, *args, **kwargs)
+        if state.next_round == 2:  # rounds 0 and 1 are checkpointed; MLflow has not seen round 1
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(checkpoint, "save", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        run_al(project, monkeypatch)
+    monkeypatch.setattr(checkpoint, "save", real_save)
+    resumed = run_al(project, monkeypatch)
+
+    assert _comparable(resumed) == _comparable(reference)
+    mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow.db'}")
+    (run,) = mlflow.search_runs(experiment_names=["deep-active-learning"], output_format="list")
+    steps = [m.step for m in MlflowClient().get_metric_history(run.info.run_id, "accuracy")]
+    assert steps == [0, 1, 2, 3]  # one MLflow run, no step logged twice
+
+
+def test_sigkill_mid_run_resumes_in_the_same_mlflow_run(tmp_path, monkeypatch):
+    reference = run_al(make_project(tmp_path / "ref", {"al": {**TINY["al"], "rounds": 4}}), monkeypatch)
+    project = make_project(tmp_path / "kill", {"al": {**TINY["al"], "rounds": 4}})
+    env = {**os.environ, "PYTHONPATH": str(REPO), "MLFLOW_TRACKING_URI": f"sqlite:///{project / 'mlflow.db'}"}
+    cmd = [sys.executable, "-m", "stages.al", "--dataset", "fashion_mnist", "--strategy", "entropy", "--seed", "0"]
+    state_file = project / "checkpoints" / "fashion_mnist" / "entropy" / "s0" / "state.json"
+    proc = subprocess.Popen(cmd, cwd=project, env=env, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if state_file.exists() and len(json.loads(state_file.read_text())["history"]) >= 2:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+
+    resumed = subprocess.run(cmd, cwd=project, env=env, stderr=subprocess.PIPE, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "resuming after round" in resumed.stderr
+    out = project / "results" / "fashion_mnist" / "entropy" / "s0"
+    assert _comparable(out) == _comparable(reference)
+    mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow.db'}")
+    (run,) = mlflow.search_runs(experiment_names=["deep-active-learning"], output_format="list")
+    assert run.info.status == "FINISHED"
+    steps = [m.step for m in MlflowClient().get_metric_history(run.info.run_id, "accuracy")]
+    assert steps == [0, 1, 2, 3, 4]
+
+
+def test_changed_params_discard_the_checkpoint(tmp_path, monkeypatch):
+    project = make_project(tmp_path / "p")
+    from pipeline import checkpoint
+
+    real_save = checkpoint.save
+
+    def save_then_die(folder, state, *args, **kwargs):
+        real_save(folder, state, *args, **kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(checkpoint, "save", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        run_al(project, monkeypatch)
+    monkeypatch.setattr(checkpoint, "save", real_save)
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["model"]["epochs"] = 2
+    (project / "params.yaml").write_text(yaml.safe_dump(params))
+    run_al(project, monkeypatch)
+    mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow.db'}")
+    runs = mlflow.search_runs(experiment_names=["deep-active-learning"], output_format="list")
+    assert len(runs) == 2  # the stale run is left as it was; the new params got a fresh run
+    finished = next(r for r in runs if r.info.status == "FINISHED")
+    assert finished.data.params["model.epochs"] == "2"
+
+
+def test_budget_larger_than_pool_fails_at_start(tmp_path, monkeypatch):
+    project = make_project(tmp_path / "p", {"al": {**TINY["al"], "rounds": 20}})
+    with pytest.raises(PipelineError, match=r"al: .*220 labels.*120-image pool"):
+        run_al(project, monkeypatch)
+
+
+def test_unknown_strategy_is_refused_in_one_line(al_project):
+    result = subprocess.run(
+        [sys.executable, "-m", "stages.al", "--dataset", "fashion_mnist", "--strategy", "bald", "--seed", "0"],
+        cwd=al_project, env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True)
+    assert result.returncode == 2
+    assert "invalid choice: 'bald'" in result.stderr and "uncertainty" in result.stderr

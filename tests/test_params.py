@@ -1,0 +1,134 @@
+"""params.yaml validation: every problem is one PipelineError line naming the dotted key."""
+from __future__ import annotations
+
+import copy
+
+import pytest
+import yaml
+
+from conftest import REPO_ROOT, read_params, write_params
+from pipeline.errors import PipelineError
+from pipeline.params import Params, load_params, parse_params, required_base_datasets
+
+
+@pytest.fixture(scope="module")
+def repo_params() -> dict:
+    return yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+
+
+def with_change(raw: dict, section: str, key: str, value) -> dict:
+    changed = copy.deepcopy(raw)
+    changed[section][key] = value
+    return changed
+
+
+def test_repo_params_yaml_parses():
+    params = load_params(REPO_ROOT / "params.yaml")
+    assert isinstance(params, Params)
+    assert params.data.datasets == ["fashion_mnist", "fashion_mnist_imbalanced", "cifar10"]
+    assert params.al.strategies == ["random", "uncertainty", "margin", "entropy"]
+    assert params.al.budget == params.al.initial_size + params.al.rounds * params.al.query_size
+    assert params.download.sources["fashion_mnist"][0] == "/usr/share/datasets/fashion-mnist"
+    assert params.download.checksums == {}
+    assert params.imbalance.ratio == 10 and params.imbalance.fractions is None
+    assert required_base_datasets(params.data.datasets) == ["cifar10", "fashion_mnist"]
+
+
+def test_imbalanced_dataset_requires_fashion_mnist_download():
+    assert required_base_datasets(["fashion_mnist_imbalanced"]) == ["fashion_mnist"]
+    assert required_base_datasets(["cifar10"]) == ["cifar10"]
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value", "dotted", "hint"),
+    [
+        ("al", "foo", 1, "al.foo", "unknown key"),
+        ("al", "query_size", "ten", "al.query_size", "'ten'"),
+        ("al", "query_size", 0, "al.query_size", "greater than or equal to 1"),
+        ("al", "query_size", 2.5, "al.query_size", "integer"),
+        ("data", "datasets", ["fashion_mnist", "mnist"], "data.datasets", "'mnist'"),
+        ("al", "strategies", ["random", "bald"], "al.strategies", "'bald'"),
+        ("al", "strategies", ["random", "random"], "al.strategies", "twice"),
+        ("imbalance", "ratio", 0.5, "imbalance.ratio", "greater than or equal to 1"),
+        ("imbalance", "fractions", [0.5] * 9, "imbalance.fractions", "10 numbers"),
+        ("imbalance", "fractions", [0.5] * 9 + [0.0], "imbalance.fractions", "(0, 1]"),
+        ("imbalance", "imbalance_test", "yes", "imbalance.imbalance_test", "boolean"),
+        ("download", "timeout_s", 0, "download.timeout_s", "greater than 0"),
+        ("download", "checksums", {"a.gz": "crc32:00"}, "download.checksums", "sha256:<hex>"),
+        ("base", "seed", -1, "base.seed", "greater than or equal to 0"),
+        ("model", "filters", [32, 64], "model.filters", "at least 3"),
+    ],
+)
+def test_bad_value_is_one_line_naming_the_key(repo_params, section, key, value, dotted, hint):
+    with pytest.raises(PipelineError) as caught:
+        parse_params(with_change(repo_params, section, key, value))
+    message = str(caught.value)
+    assert "\n" not in message
+    assert message.startswith("params.yaml: ")
+    assert dotted in message
+    assert hint in message
+
+
+def test_unknown_dataset_message_lists_the_allowed_names(repo_params):
+    with pytest.raises(PipelineError, match=r"data\.datasets: unknown dataset 'mnist'; allowed: .*cifar10"):
+        parse_params(with_change(repo_params, "data", "datasets", ["mnist"]))
+
+
+def test_unknown_strategy_message_lists_the_allowed_names(repo_params):
+    with pytest.raises(PipelineError, match=r"al\.strategies: unknown strategy 'bald'; allowed: random"):
+        parse_params(with_change(repo_params, "al", "strategies", ["bald"]))
+
+
+def test_unknown_download_source_dataset_is_rejected(repo_params):
+    raw = copy.deepcopy(repo_params)
+    raw["download"]["sources"]["mnist"] = ["/tmp"]
+    with pytest.raises(PipelineError) as caught:
+        parse_params(raw)
+    assert "download.sources.mnist" in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+def test_unknown_section_is_rejected(repo_params):
+    raw = copy.deepcopy(repo_params)
+    raw["trainer"] = {"epochs": 3}
+    with pytest.raises(PipelineError, match=r"params\.yaml: trainer: unknown key"):
+        parse_params(raw)
+
+
+def test_pool_subsample_smaller_than_a_query_is_rejected(repo_params):
+    raw = with_change(repo_params, "al", "pool_subsample", 50)
+    with pytest.raises(PipelineError, match=r"al: pool_subsample \(50\) must be 0 or >= query_size \(100\)"):
+        parse_params(raw)
+
+
+def test_several_problems_report_the_first_and_count_the_rest(repo_params):
+    raw = with_change(repo_params, "al", "query_size", 0)
+    raw["al"]["foo"] = 1
+    with pytest.raises(PipelineError) as caught:
+        parse_params(raw)
+    assert "(and 1 more problem)" in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+def test_load_params_reads_the_file_in_the_cwd(project):
+    write_params(project, al={"query_size": 7, "foo": True})
+    with pytest.raises(PipelineError) as caught:
+        load_params()
+    assert str(caught.value) == "params.yaml: al.foo: unknown key; remove it or check its spelling against README.md"
+
+    raw = read_params(project)
+    del raw["al"]["foo"]
+    (project / "params.yaml").write_text(yaml.safe_dump(raw))
+    assert load_params().al.query_size == 7
+
+
+def test_missing_and_malformed_params_files(project):
+    (project / "params.yaml").write_text("al: [unclosed\n")
+    with pytest.raises(PipelineError, match=r"params\.yaml: not valid YAML at line \d+"):
+        load_params()
+    (project / "params.yaml").write_text("- just\n- a list\n")
+    with pytest.raises(PipelineError, match="expected a mapping"):
+        load_params()
+    (project / "params.yaml").unlink()
+    with pytest.raises(PipelineError, match="not found"):
+        load_params()
