@@ -17,7 +17,7 @@ import numpy as np
 
 from pipeline.errors import PipelineError
 from pipeline.evaluation import class_histogram, evaluate
-from pipeline.model import Predictor, build_cnn, set_seed, train
+from pipeline.model import CNN
 from pipeline.params import ALParams, ModelParams
 from pipeline.preprocess import Split
 from pipeline.strategies import NEEDS_SCORES, STRATEGIES
@@ -60,7 +60,7 @@ class LoopState:
         return cls(list(data["labeled"]), [RoundResult(**r) for r in data["history"]])
 
 
-OnRound = Callable[[LoopState, RoundResult, keras.Model], None]
+OnRound = Callable[[LoopState, RoundResult, CNN], None]
 
 
 def round_rng(seed: int, round_: int, purpose: int = 0) -> np.random.Generator:
@@ -78,8 +78,8 @@ def check_budget(al: ALParams, pool_size: int, dataset: str) -> None:
             f"pool of {dataset}; lower al.rounds, al.query_size or al.initial_size")
 
 
-def query(strategy: str, model: keras.Model | None, pool: Split, labeled: list[int], al: ALParams,
-          predict_batch_size: int, seed: int, round_: int) -> tuple[np.ndarray, float]:
+def query(strategy: str, cnn: CNN, pool: Split, labeled: list[int], al: ALParams,
+          seed: int, round_: int) -> tuple[np.ndarray, float]:
     """Pool indices to label this round, and the seconds spent scoring the pool."""
     unlabeled = np.setdiff1d(np.arange(len(pool.x)), np.asarray(labeled), assume_unique=True)
     rng = round_rng(seed, round_)
@@ -87,7 +87,7 @@ def query(strategy: str, model: keras.Model | None, pool: Split, labeled: list[i
         unlabeled = np.sort(rng.choice(unlabeled, size=al.pool_subsample, replace=False))
     start = time.perf_counter()
     if strategy in NEEDS_SCORES:
-        proba = Predictor(model, predict_batch_size).predict_proba(pool.x, unlabeled)
+        proba = cnn.predict_proba(pool.x, unlabeled)
     else:
         proba = np.empty((len(unlabeled), 0), dtype=np.float32)
     score_seconds = time.perf_counter() - start
@@ -98,32 +98,30 @@ def query(strategy: str, model: keras.Model | None, pool: Split, labeled: list[i
 def run_loop(pool: Split, test: Split, strategy: str, al: ALParams, model_params: ModelParams, seed: int,
              state: LoopState | None = None, model: keras.Model | None = None,
              on_round: OnRound | None = None) -> LoopState:
-    """Run rounds 0..al.rounds, continuing from `state` (with its last `model`) when given."""
+    """Run rounds 0..al.rounds, continuing from `state` (with its last round's `model`) when given."""
     state = state or LoopState()
     pool_labels = pool.labels
     test_labels = test.labels
-    input_shape, n_classes = pool.x.shape[1:], pool.y.shape[1]
+    n_classes = pool.y.shape[1]
+    cnn = CNN(pool.x.shape[1:], n_classes, model_params, model)
 
     for round_ in range(state.next_round, al.rounds + 1):
         if round_ == 0:
             new = np.sort(round_rng(seed, 0).choice(len(pool.x), size=al.initial_size, replace=False))
             score_seconds = 0.0
         else:
-            new, score_seconds = query(strategy, model, pool, state.labeled, al,
-                                       model_params.predict_batch_size, seed, round_)
+            new, score_seconds = query(strategy, cnn, pool, state.labeled, al, seed, round_)
         state.labeled.extend(int(i) for i in new)
 
         start = time.perf_counter()
-        if model is None or model_params.retrain_from_scratch:
-            set_seed(round_seed(seed, round_))
-            model = build_cnn(input_shape, n_classes, model_params)
+        if round_ == 0 or model_params.retrain_from_scratch:
+            cnn.reinitialize(round_seed(seed, round_))
         labeled = np.asarray(state.labeled)
-        epochs = train(model, np.asarray(pool.x[labeled]), np.asarray(pool.y[labeled]), model_params,
-                       round_seed(seed, round_))
+        epochs = cnn.fit(np.asarray(pool.x[labeled]), np.asarray(pool.y[labeled]), round_seed(seed, round_))
         train_seconds = time.perf_counter() - start
 
         start = time.perf_counter()
-        predicted = Predictor(model, model_params.predict_batch_size).predict_proba(test.x).argmax(axis=1)
+        predicted = cnn.predict_proba(test.x).argmax(axis=1)
         scores = evaluate(test_labels, predicted, n_classes)
         eval_seconds = time.perf_counter() - start
 
@@ -134,5 +132,5 @@ def run_loop(pool: Split, test: Split, strategy: str, al: ALParams, model_params
             train_seconds=train_seconds, score_seconds=score_seconds, eval_seconds=eval_seconds)
         state.history.append(result)
         if on_round:
-            on_round(state, result, model)
+            on_round(state, result, cnn)
     return state

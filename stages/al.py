@@ -94,9 +94,9 @@ def main(argv: list[str] | None = None) -> None:
                 if result.round not in done:
                     tracking.log_round(result, model if result.round == last and wants_model(last) else None)
 
-        def on_round(state: LoopState, result: RoundResult, model) -> None:
-            checkpoint.save(folder, state, model, run_id, fp)
-            tracking.log_round(result, model if wants_model(result.round) else None)
+        def on_round(state: LoopState, result: RoundResult, cnn) -> None:
+            checkpoint.save(folder, state, cnn.model, run_id, fp)
+            tracking.log_round(result, cnn.model if wants_model(result.round) else None)
             log.info("%s round %d/%d: %d labelled, accuracy %.4f, F1 %.4f, %.1f s",
                      name, result.round, al.rounds, result.n_labeled, result.accuracy, result.f1_macro,
                      result.seconds)
