@@ -96,7 +96,7 @@ class ModelParams(_Section):
     validation_fraction: float = Field(0.0, ge=0, lt=1)
     early_stopping_patience: int = Field(3, ge=1)
     # Batch size for pool scoring and test evaluation (inference only).
-    predict_batch_size: int = Field(4096, ge=1)
+    predict_batch_size: int = Field(2048, ge=1)
 
     @field_validator("filters")
     @classmethod

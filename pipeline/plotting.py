@@ -31,8 +31,8 @@ def learning_curves(curves: dict[str, Curves], metric: str, dataset: str, path: 
             std = values.std(axis=0)
             ax.fill_between(c.n_labeled, mean - std, mean + std, color=COLOURS[name], alpha=0.15, linewidth=0)
     seeds = f"mean of {n_seeds} seeds, band = +-1 std" if n_seeds > 1 else "1 seed"
-    ax.set(title=f"{dataset}: {METRIC_LABELS[metric]} vs labels used ({seeds})",
-           xlabel="Labelled images", ylabel=METRIC_LABELS[metric])
+    ax.set_title(f"{dataset}: {METRIC_LABELS[metric]} vs labelled images\n({seeds})", fontsize=11)
+    ax.set(xlabel="Labelled images", ylabel=METRIC_LABELS[metric])
     ax.grid(alpha=0.3)
     ax.legend(title="strategy", loc="lower right")
     _save(fig, path)

@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> None:
     spec = SPECS[args.dataset]
     sources = params.download.sources.get(args.dataset, [])
     paths = fetch_dataset(spec, sources, dest, params.download.checksums, params.download.timeout_s)
-    if spec is SPECS["cifar10"]:
+    if args.dataset == "cifar10":
         archive = paths[0]
         batch_dir = cifar.extract(archive, dest, archive_digest=hash_file(archive)["sha256"])
         log.info("cifar10: batches ready in %s", batch_dir)

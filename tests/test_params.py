@@ -96,7 +96,7 @@ def test_unknown_section_is_rejected(repo_params):
 
 
 def test_pool_subsample_smaller_than_a_query_is_rejected(repo_params):
-    raw = with_change(repo_params, "al", "pool_subsample", 50)
+    raw = with_change(with_change(repo_params, "al", "query_size", 100), "al", "pool_subsample", 50)
     with pytest.raises(PipelineError, match=r"al: pool_subsample \(50\) must be 0 or >= query_size \(100\)"):
         parse_params(raw)
 
