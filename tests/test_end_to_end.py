@@ -149,3 +149,16 @@ def test_dvc_repro_runs_the_whole_study(repro):
     assert second.returncode == 0, second.stderr[-3000:]
     assert "Running stage" not in second.stdout
     assert len(fashion_url.requests) == requests_before
+
+    # An experiment run in DVC's temporary copy (.dvc/tmp/exps/...) logs into the same MLflow
+    # store at the project root, and `dvc exp show` reports its metrics.
+    exp = dvc(["exp", "run", "--temp", "-n", "small-queries", "-S", "al.query_size=3",
+               "-S", "data.datasets=[fashion_mnist]"], project)
+    assert exp.returncode == 0, exp.stdout[-3000:] + exp.stderr[-3000:]
+    runs = mlflow.search_runs(experiment_names=["deep-active-learning"], output_format="list")
+    small = [r for r in runs if r.data.params.get("al.query_size") == "3"]
+    assert sorted(r.info.run_name for r in small) == sorted(
+        f"fashion_mnist-{s}-s{seed}" for s in STRATEGIES for seed in SEEDS)
+    assert all(r.info.status == "FINISHED" for r in small)
+    table = dvc(["exp", "show", "--json"], project)
+    assert table.returncode == 0 and "small-queries" in table.stdout and "aubc_accuracy" in table.stdout
