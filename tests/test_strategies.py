@@ -65,3 +65,10 @@ def test_random_is_uniform_over_the_pool():
     expected = 500
     chi2 = ((counts - expected) ** 2 / expected).sum()
     assert chi2 < 27.9  # p = 0.001 for 9 degrees of freedom
+
+
+def test_params_accept_exactly_the_registered_strategies():
+    # params.py names them without importing modAL/TensorFlow; the two lists must not drift apart.
+    from pipeline.params import STRATEGY_NAMES
+
+    assert list(STRATEGIES) == list(STRATEGY_NAMES)
