@@ -1,6 +1,8 @@
 """MLflow: where the store is, how runs are named, and what each round logs."""
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from importlib.metadata import PackageNotFoundError, version
 
@@ -112,3 +114,17 @@ def log_final(results_dir, metrics: dict) -> None:
     """The run's result files as artifacts, and its final metrics under final_*."""
     mlflow.log_artifacts(str(results_dir), artifact_path="results")
     mlflow.log_metrics({f"final_{key}": value for key, value in metrics.items()})
+
+
+def summary_run(experiment_id: str, dataset: str, config: dict):
+    """The dataset's summary run for this config: reopened if it exists, so reruns do not pile up."""
+    key = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:12]
+    existing = mlflow.search_runs([experiment_id], output_format="list", filter_string=(
+        f"tags.kind = 'summary' AND tags.dataset = '{dataset}' AND tags.config = '{key}'"))
+    if existing:
+        return mlflow.start_run(run_id=existing[0].info.run_id)
+    run = mlflow.start_run(experiment_id=experiment_id, run_name=f"{dataset}-summary",
+                           tags={"dataset": dataset, "kind": "summary", "config": key})
+    mlflow.log_params({"strategies": ",".join(config["strategies"]),
+                       "seeds": ",".join(map(str, config["seeds"]))})
+    return run

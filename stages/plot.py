@@ -44,6 +44,13 @@ def write_wide_csv(path: Path, curves: dict[str, Curves], metric: str) -> None:
             writer.writerow([int(n), *(f"{getattr(c, metric)[:, i].mean():.6f}" for c in curves.values())])
 
 
+def summary_config(params) -> dict:
+    """What a summary depends on: rerunning the stage with the same config updates the same MLflow run."""
+    return {"strategies": params.al.strategies, "seeds": params.al.seeds,
+            "al": params.al.model_dump(exclude={"strategies", "seeds", "log_models"}),
+            "model": params.model.model_dump(), "plot": params.plot.model_dump()}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--dataset", required=True, choices=DATASETS)
@@ -66,10 +73,7 @@ def main(argv: list[str] | None = None) -> None:
     save_json(summary_file, summary)
 
     experiment_id = tracking.setup(params.base)
-    with mlflow.start_run(experiment_id=experiment_id, run_name=f"{dataset}-summary",
-                          tags={"dataset": dataset, "kind": "summary"}):
-        mlflow.log_params({"strategies": ",".join(params.al.strategies),
-                           "seeds": ",".join(map(str, params.al.seeds))})
+    with tracking.summary_run(experiment_id, dataset, summary_config(params)):
         mlflow.log_metrics({f"{strategy}.{key}": value for strategy, values in summary.items()
                             for key, value in values.items() if isinstance(value, (int, float))})
         for figure in figures:

@@ -150,6 +150,12 @@ def test_dvc_repro_runs_the_whole_study(repro):
     assert "Running stage" not in second.stdout
     assert len(fashion_url.requests) == requests_before
 
+    # Rerunning a plot stage with the same config updates its summary run instead of adding one.
+    forced = dvc(["repro", "--force", "--single-item", "plot@fashion_mnist"], project)
+    assert forced.returncode == 0, forced.stderr[-3000:]
+    runs = mlflow.search_runs(experiment_names=["deep-active-learning"], output_format="list")
+    assert [r.info.run_name for r in runs].count("fashion_mnist-summary") == 1
+
     # An experiment run in DVC's temporary copy (.dvc/tmp/exps/...) logs into the same MLflow
     # store at the project root, and `dvc exp show` reports its metrics.
     exp = dvc(["exp", "run", "--temp", "-n", "small-queries", "-S", "al.query_size=3",
