@@ -159,6 +159,11 @@ class Params(_Section):
     al: ALParams
     plot: PlotParams = PlotParams()
 
+    def run_settings(self) -> dict:
+        """The al and model settings that shape one run's numbers: not which cells run, nor what is logged."""
+        return {"al": self.al.model_dump(exclude={"strategies", "seeds", "log_models"}),
+                "model": self.model.model_dump()}
+
 
 def _describe(error: dict) -> str:
     where = ".".join(str(part) for part in error["loc"])

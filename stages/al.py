@@ -26,8 +26,7 @@ RESULT_CODE = [Path("pipeline") / name for name in
 
 
 def run_config(params: Params, dataset: str, strategy: str, seed: int) -> dict:
-    al = params.al.model_dump(exclude={"strategies", "seeds", "log_models"})
-    return {"dataset": dataset, "strategy": strategy, "seed": seed, "al": al, "model": params.model.model_dump()}
+    return {"dataset": dataset, "strategy": strategy, "seed": seed, **params.run_settings()}
 
 
 def write_results(out: Path, state: LoopState, pool_labels) -> dict:

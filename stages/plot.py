@@ -46,9 +46,8 @@ def write_wide_csv(path: Path, curves: dict[str, Curves], metric: str) -> None:
 
 def summary_config(params) -> dict:
     """What a summary depends on: rerunning the stage with the same config updates the same MLflow run."""
-    return {"strategies": params.al.strategies, "seeds": params.al.seeds,
-            "al": params.al.model_dump(exclude={"strategies", "seeds", "log_models"}),
-            "model": params.model.model_dump(), "plot": params.plot.model_dump()}
+    return {"strategies": params.al.strategies, "seeds": params.al.seeds, **params.run_settings(),
+            "plot": params.plot.model_dump()}
 
 
 def main(argv: list[str] | None = None) -> None:
