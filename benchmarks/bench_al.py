@@ -47,7 +47,8 @@ from sklearn.metrics import accuracy_score, f1_score  # noqa: E402
 
 from pipeline.loop import LoopState, RoundResult, check_budget, round_rng, round_seed, run_loop  # noqa: E402
 from pipeline.model import CNN, build_cnn, set_seed  # noqa: E402
-from pipeline.params import STRATEGY_NAMES, ALParams, ModelParams, load_params  # noqa: E402
+from pipeline import strategies  # noqa: E402
+from pipeline.params import ALParams, ModelParams, load_params  # noqa: E402
 from pipeline.preprocess import Split, load_splits, one_hot  # noqa: E402
 
 # modAL 0.4.2.1 passes check_X_y(force_all_finite=...), which scikit-learn 1.6+ warns about on every teach().
@@ -169,7 +170,8 @@ def random_query(classifier, X, n_instances=1, rng=None):
     return np.sort(rng.choice(len(X), size=n_instances, replace=False)), None
 
 
-MODAL_STRATEGIES = {"random": random_query, "uncertainty": uncertainty_sampling,
+MODAL_STRATEGIES = {"random": random_query, "least_confidence": uncertainty_sampling,
+                    "uncertainty": uncertainty_sampling,
                     "margin": margin_sampling, "entropy": entropy_sampling}
 
 
@@ -247,7 +249,9 @@ def run_project_loop(name: str, pool: Split, test: Split, strategy: str, al: ALP
         stats.add(result.round, result.n_labeled, result.train_seconds, result.score_seconds,
                   result.eval_seconds, wall, result.accuracy, result.f1_macro, al.rounds)
 
-    state = run_loop(pool, test, strategy, al, model_params, seed, on_round=on_round)
+    cnn = CNN(pool.x.shape[1:], pool.y.shape[1], model_params)
+    state = run_loop(pool, test, strategy, al, cnn, seed, options=al.options(strategy),
+                     retrain_from_scratch=model_params.retrain_from_scratch, on_round=on_round)
     stats.labeled = list(state.labeled)
     return stats
 
@@ -391,8 +395,8 @@ def memory_child(folder: Path, seed: int) -> None:
     """Runs in the subprocess: the project's loop on the memory-mapped synthetic pool."""
     params = load_params(ROOT / "params.yaml")
     mp = ModelParams(**{**params.model.model_dump(), "epochs": 1, "validation_fraction": 0.0})
-    al = ALParams(strategies=["uncertainty"], seeds=[seed], initial_size=100, query_size=100, rounds=2,
-                  pool_subsample=0, log_models="never")
+    al = ALParams(strategies=["uncertainty"], strategy_options={"uncertainty": {}}, seeds=[seed], initial_size=100,
+                  query_size=100, rounds=2, pool_subsample=0, log_models="never")
     pool, test = load_splits(folder)
     print(f"  child: run_loop, uncertainty, 100 + 2 x 100 labels, 1 epoch, pool_subsample=0, "
           f"predict_batch_size={mp.predict_batch_size} (params.yaml)", flush=True)
@@ -586,7 +590,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--query-size", type=int, help="default: al.query_size from params.yaml")
     parser.add_argument("--rounds", type=int, help="default: al.rounds from params.yaml")
     parser.add_argument("--epochs", type=int, help="default: model.epochs from params.yaml")
-    parser.add_argument("--strategy", choices=STRATEGY_NAMES, default="uncertainty")
+    # The strategies the modAL baseline can run too.
+    parser.add_argument("--strategy", choices=[n for n in strategies.names() if n in MODAL_STRATEGIES],
+                        default="uncertainty")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--pool-size", type=int, help="use only the first N training images (quick smoke runs)")
     parser.add_argument("--skip-baseline", action="store_true", help="skip section 1 (and the comparisons)")
@@ -620,9 +626,9 @@ def main(argv: list[str] | None = None) -> int:
 
     if not args.memory_only:
         # (a) same protocol as the baseline; (b) params.yaml as it is.
-        al_same = ALParams(strategies=[args.strategy], seeds=[args.seed], initial_size=config["initial_size"],
-                           query_size=config["query_size"], rounds=config["rounds"], pool_subsample=0,
-                           log_models="never")
+        al_same = ALParams(strategies=[args.strategy], strategy_options={args.strategy: {}}, seeds=[args.seed],
+                           initial_size=config["initial_size"], query_size=config["query_size"],
+                           rounds=config["rounds"], pool_subsample=0, log_models="never")
         mp_same = ModelParams(**{**params.model.model_dump(), "epochs": config["epochs"], "validation_fraction": 0.0})
         al_defaults = ALParams(**{**al_same.model_dump(), "pool_subsample": params.al.pool_subsample})
         mp_defaults = params.model

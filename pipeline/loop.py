@@ -1,10 +1,12 @@
 """The pool-based active-learning loop, kept apart from the heuristics (strategies) and from tracking.
 
-Round 0 trains on a seeded random initial set; each later round scores the
-unlabelled pool with the previous round's model, queries `query_size` images
-with the strategy, retrains and evaluates. Every random choice is drawn from a
-generator seeded by (seed, round), so a run resumed from round k makes the same
-choices as one that never stopped.
+Round 0 trains on a seeded random initial set; each later round computes what
+the strategy declared it needs for the unlabelled pool (or a seeded subsample
+of it) with the previous round's model, queries `query_size` images, retrains
+and evaluates. The model is reached only through the ``Learner`` interface.
+Every random choice (initial set, subsample, random picks, MC-dropout masks,
+weight init, shuffling) is drawn from a seed derived from (seed, round), so a
+run resumed from round k makes the same choices as one that never stopped.
 """
 from __future__ import annotations
 
@@ -12,15 +14,16 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
-import keras
 import numpy as np
+from pydantic import BaseModel
 
+from pipeline import strategies
 from pipeline.errors import PipelineError
 from pipeline.evaluation import class_histogram, evaluate
-from pipeline.model import CNN
-from pipeline.params import ALParams, ModelParams
+from pipeline.learner import Learner
+from pipeline.params import ALParams
 from pipeline.preprocess import Split
-from pipeline.strategies import NEEDS_SCORES, STRATEGIES
+from pipeline.strategies import GradientEmbeddings, Need, QueryInputs
 
 
 @dataclass
@@ -60,15 +63,17 @@ class LoopState:
         return cls(list(data["labeled"]), [RoundResult(**r) for r in data["history"]])
 
 
-OnRound = Callable[[LoopState, RoundResult, CNN], None]
+OnRound = Callable[[LoopState, RoundResult, Learner], None]
+# Separate streams drawn from one (seed, round): what each is for.
+MC_DROPOUT = 1
 
 
 def round_rng(seed: int, round_: int, purpose: int = 0) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([seed, round_, purpose]))
 
 
-def round_seed(seed: int, round_: int) -> int:
-    return int(np.random.SeedSequence([seed, round_]).generate_state(1)[0])
+def round_seed(seed: int, round_: int, *purpose: int) -> int:
+    return int(np.random.SeedSequence([seed, round_, *purpose]).generate_state(1)[0])
 
 
 def check_budget(al: ALParams, pool_size: int, dataset: str) -> None:
@@ -78,50 +83,76 @@ def check_budget(al: ALParams, pool_size: int, dataset: str) -> None:
             f"pool of {dataset}; lower al.rounds, al.query_size or al.initial_size")
 
 
-def query(strategy: str, cnn: CNN, pool: Split, labeled: list[int], al: ALParams,
+def strategy_inputs(strategy: strategies.Strategy, options: BaseModel, learner: Learner, pool: Split,
+                    labeled: list[int], candidates: np.ndarray, n_instances: int, rng: np.random.Generator,
+                    mc_seed: int) -> QueryInputs:
+    """Exactly what the strategy declared it needs: one pass over the candidates gives every
+    model output (probabilities, embeddings, MC passes); the labelled set is read only when asked."""
+    needs = strategy.needs
+    fields: dict = {}
+    wants_embeddings = bool(needs & {Need.EMBEDDINGS, Need.GRADIENT_EMBEDDINGS})
+    mc_passes = options.mc_passes if Need.MC_PROBA in needs else 0
+    if needs & {Need.PROBA, Need.MC_PROBA, Need.EMBEDDINGS, Need.GRADIENT_EMBEDDINGS}:
+        out = learner.infer(pool.x, candidates, embeddings=wants_embeddings, mc_passes=mc_passes, mc_seed=mc_seed)
+        if Need.PROBA in needs:
+            fields["proba"] = out.proba
+        if Need.MC_PROBA in needs:
+            fields["mc_proba"] = out.mc_proba
+        if Need.EMBEDDINGS in needs:
+            fields["embeddings"] = out.embeddings
+        if Need.GRADIENT_EMBEDDINGS in needs:
+            fields["gradient_embeddings"] = GradientEmbeddings.from_outputs(out.proba, out.embeddings)
+    labeled_rows = np.sort(np.asarray(labeled))
+    if Need.LABELED_EMBEDDINGS in needs:
+        fields["labeled_embeddings"] = learner.infer(pool.x, labeled_rows, embeddings=True).embeddings
+    if Need.LABELED_CLASS_COUNTS in needs:
+        fields["labeled_class_counts"] = np.bincount(pool.labels[labeled_rows], minlength=pool.y.shape[1])
+    return QueryInputs(n_candidates=len(candidates), n_instances=n_instances, rng=rng, options=options, **fields)
+
+
+def query(strategy: str, options: BaseModel, learner: Learner, pool: Split, labeled: list[int], al: ALParams,
           seed: int, round_: int) -> tuple[np.ndarray, float]:
-    """Pool indices to label this round, and the seconds spent scoring the pool."""
+    """Pool indices to label this round, and the seconds spent computing the strategy's inputs."""
     unlabeled = np.setdiff1d(np.arange(len(pool.x)), np.asarray(labeled), assume_unique=True)
     rng = round_rng(seed, round_)
     if al.pool_subsample and al.pool_subsample < len(unlabeled):
         unlabeled = np.sort(rng.choice(unlabeled, size=al.pool_subsample, replace=False))
+    spec = strategies.get(strategy)
     start = time.perf_counter()
-    if strategy in NEEDS_SCORES:
-        proba = cnn.predict_proba(pool.x, unlabeled)
-    else:
-        proba = np.empty((len(unlabeled), 0), dtype=np.float32)
+    inputs = strategy_inputs(spec, options, learner, pool, labeled, unlabeled, al.query_size, rng,
+                             round_seed(seed, round_, MC_DROPOUT))
     score_seconds = time.perf_counter() - start
-    picks = STRATEGIES[strategy](proba, al.query_size, rng)
+    picks = spec.select(inputs)
     return unlabeled[picks], score_seconds
 
 
-def run_loop(pool: Split, test: Split, strategy: str, al: ALParams, model_params: ModelParams, seed: int,
-             state: LoopState | None = None, model: keras.Model | None = None,
-             on_round: OnRound | None = None) -> LoopState:
-    """Run rounds 0..al.rounds, continuing from `state` (with its last round's `model`) when given."""
+def run_loop(pool: Split, test: Split, strategy: str, al: ALParams, learner: Learner, seed: int, *,
+             options: BaseModel | None = None, retrain_from_scratch: bool = True,
+             state: LoopState | None = None, on_round: OnRound | None = None) -> LoopState:
+    """Run rounds 0..al.rounds, continuing from `state` (with its last round's model in `learner`) when given."""
     state = state or LoopState()
+    options = options if options is not None else strategies.get(strategy).options()
     pool_labels = pool.labels
     test_labels = test.labels
     n_classes = pool.y.shape[1]
-    cnn = CNN(pool.x.shape[1:], n_classes, model_params, model)
 
     for round_ in range(state.next_round, al.rounds + 1):
         if round_ == 0:
             new = np.sort(round_rng(seed, 0).choice(len(pool.x), size=al.initial_size, replace=False))
             score_seconds = 0.0
         else:
-            new, score_seconds = query(strategy, cnn, pool, state.labeled, al, seed, round_)
+            new, score_seconds = query(strategy, options, learner, pool, state.labeled, al, seed, round_)
         state.labeled.extend(int(i) for i in new)
 
         start = time.perf_counter()
-        if round_ == 0 or model_params.retrain_from_scratch:
-            cnn.reinitialize(round_seed(seed, round_))
+        if round_ == 0 or retrain_from_scratch:
+            learner.reinitialize(round_seed(seed, round_))
         labeled = np.asarray(state.labeled)
-        epochs = cnn.fit(np.asarray(pool.x[labeled]), np.asarray(pool.y[labeled]), round_seed(seed, round_))
+        epochs = learner.fit(np.asarray(pool.x[labeled]), np.asarray(pool.y[labeled]), round_seed(seed, round_))
         train_seconds = time.perf_counter() - start
 
         start = time.perf_counter()
-        predicted = cnn.predict_proba(test.x).argmax(axis=1)
+        predicted = learner.infer(test.x).proba.argmax(axis=1)
         scores = evaluate(test_labels, predicted, n_classes)
         eval_seconds = time.perf_counter() - start
 
@@ -132,5 +163,5 @@ def run_loop(pool: Split, test: Split, strategy: str, al: ALParams, model_params
             train_seconds=train_seconds, score_seconds=score_seconds, eval_seconds=eval_seconds)
         state.history.append(result)
         if on_round:
-            on_round(state, result, cnn)
+            on_round(state, result, learner)
     return state

@@ -7,6 +7,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from pipeline.learner import Inference
 from pipeline.params import ModelParams
 
 # Same seed, same result on CPU: deterministic kernels everywhere.
@@ -19,14 +20,22 @@ def set_seed(seed: int) -> None:
 
 
 def build_cnn(input_shape: tuple[int, ...], n_classes: int, params: ModelParams) -> keras.Model:
-    """Three Conv2D + max-pooling blocks, Flatten, a hidden Dense layer, a softmax Dense output."""
+    """Three Conv2D + max-pooling blocks, Flatten, a hidden Dense layer, a softmax Dense output.
+
+    With model.dropout > 0, dropout sits before each Dense layer, where Gal et al. (2017) put it:
+    it regularises training and gives BALD its MC passes. With 0 there is no dropout layer at all.
+    """
     layers: list = [keras.Input(shape=input_shape)]
     for filters in params.filters:
         layers += [keras.layers.Conv2D(filters, params.kernel_size, padding="same", activation="relu"),
                    keras.layers.MaxPooling2D(2)]
-    layers += [keras.layers.Flatten(),
-               keras.layers.Dense(params.dense_units, activation="relu"),
-               keras.layers.Dense(n_classes, activation="softmax")]
+    layers.append(keras.layers.Flatten(name="flatten"))
+    if params.dropout:
+        layers.append(keras.layers.Dropout(params.dropout, name="dropout_features"))
+    layers.append(keras.layers.Dense(params.dense_units, activation="relu", name="hidden"))
+    if params.dropout:
+        layers.append(keras.layers.Dropout(params.dropout, name="dropout_hidden"))
+    layers.append(keras.layers.Dense(n_classes, activation="softmax", name="output"))
     model = keras.Sequential(layers, name="cnn")
     model.compile(optimizer=keras.optimizers.Adam(params.learning_rate), loss="categorical_crossentropy")
     return model
@@ -45,7 +54,11 @@ class CNN:
                  model: keras.Model | None = None):
         self.params = params
         self.model = model if model is not None else build_cnn(input_shape, n_classes, params)
-        self._predictor = Predictor(self.model, params.predict_batch_size)
+        self._predictor = Predictor(self.model, params.predict_batch_size, params.dropout)
+
+    @property
+    def supports_mc_dropout(self) -> bool:
+        return self.params.dropout > 0
 
     def reinitialize(self, seed: int) -> None:
         """Weights as a model freshly built under `seed` would have, and a fresh optimizer state."""
@@ -59,8 +72,25 @@ class CNN:
     def fit(self, x: np.ndarray, y: np.ndarray, seed: int) -> int:
         return train(self.model, x, y, self.params, seed)
 
+    def infer(self, images: np.ndarray, rows: np.ndarray | None = None, *, embeddings: bool = False,
+              mc_passes: int = 0, mc_seed: int = 0) -> Inference:
+        return self._predictor.infer(images, rows, embeddings=embeddings, mc_passes=mc_passes, mc_seed=mc_seed)
+
     def predict_proba(self, images: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
-        return self._predictor.predict_proba(images, rows)
+        return self.infer(images, rows).proba
+
+
+def seed_dropout(model: keras.Model, seed: int) -> None:
+    """Set each dropout layer's random state from `seed`.
+
+    Keras keeps that state outside the weights, so neither set_weights nor a saved
+    checkpoint resets it; seeding it per round makes training masks depend only on
+    (seed, round), also after a resume or with a warm-started model.
+    """
+    for i, layer in enumerate(model.layers):
+        generator = getattr(layer, "seed_generator", None)
+        if generator is not None:
+            generator.state.assign(np.array([(seed + i) % 2 ** 31, 0], dtype=generator.state.dtype))
 
 
 def train(model: keras.Model, x: np.ndarray, y: np.ndarray, params: ModelParams, seed: int) -> int:
@@ -71,6 +101,7 @@ def train(model: keras.Model, x: np.ndarray, y: np.ndarray, params: ModelParams,
     epochs, keeping the best weights.
     """
     set_seed(seed)
+    seed_dropout(model, seed)
     callbacks, validation = [], None
     n_val = int(len(x) * params.validation_fraction)
     if n_val > 0:
@@ -97,26 +128,78 @@ def release_mapped_pages(array: np.ndarray) -> None:
 
 
 class Predictor:
-    """Class probabilities for rows of a (possibly memory-mapped) image array.
+    """Model outputs for rows of a (possibly memory-mapped) image array, in one pass per batch.
 
-    One traced tf.function with a dynamic batch dimension serves every call, and
-    rows are gathered a batch at a time, so a large pool is never copied whole.
+    The convolutional trunk runs once per image; probabilities, penultimate
+    embeddings and the MC-dropout passes all come from that one result. MC passes
+    re-run only the dense head (where the dropout is), T at a time as one batched
+    matmul. Each pass uses one dropout mask for every image (one sampled network
+    per pass, as in BALD's definition), drawn with NumPy from `mc_seed`, so the
+    passes are the same whatever the batch size. Rows are gathered a batch at a
+    time, so a large pool is never copied whole. One traced function per kind of
+    request serves every call.
     """
 
-    def __init__(self, model: keras.Model, batch_size: int):
+    def __init__(self, model: keras.Model, batch_size: int, dropout: float = 0.0):
         self.batch_size = batch_size
-        spec = tf.TensorSpec(shape=(None, *model.input_shape[1:]), dtype=tf.float32)
-        self._forward = tf.function(lambda x: model(x, training=False), input_signature=[spec])
+        self.dropout = dropout
+        self.model = model
+        flatten = [layer.name for layer in model.layers].index("flatten")
+        self._trunk = model.layers[:flatten + 1]
+        self._hidden, self._output = model.get_layer("hidden"), model.get_layer("output")
+        self._n_features = int(np.prod(model.get_layer("flatten").output.shape[1:]))
+        self._functions: dict[tuple[bool, bool], tf.types.experimental.GenericFunction] = {}
 
-    def predict_proba(self, images: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+    def _function(self, embeddings: bool, mc: bool):
+        key = (embeddings, mc)
+        if key not in self._functions:
+            images = tf.TensorSpec(shape=(None, *self.model.input_shape[1:]), dtype=tf.float32)
+            masks = tf.TensorSpec(shape=(None, None), dtype=tf.float32)
+
+            def forward(x, feature_masks, hidden_masks):
+                features = x
+                for layer in self._trunk:
+                    features = layer(features)
+                hidden = self._hidden(features)
+                out = {"proba": self._output(hidden)}
+                if embeddings:
+                    out["embeddings"] = hidden
+                if mc:  # T x B x F: every pass's mask on every image, then the head as one batched matmul
+                    dropped = self._hidden(features[None] * feature_masks[:, None, :])
+                    passes = self._output(dropped * hidden_masks[:, None, :])
+                    out["mc_proba"] = tf.transpose(passes, [1, 2, 0])  # B x C x T, Baal's order
+                return out
+
+            self._functions[key] = tf.function(forward, input_signature=[images, masks, masks])
+        return self._functions[key]
+
+    def _masks(self, passes: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        """Inverted-dropout masks for the features and the hidden layer, one row per pass."""
+        if passes == 0:
+            return np.zeros((0, 0), np.float32), np.zeros((0, 0), np.float32)
+        rng = np.random.default_rng(seed)
+        keep = 1.0 - self.dropout
+        return tuple((rng.random((passes, n)) < keep).astype(np.float32) / np.float32(keep)
+                     for n in (self._n_features, self._hidden.units))
+
+    def infer(self, images: np.ndarray, rows: np.ndarray | None = None, *, embeddings: bool = False,
+              mc_passes: int = 0, mc_seed: int = 0) -> Inference:
+        if mc_passes and not self.dropout:
+            raise ValueError("MC-dropout passes need a model with dropout (model.dropout > 0)")
+        forward = self._function(embeddings, mc_passes > 0)
+        feature_masks, hidden_masks = self._masks(mc_passes, mc_seed)
         n = len(images) if rows is None else len(rows)
-        out = None
+        out: dict[str, np.ndarray] = {}
         for start in range(0, n, self.batch_size):
             stop = min(start + self.batch_size, n)
             batch = images[start:stop] if rows is None else images[rows[start:stop]]
-            proba = self._forward(np.asarray(batch, dtype=np.float32)).numpy()
+            result = forward(np.asarray(batch, dtype=np.float32), feature_masks, hidden_masks)
             release_mapped_pages(images)
-            if out is None:
-                out = np.empty((n, proba.shape[1]), dtype=np.float32)
-            out[start:stop] = proba
-        return out if out is not None else np.empty((0, 0), dtype=np.float32)
+            for name, value in result.items():
+                value = value.numpy()
+                if name not in out:
+                    out[name] = np.empty((n, *value.shape[1:]), dtype=np.float32)
+                out[name][start:stop] = value
+        if n == 0:
+            return Inference(np.empty((0, self._output.units), np.float32))
+        return Inference(out["proba"], out.get("embeddings"), out.get("mc_proba"))

@@ -11,13 +11,12 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from pipeline import strategies as strategy_registry
 from pipeline.errors import PipelineError
 
 BASE_DATASETS = ("cifar10", "fashion_mnist")
 IMBALANCED_DATASET = "fashion_mnist_imbalanced"
 DATASETS = (*BASE_DATASETS, IMBALANCED_DATASET)
-# The strategy names; pipeline.strategies.STRATEGIES must hold the same keys.
-STRATEGY_NAMES = ("random", "uncertainty", "margin", "entropy")
 N_CLASSES = 10
 
 
@@ -97,6 +96,8 @@ class ModelParams(_Section):
     early_stopping_patience: int = Field(3, ge=1)
     # Batch size for pool scoring and test evaluation (inference only).
     predict_batch_size: int = Field(2048, ge=1)
+    # Dropout rate before each Dense layer (0: no dropout layers). BALD needs it for its MC passes.
+    dropout: float = Field(0.25, ge=0, lt=1)
 
     @field_validator("filters")
     @classmethod
@@ -115,16 +116,45 @@ class ALParams(_Section):
     # 0 scores the whole unlabelled pool each round; N scores N random candidates.
     pool_subsample: int = Field(0, ge=0)
     log_models: Literal["every", "last", "never"] = "last"
+    # Per strategy, its own options (see pipeline/strategies.py); missing keys take their defaults.
+    strategy_options: dict[str, dict] = {}
 
     @field_validator("strategies")
     @classmethod
     def _known_strategies(cls, names: list[str]) -> list[str]:
         for name in names:
-            if name not in STRATEGY_NAMES:
-                raise ValueError(f"unknown strategy {name!r}; allowed: {', '.join(STRATEGY_NAMES)}")
-        if len(set(names)) != len(names):
-            raise ValueError("lists a strategy twice")
+            if name not in strategy_registry.names():
+                raise ValueError(f"unknown strategy {name!r}; allowed: {', '.join(strategy_registry.names())}")
+        if len({strategy_registry.canonical(n) for n in names}) != len(names):
+            raise ValueError("lists a strategy twice (uncertainty is another name for least_confidence)")
         return names
+
+    @field_validator("strategy_options", mode="before")
+    @classmethod
+    def _valid_options(cls, options: dict) -> dict:
+        if not isinstance(options, dict):
+            raise ValueError("expected a mapping from strategy name to its options")
+        for name, values in options.items():
+            if name not in strategy_registry.names():
+                raise ValueError(f"{name}: unknown strategy; allowed: {', '.join(strategy_registry.names())}")
+            try:
+                strategy_registry.get(name).options.model_validate(values or {})
+            except ValidationError as error:
+                raise ValueError(f"{name}.{_describe(error.errors()[0])}") from None
+        return {name: dict(values or {}) for name, values in options.items()}
+
+    @model_validator(mode="after")
+    def _every_strategy_has_options(self) -> "ALParams":
+        # DVC tracks al.strategy_options.<name> per cell and refuses to run a cell whose key is missing.
+        for name in self.strategies:
+            if name not in self.strategy_options:
+                raise ValueError(f"al.strategy_options: no entry for {name}; add `{name}: {{}}` "
+                                 f"(DVC tracks each strategy's options)")
+        return self
+
+    def options(self, strategy: str):
+        """The strategy's validated options, defaults filled in."""
+        return strategy_registry.get(strategy).options.model_validate(self.strategy_options.get(strategy, {}))
 
     @field_validator("seeds")
     @classmethod
@@ -159,10 +189,21 @@ class Params(_Section):
     al: ALParams
     plot: PlotParams = PlotParams()
 
-    def run_settings(self) -> dict:
-        """The al and model settings that shape one run's numbers: not which cells run, nor what is logged."""
-        return {"al": self.al.model_dump(exclude={"strategies", "seeds", "log_models"}),
-                "model": self.model.model_dump()}
+    @model_validator(mode="after")
+    def _mc_dropout_has_dropout(self) -> "Params":
+        for name in self.al.strategies:
+            if strategy_registry.Need.MC_PROBA in strategy_registry.get(name).needs and not self.model.dropout:
+                raise ValueError(f"al.strategies: {name} needs MC dropout, but model.dropout is 0; "
+                                 f"set model.dropout (e.g. 0.25) or take {name} out of al.strategies")
+        return self
+
+    def run_settings(self, strategies: list[str] | None = None) -> dict:
+        """The settings that shape the numbers of runs of these strategies (default: the grid's):
+        not which cells run, nor what is logged, nor other strategies' options."""
+        names = self.al.strategies if strategies is None else strategies
+        al = self.al.model_dump(exclude={"strategies", "seeds", "log_models", "strategy_options"})
+        al["strategy_options"] = {n: self.al.options(n).model_dump() for n in names}
+        return {"al": al, "model": self.model.model_dump()}
 
 
 def _describe(error: dict) -> str:
@@ -172,7 +213,7 @@ def _describe(error: dict) -> str:
     message = error["msg"].removeprefix("Value error, ")
     if error["type"] != "missing" and "input" in error and not isinstance(error["input"], (dict, list)):
         message += f" (got {error['input']!r})"
-    return f"{where}: {message}"
+    return f"{where}: {message}" if where else message
 
 
 def parse_params(raw: dict, source: str = "params.yaml") -> Params:

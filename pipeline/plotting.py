@@ -10,11 +10,23 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from pipeline.fileio import atomic_path  # noqa: E402
-from pipeline.params import STRATEGY_NAMES  # noqa: E402
+from pipeline import strategies  # noqa: E402
 from pipeline.summary import Curves  # noqa: E402
 
-# One colour per strategy, the same in every figure; random is the grey baseline.
-COLOURS = dict(zip(STRATEGY_NAMES, ("#7f7f7f", "#1f77b4", "#d62728", "#2ca02c")))
+BASELINE_COLOUR = "#7f7f7f"
+# Every colour of matplotlib's tab10 palette but its grey, which marks the random baseline.
+_CYCLE = [c for c in map(matplotlib.colors.to_hex, matplotlib.colormaps["tab10"].colors) if c != BASELINE_COLOUR]
+
+
+def colour(strategy: str) -> str:
+    """A strategy's colour, the same in every figure: taken from the registry's order, cycling when
+    there are more strategies than colours; random is the grey baseline."""
+    name = strategies.canonical(strategy)
+    if name == "random":
+        return BASELINE_COLOUR
+    others = [n for n in strategies.STRATEGIES if n != "random"]
+    return _CYCLE[others.index(name) % len(_CYCLE)]
+
 METRIC_LABELS = {"accuracy": "Test accuracy", "f1_macro": "Test macro-F1"}
 
 
@@ -26,10 +38,10 @@ def learning_curves(curves: dict[str, Curves], metric: str, dataset: str, path: 
         values = getattr(c, metric)
         mean = values.mean(axis=0)
         n_seeds = max(n_seeds, len(values))
-        ax.plot(c.n_labeled, mean, marker="o", markersize=3, color=COLOURS[name], label=name)
+        ax.plot(c.n_labeled, mean, marker="o", markersize=3, color=colour(name), label=name)
         if len(values) > 1:
             std = values.std(axis=0)
-            ax.fill_between(c.n_labeled, mean - std, mean + std, color=COLOURS[name], alpha=0.15, linewidth=0)
+            ax.fill_between(c.n_labeled, mean - std, mean + std, color=colour(name), alpha=0.15, linewidth=0)
     seeds = f"mean of {n_seeds} seeds, band = +-1 std" if n_seeds > 1 else "1 seed"
     ax.set_title(f"{dataset}: {METRIC_LABELS[metric]} vs labelled images\n({seeds})", fontsize=11)
     ax.set(xlabel="Labelled images", ylabel=METRIC_LABELS[metric])
@@ -50,7 +62,7 @@ def queried_classes(curves: dict[str, Curves], pool_counts: list[int], class_nam
     ax.bar(x - 0.4 + width / 2, pool_share, width, color="white", edgecolor="black", label="pool")
     for i, name in enumerate(names):
         counts = curves[name].queried_classes.sum(axis=0)
-        ax.bar(x - 0.4 + width * (i + 1.5), counts / max(1, counts.sum()), width, color=COLOURS[name], label=name)
+        ax.bar(x - 0.4 + width * (i + 1.5), counts / max(1, counts.sum()), width, color=colour(name), label=name)
     ax.set_xticks(x, class_names, rotation=30, ha="right")
     ax.set(title=f"{dataset}: class mix of queried images (after the initial set)",
            ylabel="Share of queried images")

@@ -94,8 +94,8 @@ def log_round(result: RoundResult, model=None) -> None:
     mlflow.log_metrics(round_metrics(result), step=result.round, model_id=model_id)
 
 
-def flat_params(prefix: str, section) -> dict[str, object]:
-    return {f"{prefix}.{key}": value for key, value in section.model_dump().items()}
+def flat_params(prefix: str, section, exclude: set[str] = frozenset()) -> dict[str, object]:
+    return {f"{prefix}.{key}": value for key, value in section.model_dump(exclude=exclude).items()}
 
 
 def start_or_resume_run(experiment_id: str, name: str, run_id: str | None, tags: dict, params: dict):

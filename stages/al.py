@@ -11,22 +11,24 @@ import csv
 import logging
 from pathlib import Path
 
-from pipeline import checkpoint, tracking
+from pipeline import checkpoint, strategies, tracking
 from pipeline.cli import run_stage
 from pipeline.fileio import atomic_path, save_json
 from pipeline.loop import LoopState, RoundResult, check_budget, run_loop
-from pipeline.params import DATASETS, STRATEGY_NAMES, Params, load_params
+from pipeline.model import CNN
+from pipeline.params import DATASETS, Params, load_params
 from pipeline.paths import checkpoint_dir, prepared_dir, run_dir
 from pipeline.preprocess import SPLIT_FILES, load_splits
 
 log = logging.getLogger("al")
 # The library modules whose code shapes a run's numbers: a change to any discards checkpoints.
 RESULT_CODE = [Path("pipeline") / name for name in
-               ("loop.py", "model.py", "strategies.py", "evaluation.py", "preprocess.py")]
+               ("loop.py", "learner.py", "model.py", "strategies.py", "evaluation.py", "preprocess.py")]
 
 
 def run_config(params: Params, dataset: str, strategy: str, seed: int) -> dict:
-    return {"dataset": dataset, "strategy": strategy, "seed": seed, **params.run_settings()}
+    """What shapes this run's numbers: its own strategy's options, not the other strategies'."""
+    return {"dataset": dataset, "strategy": strategy, "seed": seed, **params.run_settings([strategy])}
 
 
 def write_results(out: Path, state: LoopState, pool_labels) -> dict:
@@ -56,7 +58,7 @@ def write_results(out: Path, state: LoopState, pool_labels) -> dict:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--dataset", required=True, choices=DATASETS)
-    parser.add_argument("--strategy", required=True, choices=STRATEGY_NAMES)
+    parser.add_argument("--strategy", required=True, choices=strategies.names())
     parser.add_argument("--seed", required=True, type=int)
     args = parser.parse_args(argv)
     params = load_params()
@@ -79,8 +81,10 @@ def main(argv: list[str] | None = None) -> None:
                                        tags={"dataset": args.dataset, "strategy": args.strategy,
                                              "seed": str(args.seed)},
                                        params={"dataset": args.dataset, "strategy": args.strategy,
-                                               "seed": args.seed, **tracking.flat_params("al", al),
-                                               **tracking.flat_params("model", params.model)})
+                                               "seed": args.seed, **tracking.flat_params("al", al, {"strategy_options"}),
+                                               **tracking.flat_params("model", params.model),
+                                               **tracking.flat_params(f"al.strategy_options.{args.strategy}",
+                                                                      al.options(args.strategy))})
     with run:
         run_id = run.info.run_id
         state, model = (resumed.state, resumed.model) if resumed else (None, None)
@@ -93,14 +97,16 @@ def main(argv: list[str] | None = None) -> None:
                 if result.round not in done:
                     tracking.log_round(result, model if result.round == last and wants_model(last) else None)
 
-        def on_round(state: LoopState, result: RoundResult, cnn) -> None:
+        def on_round(state: LoopState, result: RoundResult, cnn: CNN) -> None:
             checkpoint.save(folder, state, cnn.model, run_id, fp)
             tracking.log_round(result, cnn.model if wants_model(result.round) else None)
             log.info("%s round %d/%d: %d labelled, accuracy %.4f, F1 %.4f, %.1f s",
                      name, result.round, al.rounds, result.n_labeled, result.accuracy, result.f1_macro,
                      result.seconds)
 
-        state = run_loop(pool, test, args.strategy, al, params.model, args.seed, state, model, on_round)
+        cnn = CNN(pool.x.shape[1:], pool.y.shape[1], params.model, model)
+        state = run_loop(pool, test, args.strategy, al, cnn, args.seed, options=al.options(args.strategy),
+                         retrain_from_scratch=params.model.retrain_from_scratch, state=state, on_round=on_round)
         out = run_dir(args.dataset, args.strategy, args.seed)
         metrics = write_results(out, state, pool.labels)
         tracking.log_final(out, metrics)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -16,6 +17,7 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
+from pipeline import strategies
 from pipeline.errors import PipelineError
 from pipeline.preprocess import one_hot, write_splits, Split
 
@@ -24,7 +26,7 @@ REPO = Path(__file__).resolve().parents[1]
 TINY = {
     "model": {"filters": [4, 8, 8], "dense_units": 16, "epochs": 3, "batch_size": 16,
               "predict_batch_size": 64},
-    "al": {"strategies": ["random", "uncertainty", "margin", "entropy"], "seeds": [0],
+    "al": {"strategies": list(strategies.STRATEGIES), "seeds": [0],
            "initial_size": 20, "query_size": 10, "rounds": 3, "log_models": "every"},
 }
 
@@ -39,14 +41,18 @@ def learnable_split(n: int, seed: int) -> Split:
     return Split(np.clip(x, 0, 1), one_hot(labels))
 
 
-def make_project(root: Path, overrides: dict | None = None, dataset: str = "fashion_mnist") -> Path:
+def make_project(root: Path, overrides: dict | None = None, dataset: str = "fashion_mnist",
+                 copy_code: bool = False) -> Path:
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["data"]["datasets"] = [dataset]
     for section, values in {**TINY, **(overrides or {})}.items():
         params[section].update(values)
     root.mkdir(parents=True, exist_ok=True)
     (root / "params.yaml").write_text(yaml.safe_dump(params))
-    (root / "pipeline").symlink_to(REPO / "pipeline")  # checkpoint fingerprints read the code
+    if copy_code:  # a copy the test may edit
+        shutil.copytree(REPO / "pipeline", root / "pipeline", ignore=shutil.ignore_patterns("__pycache__"))
+    else:
+        (root / "pipeline").symlink_to(REPO / "pipeline")  # checkpoint fingerprints read the code
     write_splits(root / "data" / "prepared" / dataset, learnable_split(120, 0), learnable_split(40, 1),
                  {"dataset": dataset})
     return root
@@ -158,12 +164,14 @@ def test_crash_after_a_round_then_resume_equals_uninterrupted(tmp_path, monkeypa
     assert steps == [0, 1, 2, 3]  # one MLflow run, no step logged twice
 
 
-def test_sigkill_mid_run_resumes_in_the_same_mlflow_run(tmp_path, monkeypatch):
-    reference = run_al(make_project(tmp_path / "ref", {"al": {**TINY["al"], "rounds": 4}}), monkeypatch)
+@pytest.mark.parametrize("strategy", list(strategies.STRATEGIES))
+def test_sigkill_mid_run_resumes_in_the_same_mlflow_run(tmp_path, monkeypatch, strategy):
+    reference = run_al(make_project(tmp_path / "ref", {"al": {**TINY["al"], "rounds": 4}}), monkeypatch,
+                       strategy=strategy)
     project = make_project(tmp_path / "kill", {"al": {**TINY["al"], "rounds": 4}})
     env = {**os.environ, "PYTHONPATH": str(REPO), "MLFLOW_TRACKING_URI": f"sqlite:///{project / 'mlflow.db'}"}
-    cmd = [sys.executable, "-m", "stages.al", "--dataset", "fashion_mnist", "--strategy", "entropy", "--seed", "0"]
-    state_file = project / "checkpoints" / "fashion_mnist" / "entropy" / "s0" / "state.json"
+    cmd = [sys.executable, "-m", "stages.al", "--dataset", "fashion_mnist", "--strategy", strategy, "--seed", "0"]
+    state_file = project / "checkpoints" / "fashion_mnist" / strategy / "s0" / "state.json"
     proc = subprocess.Popen(cmd, cwd=project, env=env, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:
@@ -177,7 +185,7 @@ def test_sigkill_mid_run_resumes_in_the_same_mlflow_run(tmp_path, monkeypatch):
     resumed = subprocess.run(cmd, cwd=project, env=env, stderr=subprocess.PIPE, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert "resuming after round" in resumed.stderr
-    out = project / "results" / "fashion_mnist" / "entropy" / "s0"
+    out = project / "results" / "fashion_mnist" / strategy / "s0"
     assert _comparable(out) == _comparable(reference)
     mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow.db'}")
     (run,) = mlflow.search_runs(experiment_names=["deep-active-learning"], output_format="list")
@@ -186,8 +194,7 @@ def test_sigkill_mid_run_resumes_in_the_same_mlflow_run(tmp_path, monkeypatch):
     assert steps == [0, 1, 2, 3, 4]
 
 
-def test_changed_params_discard_the_checkpoint(tmp_path, monkeypatch):
-    project = make_project(tmp_path / "p")
+def crash_after_round_zero(project: Path, monkeypatch, strategy: str = "entropy") -> None:
     from pipeline import checkpoint
 
     real_save = checkpoint.save
@@ -198,17 +205,66 @@ def test_changed_params_discard_the_checkpoint(tmp_path, monkeypatch):
 
     monkeypatch.setattr(checkpoint, "save", save_then_die)
     with pytest.raises(KeyboardInterrupt):
-        run_al(project, monkeypatch)
+        run_al(project, monkeypatch, strategy=strategy)
     monkeypatch.setattr(checkpoint, "save", real_save)
+    assert (project / "checkpoints" / "fashion_mnist" / strategy / "s0" / "state.json").exists()
+
+
+def edit_params(project: Path, section: str, key: str, value) -> None:
     params = yaml.safe_load((project / "params.yaml").read_text())
-    params["model"]["epochs"] = 2
+    params[section][key] = value
     (project / "params.yaml").write_text(yaml.safe_dump(params))
-    run_al(project, monkeypatch)
+
+
+def runs_after_rerun(project: Path, monkeypatch, strategy: str = "entropy") -> list:
+    run_al(project, monkeypatch, strategy=strategy)
     mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow.db'}")
-    runs = mlflow.search_runs(experiment_names=["deep-active-learning"], output_format="list")
+    return mlflow.search_runs(experiment_names=["deep-active-learning"], output_format="list")
+
+
+def test_changed_params_discard_the_checkpoint(tmp_path, monkeypatch):
+    project = make_project(tmp_path / "p")
+    crash_after_round_zero(project, monkeypatch)
+    edit_params(project, "model", "epochs", 2)
+    runs = runs_after_rerun(project, monkeypatch)
     assert len(runs) == 2  # the stale run is left as it was; the new params got a fresh run
     finished = next(r for r in runs if r.info.status == "FINISHED")
     assert finished.data.params["model.epochs"] == "2"
+
+
+def test_changed_code_discards_the_checkpoint(tmp_path, monkeypatch):
+    project = make_project(tmp_path / "p", copy_code=True)
+    crash_after_round_zero(project, monkeypatch)
+    with open(project / "pipeline" / "strategies.py", "a") as stream:
+        stream.write("\n# an edit that could change the picks\n")
+    assert len(runs_after_rerun(project, monkeypatch)) == 2
+
+
+def test_changed_data_discards_the_checkpoint(tmp_path, monkeypatch):
+    project = make_project(tmp_path / "p")
+    crash_after_round_zero(project, monkeypatch)
+    write_splits(project / "data" / "prepared" / "fashion_mnist", learnable_split(130, 2), learnable_split(40, 1),
+                 {"dataset": "fashion_mnist"})
+    assert len(runs_after_rerun(project, monkeypatch)) == 2
+
+
+def test_unchanged_inputs_keep_the_checkpoint_and_other_strategies_options_do_not_matter(tmp_path, monkeypatch):
+    project = make_project(tmp_path / "p")
+    crash_after_round_zero(project, monkeypatch, strategy="bald")
+    options = yaml.safe_load((project / "params.yaml").read_text())["al"]["strategy_options"]
+    edit_params(project, "al", "strategy_options", {**options, "class_balanced": {"power": 0.5}})
+    assert len(runs_after_rerun(project, monkeypatch, strategy="bald")) == 1  # resumed: one run
+
+
+def test_changed_strategy_options_discard_that_strategys_checkpoint(tmp_path, monkeypatch):
+    project = make_project(tmp_path / "p")
+    crash_after_round_zero(project, monkeypatch, strategy="bald")
+    options = yaml.safe_load((project / "params.yaml").read_text())["al"]["strategy_options"]
+    edit_params(project, "al", "strategy_options", {**options, "bald": {"mc_passes": 3}})
+    runs = runs_after_rerun(project, monkeypatch, strategy="bald")
+    assert len(runs) == 2
+    finished = next(r for r in runs if r.info.status == "FINISHED")
+    assert finished.data.params["al.strategy_options.bald.mc_passes"] == "3"
 
 
 def test_budget_larger_than_pool_fails_at_start(tmp_path, monkeypatch):
@@ -219,7 +275,7 @@ def test_budget_larger_than_pool_fails_at_start(tmp_path, monkeypatch):
 
 def test_unknown_strategy_is_refused_in_one_line(al_project):
     result = subprocess.run(
-        [sys.executable, "-m", "stages.al", "--dataset", "fashion_mnist", "--strategy", "bald", "--seed", "0"],
+        [sys.executable, "-m", "stages.al", "--dataset", "fashion_mnist", "--strategy", "qbc", "--seed", "0"],
         cwd=al_project, env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True)
     assert result.returncode == 2
-    assert "invalid choice: 'bald'" in result.stderr and "uncertainty" in result.stderr
+    assert "invalid choice: 'qbc'" in result.stderr and "class_balanced" in result.stderr

@@ -23,7 +23,7 @@ from mlflow.tracking import MlflowClient
 
 REPO = Path(__file__).resolve().parents[1]
 DATASETS = ["fashion_mnist", "fashion_mnist_imbalanced", "cifar10"]
-STRATEGIES = ["random", "entropy"]
+STRATEGIES = ["random", "bald", "coreset"]  # the baseline, MC dropout, embeddings
 SEEDS = [0, 1]
 ROUNDS = 2
 
@@ -131,7 +131,7 @@ def test_dvc_repro_runs_the_whole_study(repro):
     models = mlflow.search_logged_models(experiment_ids=[runs[0].info.experiment_id], output_format="list")
     assert sorted(m.name for m in models) == ["round-002"] * len(expected)
     summary_run = by_name["fashion_mnist_imbalanced-summary"]
-    assert "entropy.aubc_accuracy" in summary_run.data.metrics
+    assert "bald.aubc_accuracy" in summary_run.data.metrics
     artifacts = {a.path for a in client.list_artifacts(summary_run.info.run_id, "plots")}
     assert "plots/queried_classes.png" in artifacts
 

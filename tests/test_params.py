@@ -26,7 +26,9 @@ def test_repo_params_yaml_parses():
     params = load_params(REPO_ROOT / "params.yaml")
     assert isinstance(params, Params)
     assert params.data.datasets == ["fashion_mnist", "fashion_mnist_imbalanced", "cifar10"]
-    assert params.al.strategies == ["random", "uncertainty", "margin", "entropy"]
+    assert params.al.strategies == ["random", "least_confidence", "margin", "entropy", "bald", "badge",
+                                    "coreset", "class_balanced"]
+    assert params.al.options("bald").mc_passes == 20 and params.model.dropout == 0.25
     assert params.al.budget == params.al.initial_size + params.al.rounds * params.al.query_size
     assert params.download.sources["fashion_mnist"][0] == "/usr/share/datasets/fashion-mnist"
     assert params.download.checksums == {}
@@ -47,7 +49,13 @@ def test_imbalanced_dataset_requires_fashion_mnist_download():
         ("al", "query_size", 0, "al.query_size", "greater than or equal to 1"),
         ("al", "query_size", 2.5, "al.query_size", "integer"),
         ("data", "datasets", ["fashion_mnist", "mnist"], "data.datasets", "'mnist'"),
-        ("al", "strategies", ["random", "bald"], "al.strategies", "'bald'"),
+        ("al", "strategies", ["random", "qbc"], "al.strategies", "'qbc'"),
+        ("al", "strategies", ["uncertainty", "least_confidence"], "al.strategies", "twice"),
+        ("al", "strategy_options", {"bald": {"mc_passes": 1}}, "al.strategy_options", "bald.mc_passes"),
+        ("al", "strategy_options", {"bald": {"passes": 5}}, "al.strategy_options", "bald.passes: unknown key"),
+        ("al", "strategy_options", {"qbc": {}}, "al.strategy_options", "qbc: unknown strategy"),
+        ("al", "strategy_options", {"random": {}}, "al.strategy_options", "no entry for least_confidence"),
+        ("model", "dropout", 1.0, "model.dropout", "less than 1"),
         ("al", "strategies", ["random", "random"], "al.strategies", "twice"),
         ("imbalance", "ratio", 0.5, "imbalance.ratio", "greater than or equal to 1"),
         ("imbalance", "fractions", [0.5] * 9, "imbalance.fractions", "10 numbers"),
@@ -75,8 +83,28 @@ def test_unknown_dataset_message_lists_the_allowed_names(repo_params):
 
 
 def test_unknown_strategy_message_lists_the_allowed_names(repo_params):
-    with pytest.raises(PipelineError, match=r"al\.strategies: unknown strategy 'bald'; allowed: random"):
-        parse_params(with_change(repo_params, "al", "strategies", ["bald"]))
+    with pytest.raises(PipelineError, match=r"al\.strategies: unknown strategy 'qbc'; allowed: random, "
+                                            r"least_confidence, .*class_balanced, uncertainty"):
+        parse_params(with_change(repo_params, "al", "strategies", ["qbc"]))
+
+
+def test_bald_without_dropout_stops_at_start_in_one_line(repo_params):
+    with pytest.raises(PipelineError) as caught:
+        parse_params(with_change(repo_params, "model", "dropout", 0.0))
+    assert str(caught.value) == ("params.yaml: al.strategies: bald needs MC dropout, but model.dropout is 0; "
+                                 "set model.dropout (e.g. 0.25) or take bald out of al.strategies")
+    raw = with_change(with_change(repo_params, "model", "dropout", 0.0), "al", "strategies", ["margin"])
+    assert parse_params(raw).model.dropout == 0.0
+
+
+def test_run_settings_hold_only_the_strategies_own_options(repo_params):
+    params = parse_params(repo_params)
+    changed = copy.deepcopy(repo_params)
+    changed["al"]["strategy_options"]["bald"]["mc_passes"] = 5
+    other = parse_params(changed)
+    assert params.run_settings(["margin"]) == other.run_settings(["margin"])
+    assert params.run_settings(["bald"]) != other.run_settings(["bald"])
+    assert other.run_settings(["bald"])["al"]["strategy_options"] == {"bald": {"mc_passes": 5}}
 
 
 def test_unknown_download_source_dataset_is_rejected(repo_params):
