@@ -115,7 +115,7 @@ class ALParams(_Section):
     rounds: int = Field(10, ge=1)
     # 0 scores the whole unlabelled pool each round; N scores N random candidates.
     pool_subsample: int = Field(0, ge=0)
-    log_models: Literal["every", "last", "never"] = "last"
+    log_models: Literal["every", "last", "never"] = "every"
     # Per strategy, its own options (see pipeline/strategies.py); missing keys take their defaults.
     strategy_options: dict[str, dict] = {}
 

@@ -45,6 +45,7 @@ def round_metrics(result: RoundResult) -> dict[str, float]:
     """The per-round metric names, built in one place so the UI charts line up across runs."""
     metrics = {
         "accuracy": result.accuracy,
+        "balanced_accuracy": result.balanced_accuracy,
         "f1_macro": result.f1_macro,
         "n_labeled": result.n_labeled,
         "epochs": result.epochs,

@@ -35,9 +35,10 @@ def write_results(out: Path, state: LoopState, pool_labels) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     with atomic_path(out / "curve.csv") as tmp, open(tmp, "w", newline="") as stream:
         writer = csv.writer(stream)
-        writer.writerow(["round", "n_labeled", "accuracy", "f1_macro", "seconds"])
+        writer.writerow(["round", "n_labeled", "accuracy", "balanced_accuracy", "f1_macro", "seconds"])
         for r in state.history:
-            writer.writerow([r.round, r.n_labeled, f"{r.accuracy:.6f}", f"{r.f1_macro:.6f}", f"{r.seconds:.3f}"])
+            writer.writerow([r.round, r.n_labeled, f"{r.accuracy:.6f}", f"{r.balanced_accuracy:.6f}",
+                             f"{r.f1_macro:.6f}", f"{r.seconds:.3f}"])
     with atomic_path(out / "queries.csv") as tmp, open(tmp, "w", newline="") as stream:
         writer = csv.writer(stream)
         writer.writerow(["round", "pool_index", "label"])
@@ -49,8 +50,9 @@ def write_results(out: Path, state: LoopState, pool_labels) -> dict:
             start = stop
     save_json(out / "rounds.json", state.to_dict()["history"])
     last = state.history[-1]
-    metrics = {"accuracy": last.accuracy, "f1_macro": last.f1_macro, "n_labeled": last.n_labeled,
-               "rounds": last.round, "mean_round_seconds": sum(r.seconds for r in state.history) / len(state.history)}
+    metrics = {"accuracy": last.accuracy, "balanced_accuracy": last.balanced_accuracy, "f1_macro": last.f1_macro,
+               "n_labeled": last.n_labeled, "rounds": last.round,
+               "mean_round_seconds": sum(r.seconds for r in state.history) / len(state.history)}
     save_json(out / "metrics.json", metrics)
     return metrics
 

@@ -98,7 +98,7 @@ def test_run_logs_rounds_models_and_results(al_project, monkeypatch):
     assert {run.data.tags[k] for k in ("dataset", "strategy", "seed")} == {"fashion_mnist", "margin", "0"}
     assert run.data.params["al.query_size"] == "10" and run.data.params["model.epochs"] == "3"
     client = MlflowClient()
-    for key in ("accuracy", "f1_macro", "n_labeled", "f1_class_9", "queried_class_0"):
+    for key in ("accuracy", "balanced_accuracy", "f1_macro", "n_labeled", "f1_class_9", "queried_class_0"):
         assert [m.step for m in client.get_metric_history(run.info.run_id, key)] == [0, 1, 2, 3], key
     n_labeled = [m.value for m in client.get_metric_history(run.info.run_id, "n_labeled")]
     assert n_labeled == [20, 30, 40, 50]
