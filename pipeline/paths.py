@@ -8,6 +8,9 @@ PREPARED_DIR = Path("data/prepared")
 RESULTS_DIR = Path("results")
 METRICS_DIR = Path("metrics")
 PLOTS_DIR = Path("plots")
+REPORT_FILE = Path("report") / "study.md"
+# Paired statistics per dataset: nested JSON, so beside the metrics rather than among `dvc plots` data.
+STATISTICS_DIR = METRICS_DIR / "statistics"
 CHECKPOINTS_DIR = Path("checkpoints")
 
 

@@ -11,6 +11,7 @@ import numpy as np  # noqa: E402
 
 from pipeline.fileio import atomic_path  # noqa: E402
 from pipeline import strategies  # noqa: E402
+from pipeline.statistics import PairedRounds  # noqa: E402
 from pipeline.summary import Curves  # noqa: E402
 
 BASELINE_COLOUR = "#7f7f7f"
@@ -27,7 +28,8 @@ def colour(strategy: str) -> str:
     others = [n for n in strategies.STRATEGIES if n != "random"]
     return _CYCLE[others.index(name) % len(_CYCLE)]
 
-METRIC_LABELS = {"accuracy": "Test accuracy", "f1_macro": "Test macro-F1"}
+METRIC_LABELS = {"accuracy": "Test accuracy", "balanced_accuracy": "Test balanced accuracy",
+                 "f1_macro": "Test macro-F1"}
 
 
 def learning_curves(curves: dict[str, Curves], metric: str, dataset: str, path: Path) -> None:
@@ -72,8 +74,70 @@ def queried_classes(curves: dict[str, Curves], pool_counts: list[int], class_nam
     _save(fig, path)
 
 
-def _save(fig, path: Path) -> None:
-    fig.tight_layout()
+def per_class_f1(curves: dict[str, Curves], class_names: list[str], dataset: str, path: Path) -> None:
+    """One panel per class: its test F1 against labelled images, a mean curve per strategy."""
+    n_classes = len(class_names)
+    columns = min(5, n_classes)
+    rows = -(-n_classes // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 2.6 * rows + 0.8), dpi=110,
+                             sharex=True, sharey=True, squeeze=False)
+    for c, ax in enumerate(axes.flat):
+        if c >= n_classes:
+            ax.axis("off")
+            continue
+        for name, curve in curves.items():
+            ax.plot(curve.n_labeled, curve.f1_per_class[:, :, c].mean(axis=0), color=colour(name), label=name,
+                    linewidth=1.2)
+        ax.set_title(f"{c}: {class_names[c]}", fontsize=9)
+        ax.grid(alpha=0.3)
+    for ax in axes[-1]:
+        ax.set_xlabel("Labelled images", fontsize=8)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("Test F1", fontsize=8)
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 8), fontsize="small")
+    fig.suptitle(f"{dataset}: per-class F1 vs labelled images (mean over seeds)", fontsize=11)
+    _save(fig, path, rect=(0, 0.06, 1, 1))  # room for the legend below the panels
+
+
+def difference_to_baseline(differences: dict[str, PairedRounds], metric: str, dataset: str, path: Path,
+                           baseline: str = "random") -> None:
+    """Per strategy, the paired difference to the baseline per round with its 95% confidence band."""
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    for name, d in differences.items():
+        ax.plot(d.n_labeled, d.mean, marker="o", markersize=3, color=colour(name), label=name)
+        ax.fill_between(d.n_labeled, d.ci_low, d.ci_high, color=colour(name), alpha=0.12, linewidth=0)
+    ax.axhline(0, color=BASELINE_COLOUR, linewidth=1)
+    ax.set_title(f"{dataset}: {METRIC_LABELS[metric].lower()} minus {baseline}, paired by seed\n"
+                 "(band = 95% CI of the mean difference; a band across 0 is within the noise)", fontsize=10)
+    ax.set(xlabel="Labelled images", ylabel=f"Difference in {METRIC_LABELS[metric].lower()}")
+    ax.grid(alpha=0.3)
+    ax.legend(title="strategy", fontsize="small", loc="best")
+    _save(fig, path)
+
+
+def penalty_heatmap(matrix: np.ndarray, names: list[str], n_rounds: int, metric: str, dataset: str,
+                    path: Path) -> None:
+    """Rows beat columns: cell (i, j) counts the query rounds where i is significantly better than j."""
+    size = max(4.0, 1.0 + 0.7 * len(names))
+    fig, ax = plt.subplots(figsize=(size + 2.0, size), dpi=120)
+    image = ax.imshow(matrix, cmap="Reds", vmin=0, vmax=max(1, n_rounds))
+    for i in range(len(names)):
+        for j in range(len(names)):
+            if i != j:
+                ax.text(j, i, str(matrix[i, j]), ha="center", va="center", fontsize=9,
+                        color="white" if matrix[i, j] > 0.6 * n_rounds else "black")
+    ax.set_xticks(range(len(names)), names, rotation=40, ha="right")
+    ax.set_yticks(range(len(names)), names)
+    ax.set(xlabel="... is beaten by the row strategy", ylabel="strategy")
+    ax.set_title(f"{dataset}: query rounds (of {n_rounds}) where\nthe row is significantly better "
+                 f"than the column\n({METRIC_LABELS[metric].lower()}, paired t-test, alpha 0.05)", fontsize=10)
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+    _save(fig, path)
+
+
+def _save(fig, path: Path, rect: tuple[float, float, float, float] = (0, 0, 1, 1)) -> None:
+    fig.tight_layout(rect=rect)
     with atomic_path(path, suffix=path.suffix) as tmp:
         fig.savefig(tmp)
     plt.close(fig)

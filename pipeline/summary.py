@@ -1,37 +1,55 @@
-"""Summary numbers for learning curves: final scores, AUBC, labels to reach a target."""
+"""Summary numbers for learning curves: final scores with confidence intervals, AUBC,
+labels to reach a target, and the labels random sampling needs to match a strategy."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import stats
+
+METRICS = ("accuracy", "balanced_accuracy", "f1_macro")
 
 
 @dataclass(frozen=True)
 class Curves:
     """One strategy's curves on one dataset: a row per seed, a column per round."""
-    n_labeled: np.ndarray   # (rounds,)
-    accuracy: np.ndarray    # (seeds, rounds)
-    f1_macro: np.ndarray    # (seeds, rounds)
+    seeds: list[int]
+    n_labeled: np.ndarray          # (rounds,)
+    accuracy: np.ndarray           # (seeds, rounds)
+    balanced_accuracy: np.ndarray  # (seeds, rounds)
+    f1_macro: np.ndarray           # (seeds, rounds)
+    f1_per_class: np.ndarray       # (seeds, rounds, classes)
     # Summed class histogram of the images each seed queried after the initial set.
-    queried_classes: np.ndarray  # (seeds, classes)
+    queried_classes: np.ndarray    # (seeds, classes)
 
     @classmethod
-    def from_runs(cls, runs: list[list[dict]]) -> "Curves":
+    def from_runs(cls, runs: dict[int, list[dict]]) -> "Curves":
         """From each seed's rounds.json history; every seed must share the same label counts."""
-        n_labeled = np.array([r["n_labeled"] for r in runs[0]])
-        for history in runs[1:]:
+        histories = list(runs.values())
+        n_labeled = np.array([r["n_labeled"] for r in histories[0]])
+        for history in histories[1:]:
             if not np.array_equal(n_labeled, [r["n_labeled"] for r in history]):
                 raise ValueError("seeds of one strategy have different label counts per round")
+
+        def per_round(key: str) -> np.ndarray:
+            return np.array([[r[key] for r in h] for h in histories], dtype=np.float64)
+
         return cls(
+            seeds=list(runs),
             n_labeled=n_labeled,
-            accuracy=np.array([[r["accuracy"] for r in h] for h in runs]),
-            f1_macro=np.array([[r["f1_macro"] for r in h] for h in runs]),
-            queried_classes=np.array([np.sum([r["query_class_counts"] for r in h[1:]], axis=0) for h in runs]),
+            accuracy=per_round("accuracy"),
+            balanced_accuracy=per_round("balanced_accuracy"),
+            f1_macro=per_round("f1_macro"),
+            f1_per_class=per_round("f1_per_class"),
+            queried_classes=np.array([np.sum([r["query_class_counts"] for r in h[1:]], axis=0) for h in histories]),
         )
+
+    def metric(self, name: str) -> np.ndarray:
+        return getattr(self, name)
 
 
 def aubc(n_labeled: np.ndarray, scores: np.ndarray) -> float:
-    """Area under the budget curve, normalised by the budget span: the mean score in [0, 1]."""
+    """Area under the budget curve (trapezoids), normalised by the budget span: the mean score in [0, 1]."""
     if len(n_labeled) < 2:
         return float(scores[0])
     span = n_labeled[-1] - n_labeled[0]
@@ -44,24 +62,66 @@ def labels_to_reach(n_labeled: np.ndarray, scores: np.ndarray, target: float) ->
     return int(n_labeled[reached[0]]) if reached.size else None
 
 
-def summarise(curves: dict[str, Curves], target_fraction: float) -> dict[str, dict]:
-    """Per strategy: final accuracy/F1 (mean, std over seeds), AUBC, and labels to reach
-    `target_fraction` of the best final mean accuracy among the strategies."""
+def labels_needed(n_labeled: np.ndarray, scores: np.ndarray, target: float) -> float | None:
+    """Labels at which a curve first reaches `target`, interpolated linearly between the two rounds
+    around the crossing; None when it never gets there within its budget."""
+    reached = np.flatnonzero(scores >= target)
+    if not reached.size:
+        return None
+    k = int(reached[0])
+    if k == 0:
+        return float(n_labeled[0])
+    x0, x1, y0, y1 = n_labeled[k - 1], n_labeled[k], scores[k - 1], scores[k]
+    return float(x0 + (target - y0) * (x1 - x0) / (y1 - y0))
+
+
+def mean_ci(values: np.ndarray, confidence: float = 0.95) -> tuple[float, float | None]:
+    """Mean and the half-width of its t confidence interval over seeds (None with one seed)."""
+    values = np.asarray(values, dtype=np.float64)
+    mean = float(values.mean())
+    if len(values) < 2:
+        return mean, None
+    sem = float(stats.sem(values))
+    return mean, float(sem * stats.t.ppf(0.5 + confidence / 2, len(values) - 1))
+
+
+def labels_saved(random: Curves, strategy: Curves) -> dict:
+    """How many labels random sampling needs to match the strategy's final mean accuracy.
+
+    `random_needs` is interpolated on random's mean curve; None means more than random's budget.
+    `ratio` = random_needs / the strategy's budget: above 1, the strategy saves labels.
+    """
+    target = float(strategy.accuracy[:, -1].mean())
+    needs = labels_needed(random.n_labeled, random.accuracy.mean(axis=0), target)
+    budget = float(strategy.n_labeled[-1])
+    return {"random_needs": needs, "more_than_budget": needs is None,
+            "ratio": None if needs is None else needs / budget, "budget": int(budget)}
+
+
+def summarise(curves: dict[str, Curves], target_fraction: float, baseline: str = "random") -> dict[str, dict]:
+    """Per strategy: final scores (mean, std and 95% CI over seeds), AUBC, labels to reach
+    `target_fraction` of the best final mean accuracy, and labels random needs to match it."""
     best_final = max(float(c.accuracy[:, -1].mean()) for c in curves.values())
     target = target_fraction * best_final
     summary = {}
     for name, c in curves.items():
-        mean_acc, mean_f1 = c.accuracy.mean(axis=0), c.f1_macro.mean(axis=0)
-        summary[name] = {
-            "final_accuracy": float(mean_acc[-1]),
-            "final_accuracy_std": float(c.accuracy[:, -1].std()),
-            "final_f1_macro": float(mean_f1[-1]),
-            "final_f1_macro_std": float(c.f1_macro[:, -1].std()),
-            "aubc_accuracy": aubc(c.n_labeled, mean_acc),
-            "aubc_f1_macro": aubc(c.n_labeled, mean_f1),
-            "labels_to_target_accuracy": labels_to_reach(c.n_labeled, mean_acc, target),
+        row: dict = {}
+        for metric in METRICS:
+            values = c.metric(metric)
+            mean, half = mean_ci(values[:, -1])
+            row[f"final_{metric}"] = mean
+            row[f"final_{metric}_std"] = float(values[:, -1].std())
+            row[f"final_{metric}_ci95"] = half
+            row[f"aubc_{metric}"] = aubc(c.n_labeled, values.mean(axis=0))
+        row.update({
+            "labels_to_target_accuracy": labels_to_reach(c.n_labeled, c.accuracy.mean(axis=0), target),
             "target_accuracy": target,
-            "n_seeds": int(c.accuracy.shape[0]),
+            "n_seeds": len(c.seeds),
             "n_labeled": int(c.n_labeled[-1]),
-        }
+        })
+        if baseline in curves and name != baseline:
+            saved = labels_saved(curves[baseline], c)
+            row["labels_random_needs"] = saved["random_needs"]
+            row["labels_saved_ratio"] = saved["ratio"]
+        summary[name] = row
     return summary

@@ -8,10 +8,13 @@ from importlib.metadata import PackageNotFoundError, version
 
 import mlflow
 import numpy as np
+import sqlalchemy
 from mlflow.models.signature import ModelSignature
 from mlflow.tracking import MlflowClient
 from mlflow.types.schema import Schema, TensorSpec
 
+from pipeline import store
+from pipeline.errors import PipelineError
 from pipeline.loop import RoundResult
 from pipeline.params import BaseParams
 from pipeline.paths import project_root
@@ -27,14 +30,23 @@ def tracking_uri(base: BaseParams) -> str:
 
 
 def setup(base: BaseParams) -> str:
-    """Point MLflow at the store and experiment; return the experiment id."""
-    mlflow.set_tracking_uri(tracking_uri(base))
-    experiment = mlflow.get_experiment_by_name(base.experiment)
-    if experiment is not None:
-        return experiment.experiment_id
-    # An explicit artifact root: a relative default would land in whatever folder ran first.
-    artifacts = (project_root() / ARTIFACTS_DIR).as_uri()
-    return mlflow.create_experiment(base.experiment, artifact_location=artifacts)
+    """Point MLflow at the store and experiment; return the experiment id.
+
+    Safe with many runs starting at once: see pipeline/store.py."""
+    uri = tracking_uri(base)
+    mlflow.set_tracking_uri(store.with_busy_timeout(uri))
+    with store.exclusive(uri):
+        try:
+            experiment = mlflow.get_experiment_by_name(base.experiment)
+            if experiment is not None:
+                return experiment.experiment_id
+            # An explicit artifact root: a relative default would land in whatever folder ran first.
+            artifacts = (project_root() / ARTIFACTS_DIR).as_uri()
+            return mlflow.create_experiment(base.experiment, artifact_location=artifacts)
+        except (mlflow.exceptions.MlflowException, sqlalchemy.exc.SQLAlchemyError) as error:
+            first = str(error).strip().splitlines()[0][:200]
+            raise PipelineError(f"MLflow store {uri}: cannot open it ({first}); if the file is damaged, "
+                                "move it aside and rerun (runs already finished keep their results/ files)") from None
 
 
 def run_name(dataset: str, strategy: str, seed: int) -> str:
@@ -115,6 +127,12 @@ def log_final(results_dir, metrics: dict) -> None:
     """The run's result files as artifacts, and its final metrics under final_*."""
     mlflow.log_artifacts(str(results_dir), artifact_path="results")
     mlflow.log_metrics({f"final_{key}": value for key, value in metrics.items()})
+
+
+def summary_config(params) -> dict:
+    """What a dataset's summary depends on: rerunning with the same config updates the same MLflow run."""
+    return {"strategies": params.al.strategies, "seeds": params.al.seeds, **params.run_settings(),
+            "plot": params.plot.model_dump()}
 
 
 def summary_run(experiment_id: str, dataset: str, config: dict):

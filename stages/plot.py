@@ -1,4 +1,10 @@
-"""DVC stage `plot@<dataset>`: learning-curve figures, summary metrics and an MLflow summary run per dataset."""
+"""DVC stage `plot@<dataset>`: figures, summary metrics, paired statistics and an MLflow summary run per dataset.
+
+Writes plots/<dataset>/ (learning curves for accuracy, balanced accuracy and
+macro-F1, per-class F1, queried class mix, paired differences to random,
+penalty matrices, wide CSVs), metrics/summary/<dataset>.json and the paired
+statistics in metrics/statistics/<dataset>.json.
+"""
 from __future__ import annotations
 
 import argparse
@@ -9,29 +15,61 @@ from pathlib import Path
 
 import mlflow
 
-from pipeline import plotting, tracking
+from pipeline import plotting, statistics, tracking
 from pipeline.cli import run_stage
 from pipeline.errors import PipelineError
 from pipeline.fileio import atomic_path, save_json
 from pipeline.params import DATASETS, load_params
-from pipeline.paths import METRICS_DIR, PLOTS_DIR, prepared_dir, run_dir
-from pipeline.summary import Curves, summarise
+from pipeline.paths import METRICS_DIR, PLOTS_DIR, STATISTICS_DIR, prepared_dir, run_dir
+from pipeline.summary import METRICS, Curves, summarise
 
 log = logging.getLogger("plot")
+
+
+BASELINE = "random"
+COMPARED = ("accuracy", "f1_macro")  # the metrics with paired statistics and penalty matrices
 
 
 def load_curves(dataset: str, strategies: list[str], seeds: list[int]) -> dict[str, Curves]:
     curves = {}
     for strategy in strategies:
-        runs = []
+        runs = {}
         for seed in seeds:
             path = run_dir(dataset, strategy, seed) / "rounds.json"
             if not path.exists():
                 raise PipelineError(f"{path}: missing; run `dvc repro al` so every dataset x strategy x seed "
                                     "in params.yaml has results")
-            runs.append(json.loads(path.read_text()))
+            runs[seed] = json.loads(path.read_text())
         curves[strategy] = Curves.from_runs(runs)
     return curves
+
+
+def paired_statistics(curves: dict[str, Curves], out: Path, dataset: str) -> dict:
+    """Differences to random and the penalty matrices, as figures and as statistics.json.
+
+    With fewer than two seeds no test is possible; the file says so and no figure is drawn."""
+    names = list(curves)
+    n_rounds = len(next(iter(curves.values())).n_labeled) - 1
+    result: dict = {"alpha": statistics.ALPHA, "strategies": names, "query_rounds": n_rounds,
+                    "seeds": next(iter(curves.values())).seeds}
+    if not statistics.enough_seeds(curves):
+        result["note"] = (f"{len(result['seeds'])} seed: no statistical test is possible; "
+                          f"set at least {statistics.MIN_SEEDS} seeds in al.seeds")
+        return result
+    for metric in COMPARED:
+        comparisons = statistics.compare_all(curves, metric)
+        matrix = statistics.penalty_matrix(comparisons, names)
+        plotting.penalty_heatmap(matrix, names, n_rounds, metric, dataset, out / f"penalty_{metric}.png")
+        section = {"penalty_matrix": matrix.tolist(),
+                   "pairs": {f"{a} - {b}": c.to_dict() for (a, b), c in comparisons.items()}}
+        if BASELINE in curves:
+            versus = {n: comparisons[(n, BASELINE)] for n in names if n != BASELINE}
+            plotting.difference_to_baseline(versus, metric, dataset, out / f"difference_{metric}.png", BASELINE)
+            section["versus_random"] = {n: {"wins": d.wins(), "losses": d.losses(), "final_mean": d.mean[-1],
+                                            "final_ci": [d.ci_low[-1], d.ci_high[-1]],
+                                            "final_p_value": d.p_value[-1]} for n, d in versus.items()}
+        result[metric] = section
+    return result
 
 
 def write_wide_csv(path: Path, curves: dict[str, Curves], metric: str) -> None:
@@ -44,12 +82,6 @@ def write_wide_csv(path: Path, curves: dict[str, Curves], metric: str) -> None:
             writer.writerow([int(n), *(f"{getattr(c, metric)[:, i].mean():.6f}" for c in curves.values())])
 
 
-def summary_config(params) -> dict:
-    """What a summary depends on: rerunning the stage with the same config updates the same MLflow run."""
-    return {"strategies": params.al.strategies, "seeds": params.al.seeds, **params.run_settings(),
-            "plot": params.plot.model_dump()}
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--dataset", required=True, choices=DATASETS)
@@ -60,24 +92,35 @@ def main(argv: list[str] | None = None) -> None:
     curves = load_curves(dataset, params.al.strategies, params.al.seeds)
     meta = json.loads((prepared_dir(dataset) / "meta.json").read_text())
     out = PLOTS_DIR / dataset
-    figures = [out / "accuracy.png", out / "f1_macro.png", out / "queried_classes.png"]
-    plotting.learning_curves(curves, "accuracy", dataset, figures[0])
-    plotting.learning_curves(curves, "f1_macro", dataset, figures[1])
-    plotting.queried_classes(curves, meta["train_class_counts"], meta["class_names"], dataset, figures[2])
-    for metric in ("accuracy", "f1_macro"):
+    for metric in METRICS:
+        plotting.learning_curves(curves, metric, dataset, out / f"{metric}.png")
         write_wide_csv(out / f"{metric}.csv", curves, metric)
+    plotting.queried_classes(curves, meta["train_class_counts"], meta["class_names"], dataset,
+                             out / "queried_classes.png")
+    plotting.per_class_f1(curves, meta["class_names"], dataset, out / "per_class_f1.png")
+    stats = paired_statistics(curves, out, dataset)
+    statistics_file = STATISTICS_DIR / f"{dataset}.json"
+    save_json(statistics_file, stats)
 
-    summary = summarise(curves, params.plot.target_fraction)
+    summary = summarise(curves, params.plot.target_fraction, BASELINE)
+    for name, row in summary.items():  # wins and losses against random, for `dvc metrics show`
+        for metric in COMPARED:
+            versus = stats.get(metric, {}).get("versus_random", {}).get(name)
+            if versus:
+                row[f"rounds_better_than_random_{metric}"] = versus["wins"]
+                row[f"rounds_worse_than_random_{metric}"] = versus["losses"]
     summary_file = METRICS_DIR / "summary" / f"{dataset}.json"
     save_json(summary_file, summary)
+    figures = sorted(out.glob("*.png"))
 
     experiment_id = tracking.setup(params.base)
-    with tracking.summary_run(experiment_id, dataset, summary_config(params)):
+    with tracking.summary_run(experiment_id, dataset, tracking.summary_config(params)):
         mlflow.log_metrics({f"{strategy}.{key}": value for strategy, values in summary.items()
                             for key, value in values.items() if isinstance(value, (int, float))})
         for figure in figures:
             mlflow.log_artifact(str(figure), artifact_path="plots")
         mlflow.log_artifact(str(summary_file))
+        mlflow.log_artifact(str(statistics_file))
 
     for strategy, s in summary.items():
         log.info("%s %s: final accuracy %.4f, F1 %.4f, AUBC %.4f, labels to %.3f: %s", dataset, strategy,

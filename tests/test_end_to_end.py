@@ -107,7 +107,9 @@ def test_dvc_repro_runs_the_whole_study(repro):
 
     # plots and summary metrics per dataset
     for dataset in DATASETS:
-        for figure in ("accuracy.png", "f1_macro.png", "queried_classes.png"):
+        for figure in ("accuracy.png", "balanced_accuracy.png", "f1_macro.png", "queried_classes.png",
+                       "per_class_f1.png", "penalty_accuracy.png", "penalty_f1_macro.png",
+                       "difference_accuracy.png", "difference_f1_macro.png"):
             data = (project / "plots" / dataset / figure).read_bytes()
             assert data.startswith(b"\x89PNG") and len(data) > 10_000
         wide = read_csv(project / "plots" / dataset / "accuracy.csv")
@@ -116,6 +118,16 @@ def test_dvc_repro_runs_the_whole_study(repro):
         assert set(summary) == set(STRATEGIES)
         for values in summary.values():
             assert 0 <= values["aubc_accuracy"] <= 1 and values["n_seeds"] == 2
+        assert "labels_random_needs" in summary["bald"] and "rounds_better_than_random_accuracy" in summary["bald"]
+        statistics = json.loads((project / "metrics/statistics" / f"{dataset}.json").read_text())
+        assert set(statistics["accuracy"]["versus_random"]) == set(STRATEGIES) - {"random"}
+        assert len(statistics["f1_macro"]["penalty_matrix"]) == len(STRATEGIES)
+
+    # the study report: every dataset and strategy, its figures, logged to MLflow
+    report = (project / "report" / "study.md").read_text()
+    for name in [*DATASETS, *STRATEGIES]:
+        assert name in report
+    assert "## Across datasets" in report and "../plots/cifar10/penalty_accuracy.png" in report
 
     # MLflow: the default store at the project root
     mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow.db'}")
@@ -133,7 +145,8 @@ def test_dvc_repro_runs_the_whole_study(repro):
     summary_run = by_name["fashion_mnist_imbalanced-summary"]
     assert "bald.aubc_accuracy" in summary_run.data.metrics
     artifacts = {a.path for a in client.list_artifacts(summary_run.info.run_id, "plots")}
-    assert "plots/queried_classes.png" in artifacts
+    assert {"plots/queried_classes.png", "plots/penalty_accuracy.png", "plots/per_class_f1.png"} <= artifacts
+    assert "study.md" in {a.path for a in client.list_artifacts(summary_run.info.run_id)}
 
     # DVC sees the metrics and the plots
     shown = dvc(["metrics", "show", "--json"], project)

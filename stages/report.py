@@ -1,0 +1,69 @@
+"""DVC stage `report`: the study report (report/study.md) from every dataset's summary and statistics.
+
+Tables, figures, the run configuration and verdicts that claim only what the
+paired tests support; logged to each dataset's MLflow summary run.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+
+import mlflow
+
+from pipeline import tracking
+from pipeline.cli import run_stage
+from pipeline.errors import PipelineError
+from pipeline.fileio import atomic_path
+from pipeline.params import Params, load_params
+from pipeline.paths import METRICS_DIR, PLOTS_DIR, REPORT_FILE, STATISTICS_DIR
+from pipeline.report import DatasetResults, render
+
+log = logging.getLogger("report")
+
+
+def configuration(params: Params) -> list[str]:
+    al, model = params.al, params.model
+    options = {n: params.al.options(n).model_dump() for n in al.strategies}
+    options_text = "; ".join(f"{n}: {', '.join(f'{k}={v}' for k, v in o.items())}" for n, o in options.items() if o)
+    return [
+        f"datasets: {', '.join(params.data.datasets)}",
+        f"strategies: {', '.join(al.strategies)}" + (f" (options: {options_text})" if options_text else ""),
+        f"seeds: {', '.join(map(str, al.seeds))}",
+        f"budget: {al.initial_size} random labels, then {al.rounds} rounds of {al.query_size} "
+        f"= {al.budget:,} labels; candidates per round: "
+        + (f"a random {al.pool_subsample:,} of the unlabelled pool" if al.pool_subsample else "the whole pool"),
+        f"model: CNN, Conv2D filters {model.filters} (kernel {model.kernel_size}) with 2x2 max-pooling, "
+        f"Dense {model.dense_units}, dropout {model.dropout}, softmax; Adam lr {model.learning_rate}, "
+        f"batch {model.batch_size}, {model.epochs} epochs per round, "
+        + ("retrained from scratch each round" if model.retrain_from_scratch else "warm-started each round"),
+    ]
+
+
+def load_results(dataset: str) -> DatasetResults:
+    summary_file = METRICS_DIR / "summary" / f"{dataset}.json"
+    statistics_file = STATISTICS_DIR / f"{dataset}.json"
+    for path in (summary_file, statistics_file):
+        if not path.exists():
+            raise PipelineError(f"{path}: missing; run `dvc repro plot` first")
+    return DatasetResults(dataset, json.loads(summary_file.read_text()), json.loads(statistics_file.read_text()),
+                          sorted(p.name for p in (PLOTS_DIR / dataset).glob("*.png")))
+
+
+def main(argv: list[str] | None = None) -> None:
+    argparse.ArgumentParser(description=__doc__).parse_args(argv)
+    params = load_params()
+    results = [load_results(dataset) for dataset in params.data.datasets]
+    text = render(results, configuration(params), figure_root=f"../{PLOTS_DIR}")
+    with atomic_path(REPORT_FILE) as tmp:
+        tmp.write_text(text)
+
+    experiment_id = tracking.setup(params.base)
+    for dataset in params.data.datasets:
+        with tracking.summary_run(experiment_id, dataset, tracking.summary_config(params)):
+            mlflow.log_artifact(str(REPORT_FILE))
+    log.info("wrote %s (%d datasets); logged to each dataset's MLflow summary run", REPORT_FILE, len(results))
+
+
+if __name__ == "__main__":
+    run_stage(main)
