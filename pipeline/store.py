@@ -20,6 +20,25 @@ from urllib.parse import parse_qsl, urlencode
 BUSY_TIMEOUT_S = 300
 
 
+def is_remote(uri: str) -> bool:
+    """A tracking server (http, https), not a database or folder this process opens itself."""
+    return uri.startswith(("http://", "https://"))
+
+
+def describe_failure(uri: str, error: Exception) -> str:
+    """One line naming the store and the fix, for an error opening it."""
+    first = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
+    shown = uri.split("@")[-1] if "@" in uri else uri  # never echo a password from the URI
+    if is_remote(uri):
+        if any(code in first for code in ("401", "403", "Unauthorized", "Permission denied")):
+            return (f"MLflow server {shown}: refused ({first}); set MLFLOW_TRACKING_USERNAME and "
+                    "MLFLOW_TRACKING_PASSWORD to an account on that server")
+        return (f"MLflow server {shown}: cannot reach it ({first}); start it (README: A shared tracking server) "
+                "or fix MLFLOW_TRACKING_URI / base.mlflow_tracking_uri")
+    return (f"MLflow store {shown}: cannot open it ({first}); if the file is damaged, move it aside and rerun "
+            "(runs already finished keep their results/ files)")
+
+
 def sqlite_path(uri: str) -> Path | None:
     """The database file of a sqlite:/// URI, None for any other store."""
     if not uri.startswith("sqlite:///"):

@@ -40,13 +40,13 @@ def setup(base: BaseParams) -> str:
             experiment = mlflow.get_experiment_by_name(base.experiment)
             if experiment is not None:
                 return experiment.experiment_id
+            if store.is_remote(uri):  # the server decides where artifacts go (served through it)
+                return mlflow.create_experiment(base.experiment)
             # An explicit artifact root: a relative default would land in whatever folder ran first.
             artifacts = (project_root() / ARTIFACTS_DIR).as_uri()
             return mlflow.create_experiment(base.experiment, artifact_location=artifacts)
         except (mlflow.exceptions.MlflowException, sqlalchemy.exc.SQLAlchemyError) as error:
-            first = str(error).strip().splitlines()[0][:200]
-            raise PipelineError(f"MLflow store {uri}: cannot open it ({first}); if the file is damaged, "
-                                "move it aside and rerun (runs already finished keep their results/ files)") from None
+            raise PipelineError(store.describe_failure(uri, error)) from None
 
 
 def run_name(dataset: str, strategy: str, seed: int) -> str:

@@ -1,14 +1,20 @@
 #!/usr/bin/env bash
 # Set up a fresh machine: Debian's Fashion-MNIST (when apt is available) and a
 # virtual environment in .venv with the pinned requirements. Safe to rerun.
+#   --tests   also the services the tests start themselves (PostgreSQL, for the tracking-server tests)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if [ ! -d /usr/share/datasets/fashion-mnist ] && command -v apt-get >/dev/null 2>&1; then
+packages=()
+[ -d /usr/share/datasets/fashion-mnist ] || packages+=(dataset-fashion-mnist)
+if [ "${1:-}" = "--tests" ] && ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then
+  packages+=(postgresql)
+fi
+if [ ${#packages[@]} -gt 0 ] && command -v apt-get >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
-  echo "setup: installing Debian's dataset-fashion-mnist (offline Fashion-MNIST source)"
-  $SUDO apt-get update -qq && $SUDO apt-get install -y -qq dataset-fashion-mnist >/dev/null \
-    || echo "setup: could not install dataset-fashion-mnist; the download stage will use the web sources"
+  echo "setup: installing Debian's ${packages[*]}"
+  $SUDO apt-get update -qq && $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${packages[@]}" >/dev/null \
+    || echo "setup: could not install ${packages[*]}; Fashion-MNIST falls back to the web sources, server tests skip"
 fi
 
 if [ ! -x .venv/bin/python ]; then

@@ -1,0 +1,121 @@
+"""Real services for tests: a throw-away PostgreSQL cluster and an MLflow tracking server on 127.0.0.1."""
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import signal
+import time
+import urllib.error
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def postgres_bin() -> Path:
+    found = shutil.which("initdb")
+    candidates = [Path(found).resolve().parent] if found else []
+    candidates += [Path(p) for p in sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True)]
+    for folder in candidates:
+        if (folder / "initdb").exists() and (folder / "pg_ctl").exists():
+            return folder
+    message = "PostgreSQL is not installed (apt-get install -y postgresql; .ci/run does it)"
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def _as_postgres(command: list[str]) -> list[str]:
+    """PostgreSQL refuses to run as root: run it as the `postgres` account then."""
+    return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else command
+
+
+@contextmanager
+def postgres_cluster(folder: Path) -> Iterator[str]:
+    """initdb + pg_ctl on 127.0.0.1 at a free port; yields the URI of its `postgres` database."""
+    bin_dir = postgres_bin()
+    folder.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() == 0:
+        shutil.chown(folder, "postgres", "postgres")
+        for parent in folder.parents:  # the account must reach its data folder
+            if parent == Path("/"):
+                break
+            parent.chmod(parent.stat().st_mode | 0o005)
+    data, port = folder / "data", free_port()
+    subprocess.run(_as_postgres([str(bin_dir / "initdb"), "-D", str(data), "-U", "mlflow", "-A", "trust",
+                                 "--no-sync", "-E", "UTF8"]), check=True, capture_output=True)
+    options = f"-h 127.0.0.1 -p {port} -k {folder} -c fsync=off"
+    subprocess.run(_as_postgres([str(bin_dir / "pg_ctl"), "-D", str(data), "-o", options, "-l",
+                                 str(folder / "server.log"), "-w", "start"]), check=True, capture_output=True)
+    try:
+        yield f"postgresql://mlflow@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run(_as_postgres([str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]),
+                       capture_output=True)
+
+
+def create_database(uri: str, name: str) -> str:
+    import psycopg2
+
+    connection = psycopg2.connect(uri)
+    connection.autocommit = True
+    with connection.cursor() as cursor:
+        cursor.execute(f'CREATE DATABASE "{name}"')
+    connection.close()
+    # SQLAlchemy (MLflow's database layer) needs the driver named: postgresql:// means psycopg 3 to it.
+    return uri.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg2://") + f"/{name}"
+
+
+@contextmanager
+def tracking_server(backend_uri: str, folder: Path, auth: bool = False, env: dict | None = None) -> Iterator[str]:
+    """The project's scripts/tracking_server.py on 127.0.0.1; yields its URL once it answers."""
+    port = free_port()
+    command = [sys.executable, "-m", "scripts.tracking_server", "--backend-store-uri", backend_uri,
+               "--artifacts-destination", str(folder / "artifacts"), "--port", str(port), "--workers", "1",
+               "--auth-db", str(folder / "auth.db")] + (["--auth"] if auth else [])
+    folder.mkdir(parents=True, exist_ok=True)
+    log = open(folder / "server.log", "w")
+    server = subprocess.Popen(command, cwd=REPO, env={**os.environ, **(env or {})}, stdout=log,
+                              stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/health", timeout=2)
+                break
+            except urllib.error.HTTPError:  # it answers, if only to refuse
+                break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"tracking server did not start:\n{(folder / 'server.log').read_text()[-3000:]}")
+                time.sleep(0.5)
+        yield url
+    finally:
+        _signal_group(server.pid, signal.SIGTERM)  # the script, the server and its workers
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            _signal_group(server.pid, signal.SIGKILL)
+        log.close()
+
+
+def _signal_group(pid: int, sig: int) -> None:
+    try:
+        os.killpg(pid, sig)
+    except ProcessLookupError:
+        pass  # already gone
