@@ -159,7 +159,8 @@ def run_loop(pool: Split, test: Split, strategy: str, al: ALParams, learner: Lea
 
         result = RoundResult(
             round=round_, n_labeled=len(state.labeled), accuracy=scores["accuracy"],
-            balanced_accuracy=scores["balanced_accuracy"], f1_macro=scores["f1_macro"], f1_per_class=scores["f1_per_class"],
+            balanced_accuracy=scores["balanced_accuracy"], f1_macro=scores["f1_macro"],
+            f1_per_class=scores["f1_per_class"],
             query_class_counts=class_histogram(pool_labels[new], n_classes), epochs=epochs,
             train_seconds=train_seconds, score_seconds=score_seconds, eval_seconds=eval_seconds)
         state.history.append(result)

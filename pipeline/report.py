@@ -26,6 +26,10 @@ class DatasetResults:
     figures: list[str]  # file names present in plots/<dataset>/
 
 
+def plural(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def points(x: float) -> str:
     return f"{100 * x:+.1f}"
 
@@ -75,7 +79,8 @@ def dataset_section(results: DatasetResults, figure_root: str) -> list[str]:
                      f"{ci_text(row['final_f1_macro'], row['final_f1_macro_ci95'])} | "
                      f"{row['final_balanced_accuracy']:.3f} | {row['aubc_accuracy']:.3f} | {labels_text(row)} | "
                      f"{wins[0]} | {wins[1]} |")
-    lines += ["", f"{len(seeds)} seeds ({', '.join(map(str, seeds))}), {n_rounds} query rounds, budget "
+    lines += ["", f"{plural(len(seeds), 'seed')} ({', '.join(map(str, seeds))}), "
+              f"{plural(n_rounds, 'query round')}, budget "
               f"{next(iter(summary.values()))['n_labeled']:,} labels. ± is the half-width of the 95% t interval "
               "over seeds.", ""]
     lines += ["**Verdict.**", ""]

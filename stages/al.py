@@ -83,7 +83,8 @@ def main(argv: list[str] | None = None) -> None:
                                        tags={"dataset": args.dataset, "strategy": args.strategy,
                                              "seed": str(args.seed)},
                                        params={"dataset": args.dataset, "strategy": args.strategy,
-                                               "seed": args.seed, **tracking.flat_params("al", al, {"strategy_options"}),
+                                               "seed": args.seed,
+                                               **tracking.flat_params("al", al, {"strategy_options"}),
                                                **tracking.flat_params("model", params.model),
                                                **tracking.flat_params(f"al.strategy_options.{args.strategy}",
                                                                       al.options(args.strategy))})

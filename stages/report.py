@@ -17,7 +17,7 @@ from pipeline.errors import PipelineError
 from pipeline.fileio import atomic_path
 from pipeline.params import Params, load_params
 from pipeline.paths import METRICS_DIR, PLOTS_DIR, REPORT_FILE, STATISTICS_DIR
-from pipeline.report import DatasetResults, render
+from pipeline.report import DatasetResults, plural, render
 
 log = logging.getLogger("report")
 
@@ -35,7 +35,7 @@ def configuration(params: Params) -> list[str]:
         + (f"a random {al.pool_subsample:,} of the unlabelled pool" if al.pool_subsample else "the whole pool"),
         f"model: CNN, Conv2D filters {model.filters} (kernel {model.kernel_size}) with 2x2 max-pooling, "
         f"Dense {model.dense_units}, dropout {model.dropout}, softmax; Adam lr {model.learning_rate}, "
-        f"batch {model.batch_size}, {model.epochs} epochs per round, "
+        f"batch {model.batch_size}, {plural(model.epochs, 'epoch')} per round, "
         + ("retrained from scratch each round" if model.retrain_from_scratch else "warm-started each round"),
     ]
 

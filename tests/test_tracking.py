@@ -24,7 +24,8 @@ def test_tracking_uri_precedence(tmp_path, monkeypatch):
 
 
 def test_round_metric_names_are_stable():
-    result = RoundResult(round=2, n_labeled=40, accuracy=0.5, balanced_accuracy=0.45, f1_macro=0.4, f1_per_class=[0.1] * 10,
+    result = RoundResult(round=2, n_labeled=40, accuracy=0.5, balanced_accuracy=0.45, f1_macro=0.4,
+                         f1_per_class=[0.1] * 10,
                          query_class_counts=[1] * 10, epochs=3, train_seconds=1.0, score_seconds=0.5,
                          eval_seconds=0.25)
     metrics = tracking.round_metrics(result)
