@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator,
+                      model_validator)
 
 from pipeline import strategies as strategy_registry
 from pipeline.errors import PipelineError
@@ -143,14 +144,14 @@ class ALParams(_Section):
                 raise ValueError(f"{name}.{_describe(error.errors()[0])}") from None
         return {name: dict(values or {}) for name, values in options.items()}
 
-    @model_validator(mode="after")
-    def _every_strategy_has_options(self) -> "ALParams":
+    @field_validator("strategy_options")
+    @classmethod
+    def _every_strategy_has_options(cls, options: dict, info: ValidationInfo) -> dict:
         # DVC tracks al.strategy_options.<name> per cell and refuses to run a cell whose key is missing.
-        for name in self.strategies:
-            if name not in self.strategy_options:
-                raise ValueError(f"al.strategy_options: no entry for {name}; add `{name}: {{}}` "
-                                 f"(DVC tracks each strategy's options)")
-        return self
+        for name in info.data.get("strategies", []):
+            if name not in options:
+                raise ValueError(f"no entry for {name}; add `{name}: {{}}` (DVC tracks each strategy's options)")
+        return options
 
     def options(self, strategy: str):
         """The strategy's validated options, defaults filled in."""

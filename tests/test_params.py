@@ -26,8 +26,8 @@ def test_repo_params_yaml_parses():
     params = load_params(REPO_ROOT / "params.yaml")
     assert isinstance(params, Params)
     assert params.data.datasets == ["fashion_mnist", "fashion_mnist_imbalanced", "cifar10"]
-    assert params.al.strategies == ["random", "least_confidence", "margin", "entropy", "bald", "badge",
-                                    "coreset", "class_balanced"]
+    assert params.al.strategies == ["random", "margin", "bald", "badge", "class_balanced"]
+    assert params.al.seeds == [0, 1, 2] and params.al.log_models == "every"
     assert params.al.options("bald").mc_passes == 20 and params.model.dropout == 0.25
     assert params.al.budget == params.al.initial_size + params.al.rounds * params.al.query_size
     assert params.download.sources["fashion_mnist"][0] == "/usr/share/datasets/fashion-mnist"
@@ -54,7 +54,7 @@ def test_imbalanced_dataset_requires_fashion_mnist_download():
         ("al", "strategy_options", {"bald": {"mc_passes": 1}}, "al.strategy_options", "bald.mc_passes"),
         ("al", "strategy_options", {"bald": {"passes": 5}}, "al.strategy_options", "bald.passes: unknown key"),
         ("al", "strategy_options", {"qbc": {}}, "al.strategy_options", "qbc: unknown strategy"),
-        ("al", "strategy_options", {"random": {}}, "al.strategy_options", "no entry for least_confidence"),
+        ("al", "strategy_options", {"random": {}}, "al.strategy_options", "no entry for margin"),
         ("model", "dropout", 1.0, "model.dropout", "less than 1"),
         ("al", "strategies", ["random", "random"], "al.strategies", "twice"),
         ("imbalance", "ratio", 0.5, "imbalance.ratio", "greater than or equal to 1"),
