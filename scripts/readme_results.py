@@ -10,6 +10,7 @@ markers is the maintainers' reading of the results and stays as written.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shutil
 from pathlib import Path
@@ -17,11 +18,11 @@ from pathlib import Path
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 # The figures worth a place in the README; the report links all of them.
 README_FIGURES = ("accuracy.png", "f1_macro.png", "difference_accuracy.png", "difference_f1_macro.png",
-                  "penalty_f1_macro.png", "per_class_f1.png")
+                  "penalty_f1_macro.png", "per_class_f1.png", "queried_classes.png")
 FIGURE = re.compile(r"^!\[(?P<alt>[^\]]*)\]\((?P<path>[^)]+)\)$")
 
 
-def readme_block(report: str, report_path: Path, docs_dir: Path, note: str) -> str:
+def readme_block(report: str, report_path: Path, docs_dir: Path, readme_dir: Path, note: str) -> str:
     body = report.split("\n## ", 1)[1]  # drop the title and intro
     lines = [f"_Generated from `{report_path}` by `python -m scripts.readme_results`; {note}_", ""]
     for line in ("## " + body).splitlines():
@@ -33,7 +34,7 @@ def readme_block(report: str, report_path: Path, docs_dir: Path, note: str) -> s
             target = docs_dir / f"{source.parent.name}-{source.name}"
             docs_dir.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(source, target)
-            line = f"![{figure['alt']}]({target.as_posix()})"
+            line = f"![{figure['alt']}]({Path(os.path.relpath(target, readme_dir)).as_posix()})"
         elif line.startswith("#"):
             line = "#" + line
         lines.append(line)
@@ -57,7 +58,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if not args.report.exists():
         raise SystemExit(f"{args.report}: missing; run `dvc repro` first")
-    block = readme_block(args.report.read_text(), args.report, args.docs, args.note)
+    block = readme_block(args.report.read_text(), args.report, args.docs, args.readme.resolve().parent, args.note)
     args.readme.write_text(replace_block(args.readme.read_text(), block))
     print(f"updated {args.readme} from {args.report}")
 

@@ -59,12 +59,11 @@ def test_readme_results_are_regenerated_from_the_report(tmp_path, monkeypatch):
     from scripts import readme_results
 
     monkeypatch.chdir(tmp_path)
-    for name in ("accuracy.png", "queried_classes.png"):
+    for name in ("accuracy.png", "penalty_accuracy.png"):
         (tmp_path / "plots" / "fashion_mnist").mkdir(parents=True, exist_ok=True)
         (tmp_path / "plots" / "fashion_mnist" / name).write_bytes(b"\x89PNG fake")
     (tmp_path / "report").mkdir()
     text = render([dataset("fashion_mnist")], ["datasets: fashion_mnist"], figure_root="../plots")
-    text = text.replace("penalty_accuracy.png", "queried_classes.png")
     (tmp_path / "report" / "study.md").write_text(text)
     (tmp_path / "README.md").write_text("# Tool\n\n## Results\n\nOur reading.\n\n<!-- results:start -->\nold\n"
                                         "<!-- results:end -->\n\n## Next\n")
@@ -73,5 +72,5 @@ def test_readme_results_are_regenerated_from_the_report(tmp_path, monkeypatch):
     assert "old" not in readme and "Our reading." in readme and readme.endswith("## Next\n")
     assert "### Across datasets" in readme and "### fashion_mnist" in readme and "2 cores." in readme
     assert "(docs/results/fashion_mnist-accuracy.png)" in readme
-    assert "queried_classes" not in readme  # not one of the README's figures
+    assert "penalty_accuracy" not in readme  # not one of the README's figures
     assert (tmp_path / "docs" / "results" / "fashion_mnist-accuracy.png").read_bytes() == b"\x89PNG fake"
