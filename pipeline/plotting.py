@@ -103,7 +103,7 @@ def per_class_f1(curves: dict[str, Curves], class_names: list[str], dataset: str
 def difference_to_baseline(differences: dict[str, PairedRounds], metric: str, dataset: str, path: Path,
                            baseline: str = "random") -> None:
     """Per strategy, the paired difference to the baseline per round with its 95% confidence band."""
-    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    fig, ax = plt.subplots(figsize=(8.5, 4.5), dpi=120)
     for name, d in differences.items():
         ax.plot(d.n_labeled, d.mean, marker="o", markersize=3, color=colour(name), label=name)
         ax.fill_between(d.n_labeled, d.ci_low, d.ci_high, color=colour(name), alpha=0.12, linewidth=0)
@@ -112,7 +112,7 @@ def difference_to_baseline(differences: dict[str, PairedRounds], metric: str, da
                  "(band = 95% CI of the mean difference; a band across 0 is within the noise)", fontsize=10)
     ax.set(xlabel="Labelled images", ylabel=f"Difference in {METRIC_LABELS[metric].lower()}")
     ax.grid(alpha=0.3)
-    ax.legend(title="strategy", fontsize="small", loc="best")
+    ax.legend(title="strategy", fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1))  # off the bands
     _save(fig, path)
 
 
