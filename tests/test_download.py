@@ -377,3 +377,19 @@ def test_fetch_file_leaves_no_part_files_after_failures(tmp_path, http_server, d
     assert caught.value.args[0].count("checksum mismatch") == 2
     assert "truncated" in str(caught.value)
     assert list(dest.iterdir()) == []
+
+
+def test_an_unreachable_dataset_offers_both_fixes_in_one_line(project, dead_url):
+    # As on a machine without internet: CIFAR-10's only source does not answer.
+    configure(project, "cifar10", [dead_url])
+    with pytest.raises(PipelineError) as caught:
+        download.main(["--dataset", "cifar10"])
+    message = str(caught.value)
+    assert "\n" not in message
+    assert "list that folder first under download.sources.cifar10" in message  # a local copy
+    assert message.endswith("or run the grid without it: "
+                            "dvc exp run -S 'data.datasets=[fashion_mnist,fashion_mnist_imbalanced]'")
+    # Without Fashion-MNIST the imbalanced variant goes too.
+    assert download.without_it("fashion_mnist", ["fashion_mnist", "fashion_mnist_imbalanced", "cifar10"]) \
+        == "; or run the grid without it: dvc exp run -S 'data.datasets=[cifar10]'"
+    assert download.without_it("cifar10", ["cifar10"]) == ""
