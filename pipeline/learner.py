@@ -21,9 +21,6 @@ class Inference:
 
 
 class Learner(Protocol):
-    @property
-    def supports_mc_dropout(self) -> bool: ...
-
     def reinitialize(self, seed: int) -> None:
         """Fresh weights, as a model newly built under `seed` would have."""
 

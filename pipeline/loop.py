@@ -65,7 +65,8 @@ class LoopState:
 
 
 OnRound = Callable[[LoopState, RoundResult, Learner], None]
-# Separate streams drawn from one (seed, round): what each is for.
+# Further independent streams from one (seed, round). Purpose 0 (the default) is the seed material of
+# the round's query generator and, through round_seed, of weight init and shuffling.
 MC_DROPOUT = 1
 
 

@@ -56,10 +56,6 @@ class CNN:
         self.model = model if model is not None else build_cnn(input_shape, n_classes, params)
         self._predictor = Predictor(self.model, params.predict_batch_size, params.dropout)
 
-    @property
-    def supports_mc_dropout(self) -> bool:
-        return self.params.dropout > 0
-
     def reinitialize(self, seed: int) -> None:
         """Weights as a model freshly built under `seed` would have, and a fresh optimizer state."""
         set_seed(seed)

@@ -22,7 +22,7 @@ FIGURES = [("accuracy.png", "Accuracy"), ("f1_macro.png", "Macro-F1"), ("balance
 class DatasetResults:
     name: str
     summary: dict      # metrics/summary/<dataset>.json
-    statistics: dict   # plots/<dataset>/statistics.json
+    statistics: dict   # metrics/statistics/<dataset>.json
     figures: list[str]  # file names present in plots/<dataset>/
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-from pipeline.summary import Curves
+from pipeline.summary import Curves, t_half_width
 
 ALPHA = 0.05
 MIN_SEEDS = 2
@@ -57,9 +57,8 @@ def paired_rounds(a: np.ndarray, b: np.ndarray, n_labeled: np.ndarray, confidenc
     if a.shape != b.shape or a.shape[0] < MIN_SEEDS:
         raise ValueError(f"paired tests need the same seeds on both sides, at least {MIN_SEEDS}")
     diff = (a - b)[:, 1:]
-    n = diff.shape[0]
     mean = diff.mean(axis=0)
-    half = stats.sem(diff, axis=0) * stats.t.ppf(0.5 + confidence / 2, n - 1)
+    half = t_half_width(diff, confidence)
     p_values = []
     for r in range(1, a.shape[1]):
         column = diff[:, r - 1]

@@ -75,14 +75,18 @@ def labels_needed(n_labeled: np.ndarray, scores: np.ndarray, target: float) -> f
     return float(x0 + (target - y0) * (x1 - x0) / (y1 - y0))
 
 
+def t_half_width(values: np.ndarray, confidence: float = 0.95) -> np.ndarray:
+    """Half-width of the t confidence interval of the mean over axis 0 (the seeds); needs 2 or more."""
+    return stats.sem(values, axis=0) * stats.t.ppf(0.5 + confidence / 2, len(values) - 1)
+
+
 def mean_ci(values: np.ndarray, confidence: float = 0.95) -> tuple[float, float | None]:
     """Mean and the half-width of its t confidence interval over seeds (None with one seed)."""
     values = np.asarray(values, dtype=np.float64)
     mean = float(values.mean())
     if len(values) < 2:
         return mean, None
-    sem = float(stats.sem(values))
-    return mean, float(sem * stats.t.ppf(0.5 + confidence / 2, len(values) - 1))
+    return mean, float(t_half_width(values, confidence))
 
 
 def labels_saved(random: Curves, strategy: Curves) -> dict:
@@ -93,9 +97,7 @@ def labels_saved(random: Curves, strategy: Curves) -> dict:
     """
     target = float(strategy.accuracy[:, -1].mean())
     needs = labels_needed(random.n_labeled, random.accuracy.mean(axis=0), target)
-    budget = float(strategy.n_labeled[-1])
-    return {"random_needs": needs, "more_than_budget": needs is None,
-            "ratio": None if needs is None else needs / budget, "budget": int(budget)}
+    return {"random_needs": needs, "ratio": None if needs is None else needs / float(strategy.n_labeled[-1])}
 
 
 def summarise(curves: dict[str, Curves], target_fraction: float, baseline: str = "random") -> dict[str, dict]:

@@ -6,7 +6,8 @@
 It binds to 127.0.0.1 unless told otherwise, and refuses any other address
 without --auth: with --auth it runs MLflow's basic-auth app, whose admin is
 MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD from the environment (the
-same variables every client sets), never from params.yaml or git. The auth
+same variables every client sets), never from params.yaml or git; MLflow
+creates that account when the auth database (--auth-db) is new. The auth
 settings go to a private temporary file for the server's lifetime.
 """
 from __future__ import annotations
@@ -51,7 +52,9 @@ def credentials_from_env(env: dict) -> tuple[str, str]:
 
 def server_command(args: argparse.Namespace) -> list[str]:
     mlflow = shutil.which("mlflow", path=str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""))
-    command = [mlflow or "mlflow", "server", "--backend-store-uri", args.backend_store_uri, "--serve-artifacts",
+    if mlflow is None:
+        raise ServerError("mlflow: not found; run `bash scripts/setup.sh` and start this with .venv/bin/python")
+    command = [mlflow, "server", "--backend-store-uri", args.backend_store_uri, "--serve-artifacts",
                "--artifacts-destination", str(Path(args.artifacts_destination).resolve()),
                "--host", args.host, "--port", str(args.port), "--workers", str(args.workers)]
     if args.auth:
@@ -86,6 +89,10 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory(prefix="mlflow-auth-") as private:
             if args.auth:
                 username, password = credentials_from_env(env)
+                if Path(args.auth_db).exists():  # MLflow creates the admin only into a new auth database
+                    print(f"tracking_server: {args.auth_db} exists: its accounts stand as they are; the admin's "
+                          "password changes only through MLflow's user API (or start with a new --auth-db)",
+                          file=sys.stderr)
                 config = Path(private) / "basic_auth.ini"
                 config.write_text(auth_config(username, password, Path(args.auth_db)))
                 config.chmod(0o600)

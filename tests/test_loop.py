@@ -17,8 +17,6 @@ N_POOL, N_TEST, N_CLASSES, HIDDEN, PASSES = 60, 10, 3, 4, 5
 class FakeLearner:
     """Hand-made outputs per image, no training. Each image's first pixel holds its id."""
 
-    supports_mc_dropout = True
-
     def __init__(self, seed: int = 0):
         rng = np.random.default_rng(seed)
         n = N_POOL + N_TEST
