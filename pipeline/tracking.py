@@ -37,16 +37,25 @@ def setup(base: BaseParams) -> str:
     mlflow.set_tracking_uri(store.with_busy_timeout(uri))
     with store.exclusive(uri):
         try:
-            experiment = mlflow.get_experiment_by_name(base.experiment)
-            if experiment is not None:
-                return experiment.experiment_id
-            if store.is_remote(uri):  # the server decides where artifacts go (served through it)
-                return mlflow.create_experiment(base.experiment)
-            # An explicit artifact root: a relative default would land in whatever folder ran first.
-            artifacts = (project_root() / ARTIFACTS_DIR).as_uri()
-            return mlflow.create_experiment(base.experiment, artifact_location=artifacts)
+            return _experiment_id(base.experiment, uri)
         except (mlflow.exceptions.MlflowException, sqlalchemy.exc.SQLAlchemyError) as error:
             raise PipelineError(store.describe_failure(uri, error)) from None
+
+
+def _experiment_id(name: str, uri: str) -> str:
+    experiment = mlflow.get_experiment_by_name(name)
+    if experiment is not None:
+        return experiment.experiment_id
+    # The server decides where artifacts go (served through it); locally an explicit root, since a
+    # relative default would land in whatever folder ran first.
+    location = None if store.is_remote(uri) else (project_root() / ARTIFACTS_DIR).as_uri()
+    try:
+        return mlflow.create_experiment(name, artifact_location=location)
+    except mlflow.exceptions.MlflowException as error:
+        # Another worker created it between our look and our create (no file lock spans a server).
+        if getattr(error, "error_code", "") != "RESOURCE_ALREADY_EXISTS":
+            raise
+        return mlflow.get_experiment_by_name(name).experiment_id
 
 
 def run_name(dataset: str, strategy: str, seed: int) -> str:

@@ -67,3 +67,18 @@ def test_a_damaged_store_is_one_line_naming_it(tmp_path, monkeypatch):
         tracking.setup(BaseParams())
     message = str(caught.value)
     assert "\n" not in message and str(db) in message and "move it aside" in message
+
+
+def test_an_experiment_created_by_another_worker_meanwhile_is_used(tmp_path, monkeypatch):
+    # On a tracking server no file lock spans the workers: two can both find no experiment and create it.
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    real_create = mlflow.create_experiment
+
+    def created_by_someone_else_first(name, **kwargs):
+        real_create(name, **kwargs)  # the other worker wins the race
+        raise mlflow.exceptions.MlflowException(f"Experiment(name={name}) already exists",
+                                                error_code=mlflow.protos.databricks_pb2.RESOURCE_ALREADY_EXISTS)
+
+    monkeypatch.setattr(mlflow, "create_experiment", created_by_someone_else_first)
+    experiment_id = tracking.setup(BaseParams())
+    assert mlflow.get_experiment(experiment_id).name == "deep-active-learning"
