@@ -1,6 +1,7 @@
 """The CNN, its training, and compiled batched inference."""
 from __future__ import annotations
 
+import logging
 import mmap
 
 import keras
@@ -12,6 +13,19 @@ from pipeline.params import ModelParams
 
 # Same seed, same result on CPU: deterministic kernels everywhere.
 tf.config.experimental.enable_op_determinism()
+
+
+def configure_threads(threads: int) -> None:
+    """Run TensorFlow's kernels on `threads` threads (only possible before its first op)."""
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    except RuntimeError:  # TensorFlow already running in this process (tests call stages in-process)
+        current = tf.config.threading.get_intra_op_parallelism_threads()
+        if current != threads:
+            logging.getLogger("model").warning(
+                "TensorFlow already runs with %s intra-op threads here; model.threads=%d applies to new processes",
+                current or "default", threads)
 
 
 def set_seed(seed: int) -> None:

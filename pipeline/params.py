@@ -99,6 +99,9 @@ class ModelParams(_Section):
     predict_batch_size: int = Field(2048, ge=1)
     # Dropout rate before each Dense layer (0: no dropout layers). BALD needs it for its MC passes.
     dropout: float = Field(0.25, ge=0, lt=1)
+    # TensorFlow threads per run. Part of the result: the thread count splits float sums
+    # differently. The grid runner (scripts/grid.py) runs cores // threads cells at once.
+    threads: int = Field(1, ge=1)
 
     @field_validator("filters")
     @classmethod

@@ -132,6 +132,23 @@ def start_or_resume_run(experiment_id: str, name: str, run_id: str | None, tags:
     return run
 
 
+def config_key(config: dict) -> str:
+    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def remove_unfinished_runs(experiment_id: str, name: str, config: str) -> list[str]:
+    """Delete this cell's runs that a killed attempt left RUNNING, with the same config.
+
+    A cell that starts over (its checkpoint is on another machine, or gone) would
+    otherwise leave a second run with half its rounds beside the new one."""
+    stale = mlflow.search_runs([experiment_id], output_format="list", filter_string=(
+        f"attributes.run_name = '{name}' AND attributes.status = 'RUNNING' AND tags.config = '{config}'"))
+    client = MlflowClient()
+    for run in stale:
+        client.delete_run(run.info.run_id)
+    return [run.info.run_id for run in stale]
+
+
 def log_final(results_dir, metrics: dict) -> None:
     """The run's result files as artifacts, and its final metrics under final_*."""
     mlflow.log_artifacts(str(results_dir), artifact_path="results")
@@ -146,7 +163,7 @@ def summary_config(params) -> dict:
 
 def summary_run(experiment_id: str, dataset: str, config: dict):
     """The dataset's summary run for this config: reopened if it exists, so reruns do not pile up."""
-    key = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:12]
+    key = config_key(config)
     existing = mlflow.search_runs([experiment_id], output_format="list", filter_string=(
         f"tags.kind = 'summary' AND tags.dataset = '{dataset}' AND tags.config = '{key}'"))
     if existing:

@@ -15,7 +15,7 @@ from pipeline import checkpoint, strategies, tracking
 from pipeline.cli import run_stage
 from pipeline.fileio import atomic_path, save_json
 from pipeline.loop import LoopState, RoundResult, check_budget, run_loop
-from pipeline.model import CNN
+from pipeline.model import CNN, configure_threads
 from pipeline.params import DATASETS, Params, load_params
 from pipeline.paths import checkpoint_dir, prepared_dir, run_dir
 from pipeline.preprocess import SPLIT_FILES, load_splits
@@ -64,6 +64,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", required=True, type=int)
     args = parser.parse_args(argv)
     params = load_params()
+    configure_threads(params.model.threads)
     al, name = params.al, tracking.run_name(args.dataset, args.strategy, args.seed)
 
     data_dir = prepared_dir(args.dataset)
@@ -79,9 +80,13 @@ def main(argv: list[str] | None = None) -> None:
         return al.log_models == "every" or (al.log_models == "last" and round_ == al.rounds)
 
     experiment_id = tracking.setup(params.base)
+    config = tracking.config_key(run_config(params, args.dataset, args.strategy, args.seed))
+    if not resumed:
+        for run_id in tracking.remove_unfinished_runs(experiment_id, name, config):
+            log.info("%s: starting over; removed the unfinished MLflow run %s of an earlier attempt", name, run_id)
     run = tracking.start_or_resume_run(experiment_id, name, resumed.run_id if resumed else None,
                                        tags={"dataset": args.dataset, "strategy": args.strategy,
-                                             "seed": str(args.seed)},
+                                             "seed": str(args.seed), "config": config},
                                        params={"dataset": args.dataset, "strategy": args.strategy,
                                                "seed": args.seed,
                                                **tracking.flat_params("al", al, {"strategy_options"}),

@@ -5,9 +5,10 @@ import glob
 import os
 import shutil
 import socket
+import signal
 import subprocess
 import sys
-import signal
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -119,3 +120,27 @@ def _signal_group(pid: int, sig: int) -> None:
         os.killpg(pid, sig)
     except ProcessLookupError:
         pass  # already gone
+
+
+@contextmanager
+def ray_cluster(workdirs: list[Path], cpus_per_node: int = 1) -> Iterator[str]:
+    """A Ray head and one more node per extra workdir, on this machine; yields the head's address.
+
+    Each node gets its own working folder (AL_GRID_WORKDIR), as separate machines would."""
+    ray = str(Path(sys.executable).parent / "ray")
+    temp = Path(tempfile.mkdtemp(prefix="ray", dir="/tmp"))  # short: Ray's socket paths have a length limit
+    port = free_port()
+    env = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "MLFLOW_TRACKING_URI")}
+    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
+    common = ["--num-cpus", str(cpus_per_node), "--disable-usage-stats", "--node-ip-address", "127.0.0.1"]
+    try:
+        for i, workdir in enumerate(workdirs):
+            workdir.mkdir(parents=True, exist_ok=True)
+            role = (["--head", "--port", str(port), "--include-dashboard", "false", "--temp-dir", str(temp)]
+                    if i == 0 else ["--address", f"127.0.0.1:{port}"])
+            subprocess.run([ray, "start", *role, *common], env={**env, "AL_GRID_WORKDIR": str(workdir)},
+                           check=True, capture_output=True, timeout=120)
+        yield f"127.0.0.1:{port}"
+    finally:
+        subprocess.run([ray, "stop", "--force"], env=env, capture_output=True, timeout=120)
+        shutil.rmtree(temp, ignore_errors=True)

@@ -279,3 +279,18 @@ def test_unknown_strategy_is_refused_in_one_line(al_project):
         cwd=al_project, env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True)
     assert result.returncode == 2
     assert "invalid choice: 'qbc'" in result.stderr and "class_balanced" in result.stderr
+
+
+def test_starting_over_without_the_checkpoint_removes_the_lost_attempts_run(tmp_path, monkeypatch):
+    """A cell retried on another machine (pipeline/cluster.py) has no checkpoint there: it starts
+    over, and the run its killed attempt left RUNNING must not stay beside the new one."""
+    project = make_project(tmp_path / "p")
+    crash_after_round_zero(project, monkeypatch)
+    mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow.db'}")
+    (lost,) = mlflow.search_runs(experiment_names=["deep-active-learning"], output_format="list")
+    MlflowClient().update_run(lost.info.run_id, status="RUNNING")  # as SIGKILL leaves it
+    shutil.rmtree(project / "checkpoints")
+    (run,) = runs_after_rerun(project, monkeypatch)
+    assert run.info.run_id != lost.info.run_id and run.info.status == "FINISHED"
+    assert [m.step for m in MlflowClient().get_metric_history(run.info.run_id, "accuracy")] == [0, 1, 2, 3]
+    assert MlflowClient().get_run(lost.info.run_id).info.lifecycle_stage == "deleted"
