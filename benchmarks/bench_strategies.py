@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.bench_al import make_synthetic_cifar, proc_status_kb
+from benchmarks.micro import make_synthetic_cifar, proc_status_kb
 from pipeline import strategies
 from pipeline.loop import query, round_rng
 from pipeline.model import CNN

@@ -74,6 +74,11 @@ def round_rng(seed: int, round_: int, purpose: int = 0) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([seed, round_, purpose]))
 
 
+def initial_draw(n_pool: int, initial_size: int, seed: int) -> np.ndarray:
+    """The round-0 labelled set: `initial_size` pool indices drawn at random, sorted."""
+    return np.sort(round_rng(seed, 0).choice(n_pool, size=initial_size, replace=False))
+
+
 def round_seed(seed: int, round_: int, *purpose: int) -> int:
     return int(np.random.SeedSequence([seed, round_, *purpose]).generate_state(1)[0])
 
@@ -140,7 +145,7 @@ def run_loop(pool: Split, test: Split, strategy: str, al: ALParams, learner: Lea
 
     for round_ in range(state.next_round, al.rounds + 1):
         if round_ == 0:
-            new = np.sort(round_rng(seed, 0).choice(len(pool.x), size=al.initial_size, replace=False))
+            new = initial_draw(len(pool.x), al.initial_size, seed)
             score_seconds = 0.0
         else:
             new, score_seconds = query(strategy, options, learner, pool, state.labeled, al, seed, round_)

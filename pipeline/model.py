@@ -10,6 +10,7 @@ import tensorflow as tf
 
 from pipeline.learner import Inference
 from pipeline.params import ModelParams
+from pipeline.training import Trainer
 
 # Same seed, same result on CPU: deterministic kernels everywhere.
 tf.config.experimental.enable_op_determinism()
@@ -69,6 +70,7 @@ class CNN:
         self.params = params
         self.model = model if model is not None else build_cnn(input_shape, n_classes, params)
         self._predictor = Predictor(self.model, params.predict_batch_size, params.dropout)
+        self._trainer = Trainer(self.model, params.batch_size)
 
     def reinitialize(self, seed: int) -> None:
         """Weights as a model freshly built under `seed` would have, and a fresh optimizer state."""
@@ -80,7 +82,12 @@ class CNN:
                 variable.assign(tf.zeros_like(variable))
 
     def fit(self, x: np.ndarray, y: np.ndarray, seed: int) -> int:
-        return train(self.model, x, y, self.params, seed)
+        """Train on the labelled set; return the number of epochs run (fewer with early stopping)."""
+        set_seed(seed)
+        seed_dropout(self.model, seed)
+        return self._trainer.fit(x, y, epochs=self.params.epochs, seed=seed,
+                                 validation_fraction=self.params.validation_fraction,
+                                 patience=self.params.early_stopping_patience)
 
     def infer(self, images: np.ndarray, rows: np.ndarray | None = None, *, embeddings: bool = False,
               mc_passes: int = 0, mc_seed: int = 0) -> Inference:
@@ -101,28 +108,6 @@ def seed_dropout(model: keras.Model, seed: int) -> None:
         generator = getattr(layer, "seed_generator", None)
         if generator is not None:
             generator.state.assign(np.array([(seed + i) % 2 ** 31, 0], dtype=generator.state.dtype))
-
-
-def train(model: keras.Model, x: np.ndarray, y: np.ndarray, params: ModelParams, seed: int) -> int:
-    """Fit on the labelled set; return the number of epochs run.
-
-    With validation_fraction > 0, a seeded slice of the labelled set is held out
-    and training stops once its loss has not improved for `early_stopping_patience`
-    epochs, keeping the best weights.
-    """
-    set_seed(seed)
-    seed_dropout(model, seed)
-    callbacks, validation = [], None
-    n_val = int(len(x) * params.validation_fraction)
-    if n_val > 0:
-        order = np.random.default_rng(seed).permutation(len(x))
-        val, fit = order[:n_val], order[n_val:]
-        validation, x, y = (x[val], y[val]), x[fit], y[fit]
-        callbacks.append(keras.callbacks.EarlyStopping(
-            monitor="val_loss", patience=params.early_stopping_patience, restore_best_weights=True))
-    history = model.fit(x, y, epochs=params.epochs, batch_size=params.batch_size, shuffle=True,
-                        validation_data=validation, callbacks=callbacks, verbose=0)
-    return len(history.epoch)
 
 
 def release_mapped_pages(array: np.ndarray) -> None:

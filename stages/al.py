@@ -23,7 +23,8 @@ from pipeline.preprocess import SPLIT_FILES, load_splits
 log = logging.getLogger("al")
 # The library modules whose code shapes a run's numbers: a change to any discards checkpoints.
 RESULT_CODE = [Path("pipeline") / name for name in
-               ("loop.py", "learner.py", "model.py", "strategies.py", "evaluation.py", "preprocess.py")]
+               ("loop.py", "learner.py", "model.py", "training.py", "strategies.py", "evaluation.py",
+                "preprocess.py")]
 
 
 def run_config(params: Params, dataset: str, strategy: str, seed: int) -> dict:

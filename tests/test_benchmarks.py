@@ -25,3 +25,33 @@ def test_strategy_benchmark_times_every_registered_strategy(tmp_path, capsys):
     assert timing["n_candidates"] == 260 and timing["proba_pass_s"] > 0
     assert timing["strategies"]["bald"]["mc_passes"] == 20
     assert "coreset:" in capsys.readouterr().out
+
+
+def test_loop_benchmark_runs_baseline_and_every_variant_over_seeds(tmp_path, capsys):
+    from benchmarks import bench_al
+
+    data = tiny_prepared(tmp_path / "data")
+    out = tmp_path / "bench.json"
+    bench_al.main(["--data-dir", str(data), "--rounds", "1", "--initial-size", "20", "--query-size", "10",
+                   "--epochs", "1", "--seeds", "0", "1", "--skip-training", "--skip-scoring", "--skip-memory",
+                   "--json", str(out)])
+    results = json.loads(out.read_text())
+    loops = results["loops"]
+    assert set(loops) == {"baseline", "same_protocol", "project_defaults", "early_stopping", "warm_start"}
+    for loop in loops.values():
+        assert set(loop["per_seed"]) == {"0", "1"}
+        assert [r["n_labeled"] for r in loop["per_seed"]["0"]["rounds"]] == [20, 30]
+    assert len(loops["same_protocol"]["vs_baseline"]["accuracy_diff_points_per_seed"]) == 2
+    verdicts = {t["text"].split(":")[0]: t["verdict"] for t in results["targets"]}
+    assert "per-round time, ours, project defaults" in verdicts
+    assert "SUMMARY" in capsys.readouterr().out
+
+
+def test_training_benchmark_measures_keras_fit_and_the_project_against_matmul(tmp_path):
+    from benchmarks.training import measure
+
+    data = tiny_prepared(tmp_path / "data")
+    result = measure(threads=1, data_dir=data, n_images=64, epochs=1)
+    for name in ("keras_fit", "project"):
+        assert result[name]["images_per_s"] > 0 and 0 < result[name]["share_of_matmul"]
+    assert result["matmul_gflops"] > 0 and result["train_mflop_per_image"] > 0

@@ -1,5 +1,4 @@
 """Where the MLflow store resolves to, including from DVC's temporary experiment copies."""
-from pathlib import Path
 
 from pipeline import tracking
 from pipeline.loop import RoundResult
