@@ -113,7 +113,7 @@ def make_synthetic_cifar(folder: Path, n_train: int, n_test: int, seed: int) -> 
             x[start:stop] = rng.random((stop - start, 32, 32, 3), dtype=np.float32)
         x.flush()
         del x
-        np.save(folder / f"y_{split}.npy", one_hot(rng.integers(0, 10, size=n)))
+        np.save(folder / f"y_{split}.npy", one_hot(rng.integers(0, 10, size=n), 10))
 
 
 def memory_child(folder: Path, seed: int) -> None:

@@ -1,7 +1,18 @@
-"""The downloadable datasets: their files and published checksums."""
+"""The dataset registry: the built-in datasets, their files, checksums, readers and class names.
+
+Stages look datasets up here and have no special case for any name. A new
+built-in dataset is one entry (and, if its format is new, one reader); the user's
+own image folders (`data.folders` in params.yaml) join the built-ins by name.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from pipeline import cifar, idx
 
 
 @dataclass(frozen=True)
@@ -15,11 +26,31 @@ class RawFile:
     size: int | None = None
 
 
+# A reader turns a dataset's raw folder into (x_train, y_train, x_test, y_test): uint8 images, int labels.
+RawReader = Callable[[Path], tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]
+
+
 @dataclass(frozen=True)
 class DatasetSpec:
+    """A built-in dataset: what `download@<name>` fetches and how `preprocess@<name>` reads it,
+    or, for a derived one, which dataset its own stage makes it from."""
     name: str
-    files: tuple[RawFile, ...]
     class_names: tuple[str, ...]
+    files: tuple[RawFile, ...] = ()
+    read: RawReader | None = None
+    # After a verified download: turn the files into what `read` expects (CIFAR-10's archive).
+    unpack: Callable[[list[Path], Path], None] | None = None
+    derived_from: str | None = None
+
+    @property
+    def downloaded(self) -> bool:
+        return bool(self.files)
+
+
+def _extract_cifar10(archive: Path, dest: Path) -> None:
+    from pipeline.download import hash_file  # pipeline.download imports this module
+
+    cifar.extract(archive, dest, archive_digest=hash_file(archive)["sha256"])
 
 
 FASHION_MNIST = DatasetSpec(
@@ -36,6 +67,7 @@ FASHION_MNIST = DatasetSpec(
     ),
     class_names=("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                  "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
+    read=idx.read_fashion_mnist,
 )
 
 CIFAR10 = DatasetSpec(
@@ -44,8 +76,25 @@ CIFAR10 = DatasetSpec(
     files=(RawFile("cifar-10-binary.tar.gz", "c32a1d4ab5d03f1284b67883e8d87530", size=170_052_171),),
     class_names=("airplane", "automobile", "bird", "cat", "deer",
                  "dog", "frog", "horse", "ship", "truck"),
+    read=lambda folder: cifar.read_cifar10(folder / cifar.BATCH_DIR),
+    unpack=lambda paths, dest: _extract_cifar10(paths[0], dest),
 )
 
-SPECS = {spec.name: spec for spec in (FASHION_MNIST, CIFAR10)}
-CLASS_NAMES = {**{name: spec.class_names for name, spec in SPECS.items()},
-               "fashion_mnist_imbalanced": FASHION_MNIST.class_names}
+FASHION_MNIST_IMBALANCED = DatasetSpec(
+    name="fashion_mnist_imbalanced",
+    class_names=FASHION_MNIST.class_names,
+    derived_from=FASHION_MNIST.name,  # by the `imbalance` stage
+)
+
+BUILT_IN = {spec.name: spec for spec in (FASHION_MNIST, CIFAR10, FASHION_MNIST_IMBALANCED)}
+DOWNLOADED = tuple(sorted(name for name, spec in BUILT_IN.items() if spec.downloaded))
+
+
+def get(name: str) -> DatasetSpec:
+    return BUILT_IN[name]
+
+
+def downloads_needed(datasets: list[str]) -> list[str]:
+    """The downloaded datasets that the requested ones are, or are made from."""
+    wanted = set(datasets) | {BUILT_IN[n].derived_from for n in datasets if n in BUILT_IN and BUILT_IN[n].derived_from}
+    return [name for name in DOWNLOADED if name in wanted]

@@ -6,10 +6,9 @@ import warnings
 import numpy as np
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score
 
-from pipeline.params import N_CLASSES
 
 
-def evaluate(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int = N_CLASSES) -> dict:
+def evaluate(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> dict:
     """Accuracy, balanced accuracy (mean per-class recall), macro-F1 and per-class F1 from integer labels.
 
     Balanced accuracy averages recall over the classes present in y_true; macro-F1 over all n_classes.
@@ -27,5 +26,5 @@ def evaluate(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int = N_CLASSES)
     }
 
 
-def class_histogram(labels: np.ndarray, n_classes: int = N_CLASSES) -> list[int]:
+def class_histogram(labels: np.ndarray, n_classes: int) -> list[int]:
     return np.bincount(np.asarray(labels, dtype=np.int64), minlength=n_classes).tolist()

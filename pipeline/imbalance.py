@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.params import N_CLASSES, ImbalanceParams
+from pipeline.params import ImbalanceParams
 from pipeline.preprocess import Split
 
 
-def retention_profile(params: ImbalanceParams, n_classes: int = N_CLASSES) -> np.ndarray:
+def retention_profile(params: ImbalanceParams, n_classes: int) -> np.ndarray:
     """Share of each class to keep: explicit fractions, or a long tail from the imbalance ratio.
 
     The long tail decays geometrically, ratio ** (-c / (n - 1)): class 0 keeps

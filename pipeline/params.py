@@ -12,13 +12,9 @@ import yaml
 from pydantic import (BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator,
                       model_validator)
 
+from pipeline import datasets as dataset_registry
 from pipeline import strategies as strategy_registry
 from pipeline.errors import PipelineError
-
-BASE_DATASETS = ("cifar10", "fashion_mnist")
-IMBALANCED_DATASET = "fashion_mnist_imbalanced"
-DATASETS = (*BASE_DATASETS, IMBALANCED_DATASET)
-N_CLASSES = 10
 
 
 class _Section(BaseModel):
@@ -39,20 +35,36 @@ class DataParams(_Section):
     @classmethod
     def _known_unique(cls, names: list[str]) -> list[str]:
         for name in names:
-            if name not in DATASETS:
-                raise ValueError(f"unknown dataset {name!r}; allowed: {', '.join(DATASETS)}")
+            if name not in dataset_registry.BUILT_IN:
+                raise ValueError(f"unknown dataset {name!r}; allowed: {', '.join(dataset_registry.BUILT_IN)}")
         if len(set(names)) != len(names):
             raise ValueError("lists a dataset twice")
         return names
 
+    def check(self, name: str) -> str:
+        """`name`, if the grid has it; a stage asked for another dataset stops in one line."""
+        if name not in self.datasets:
+            raise PipelineError(f"dataset {name!r} is not in params.yaml's data.datasets "
+                                f"({', '.join(self.datasets)}); add it there")
+        return name
+
 
 class DownloadParams(_Section):
     # Per dataset, tried in order: http(s):// or file:// base URLs, or local folders.
-    sources: dict[Literal["cifar10", "fashion_mnist"], list[str]]
+    sources: dict[str, list[str]]
     # Optional per-file overrides of the published checksums, "sha256:<hex>" or "md5:<hex>",
     # for a private mirror or a test copy of the data.
     checksums: dict[str, str] = {}
     timeout_s: float = Field(60.0, gt=0)
+
+    @field_validator("sources")
+    @classmethod
+    def _downloaded_datasets(cls, sources: dict[str, list[str]]) -> dict[str, list[str]]:
+        for name in sources:
+            if name not in dataset_registry.DOWNLOADED:
+                raise ValueError(f"{name}: not a downloaded dataset; sources are for "
+                                 f"{', '.join(dataset_registry.DOWNLOADED)}")
+        return sources
 
     @field_validator("checksums")
     @classmethod
@@ -78,8 +90,9 @@ class ImbalanceParams(_Section):
     def _ten_fractions(cls, fractions: list[float] | None) -> list[float] | None:
         if fractions is None:
             return None
-        if len(fractions) != N_CLASSES or not all(0 < f <= 1 for f in fractions):
-            raise ValueError(f"must be {N_CLASSES} numbers in (0, 1], one per class")
+        n_classes = len(dataset_registry.get(dataset_registry.FASHION_MNIST_IMBALANCED.derived_from).class_names)
+        if len(fractions) != n_classes or not all(0 < f <= 1 for f in fractions):
+            raise ValueError(f"must be {n_classes} numbers in (0, 1], one per class")
         return fractions
 
 
@@ -243,11 +256,3 @@ def load_params(path: str | Path = "params.yaml") -> Params:
     if not isinstance(raw, dict):
         raise PipelineError(f"{path}: expected a mapping of sections (base, data, download, ...)")
     return parse_params(raw, str(path))
-
-
-def required_base_datasets(datasets: list[str]) -> list[str]:
-    """The downloaded datasets that the requested ones are built from."""
-    wanted = set(datasets)
-    if IMBALANCED_DATASET in wanted:
-        wanted.add("fashion_mnist")
-    return [name for name in BASE_DATASETS if name in wanted]

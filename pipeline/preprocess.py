@@ -11,7 +11,6 @@ import numpy as np
 
 from pipeline.errors import PipelineError
 from pipeline.fileio import save_json, save_npy
-from pipeline.params import N_CLASSES
 
 SPLIT_FILES = ("x_train.npy", "y_train.npy", "x_test.npy", "y_test.npy")
 
@@ -19,7 +18,7 @@ SPLIT_FILES = ("x_train.npy", "y_train.npy", "x_test.npy", "y_test.npy")
 @dataclass(frozen=True)
 class Split:
     x: np.ndarray  # N x H x W x C float32 in [0, 1]
-    y: np.ndarray  # N x 10 float32 one-hot
+    y: np.ndarray  # N x classes float32 one-hot
 
     @property
     def labels(self) -> np.ndarray:
@@ -35,7 +34,7 @@ def scale_images(images: np.ndarray) -> np.ndarray:
     return images.astype(np.float32) / np.float32(255)
 
 
-def one_hot(labels: np.ndarray, n_classes: int = N_CLASSES) -> np.ndarray:
+def one_hot(labels: np.ndarray, n_classes: int) -> np.ndarray:
     labels = np.asarray(labels)
     if labels.size and (labels.min() < 0 or labels.max() >= n_classes):
         raise ValueError(f"labels must lie in 0..{n_classes - 1}")
@@ -44,7 +43,7 @@ def one_hot(labels: np.ndarray, n_classes: int = N_CLASSES) -> np.ndarray:
     return encoded
 
 
-def class_counts(labels: np.ndarray, n_classes: int = N_CLASSES) -> list[int]:
+def class_counts(labels: np.ndarray, n_classes: int) -> list[int]:
     return np.bincount(labels, minlength=n_classes).tolist()
 
 
@@ -54,7 +53,8 @@ def write_splits(out_dir: Path, train: Split, test: Split, meta: dict) -> None:
         save_npy(out_dir / name, array)
     meta = {**meta, "train_size": len(train.x), "test_size": len(test.x),
             "image_shape": list(train.x.shape[1:]),
-            "train_class_counts": class_counts(train.labels), "test_class_counts": class_counts(test.labels)}
+            "train_class_counts": class_counts(train.labels, train.y.shape[1]),
+            "test_class_counts": class_counts(test.labels, test.y.shape[1])}
     save_json(out_dir / "meta.json", meta)
 
 
@@ -68,5 +68,7 @@ def load_splits(data_dir: Path, mmap: bool = True) -> tuple[Split, Split]:
     return Split(x_train, y_train), Split(x_test, y_test)
 
 
-def prepare(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray) -> tuple[Split, Split]:
-    return (Split(scale_images(x_train), one_hot(y_train)), Split(scale_images(x_test), one_hot(y_test)))
+def prepare(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray, *,
+            n_classes: int) -> tuple[Split, Split]:
+    return (Split(scale_images(x_train), one_hot(y_train, n_classes)),
+            Split(scale_images(x_test), one_hot(y_test, n_classes)))

@@ -16,7 +16,7 @@ from pipeline.cli import run_stage
 from pipeline.fileio import atomic_path, save_json
 from pipeline.loop import LoopState, RoundResult, check_budget, run_loop
 from pipeline.model import CNN, configure_threads
-from pipeline.params import DATASETS, Params, load_params
+from pipeline.params import Params, load_params
 from pipeline.paths import checkpoint_dir, prepared_dir, run_dir
 from pipeline.preprocess import SPLIT_FILES, load_splits
 
@@ -60,11 +60,12 @@ def write_results(out: Path, state: LoopState, pool_labels) -> dict:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--dataset", required=True, choices=DATASETS)
+    parser.add_argument("--dataset", required=True)  # validated against params.yaml's data.datasets
     parser.add_argument("--strategy", required=True, choices=strategies.names())
     parser.add_argument("--seed", required=True, type=int)
     args = parser.parse_args(argv)
     params = load_params()
+    params.data.check(args.dataset)
     configure_threads(params.model.threads)
     al, name = params.al, tracking.run_name(args.dataset, args.strategy, args.seed)
 

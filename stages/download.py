@@ -4,20 +4,19 @@ from __future__ import annotations
 import argparse
 import logging
 
-from pipeline import cifar
+from pipeline import datasets
 from pipeline.cli import run_stage
-from pipeline.datasets import SPECS
-from pipeline.download import fetch_dataset, hash_file
+from pipeline.download import fetch_dataset
 from pipeline.errors import PipelineError
-from pipeline.params import load_params, required_base_datasets
+from pipeline.params import load_params
 from pipeline.paths import raw_dir
 
 log = logging.getLogger("download")
 
 
-def without_it(dataset: str, datasets: list[str]) -> str:
+def without_it(dataset: str, grid: list[str]) -> str:
     """The other fix for a dataset that cannot be had: a command that runs the grid without it."""
-    rest = [d for d in datasets if dataset not in required_base_datasets([d])]
+    rest = [d for d in grid if dataset not in datasets.downloads_needed([d])]
     if not rest:
         return ""
     return f"; or run the grid without it: dvc exp run -S 'data.datasets=[{','.join(rest)}]'"
@@ -25,27 +24,25 @@ def without_it(dataset: str, datasets: list[str]) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--dataset", required=True, choices=sorted(SPECS))
+    parser.add_argument("--dataset", required=True, choices=datasets.DOWNLOADED)
     args = parser.parse_args(argv)
     params = load_params()
 
     dest = raw_dir(args.dataset)
     dest.mkdir(parents=True, exist_ok=True)
-    if args.dataset not in required_base_datasets(params.data.datasets):
+    if args.dataset not in datasets.downloads_needed(params.data.datasets):
         log.info("%s: not needed by data.datasets; nothing to download", args.dataset)
         return
 
-    spec = SPECS[args.dataset]
+    spec = datasets.get(args.dataset)
     sources = params.download.sources.get(args.dataset, [])
     try:
         paths = fetch_dataset(spec, sources, dest, params.download.checksums, params.download.timeout_s)
     except PipelineError as error:
         raise PipelineError(f"{error}{without_it(args.dataset, params.data.datasets)}") from None
-    if args.dataset == "cifar10":
-        archive = paths[0]
-        batch_dir = cifar.extract(archive, dest, archive_digest=hash_file(archive)["sha256"])
-        log.info("cifar10: batches ready in %s", batch_dir)
-
+    if spec.unpack is not None:
+        spec.unpack(paths, dest)
+        log.info("%s: unpacked in %s", args.dataset, dest)
 
 
 if __name__ == "__main__":

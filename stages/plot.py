@@ -19,7 +19,7 @@ from pipeline import plotting, statistics, tracking
 from pipeline.cli import run_stage
 from pipeline.errors import PipelineError
 from pipeline.fileio import atomic_path, save_json
-from pipeline.params import DATASETS, load_params
+from pipeline.params import load_params
 from pipeline.paths import METRICS_DIR, PLOTS_DIR, STATISTICS_DIR, prepared_dir, run_dir
 from pipeline.summary import METRICS, Curves, summarise
 
@@ -84,10 +84,10 @@ def write_wide_csv(path: Path, curves: dict[str, Curves], metric: str) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--dataset", required=True, choices=DATASETS)
+    parser.add_argument("--dataset", required=True)  # validated against params.yaml's data.datasets
     args = parser.parse_args(argv)
     params = load_params()
-    dataset = args.dataset
+    dataset = params.data.check(args.dataset)
 
     curves = load_curves(dataset, params.al.strategies, params.al.seeds)
     meta = json.loads((prepared_dir(dataset) / "meta.json").read_text())

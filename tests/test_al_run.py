@@ -38,7 +38,7 @@ def learnable_split(n: int, seed: int) -> Split:
     x = rng.uniform(0, 0.3, size=(n, 28, 28, 1)).astype(np.float32)
     for i, c in enumerate(labels):
         x[i, 2 * c + 4: 2 * c + 6, :, 0] += 0.7
-    return Split(np.clip(x, 0, 1), one_hot(labels))
+    return Split(np.clip(x, 0, 1), one_hot(labels, 10))
 
 
 def make_project(root: Path, overrides: dict | None = None, dataset: str = "fashion_mnist",

@@ -223,10 +223,10 @@ def test_imbalance_without_prepared_data_is_a_pipeline_error(project):
 
 
 def test_retention_profile_and_subsample_indices():
-    profile = retention_profile(ImbalanceParams(ratio=100))
+    profile = retention_profile(ImbalanceParams(ratio=100), 10)
     assert profile[0] == 1.0 and profile[-1] == pytest.approx(0.01)
     assert np.all(np.diff(profile) < 0)
-    assert retention_profile(ImbalanceParams(ratio=1)).tolist() == [1.0] * 10
+    assert retention_profile(ImbalanceParams(ratio=1), 10).tolist() == [1.0] * 10
 
     labels = np.repeat(np.arange(10), 7)[np.random.default_rng(0).permutation(70)]
     keep = subsample_indices(labels, np.full(10, 0.01), seed=3)  # rounds to 0: still one per class

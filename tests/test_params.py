@@ -8,7 +8,8 @@ import yaml
 
 from conftest import REPO_ROOT, read_params, write_params
 from pipeline.errors import PipelineError
-from pipeline.params import Params, load_params, parse_params, required_base_datasets
+from pipeline.datasets import downloads_needed
+from pipeline.params import Params, load_params, parse_params
 
 
 @pytest.fixture(scope="module")
@@ -33,12 +34,12 @@ def test_repo_params_yaml_parses():
     assert params.download.sources["fashion_mnist"][0] == "/usr/share/datasets/fashion-mnist"
     assert params.download.checksums == {}
     assert params.imbalance.ratio == 10 and params.imbalance.fractions is None
-    assert required_base_datasets(params.data.datasets) == ["cifar10", "fashion_mnist"]
+    assert downloads_needed(params.data.datasets) == ["cifar10", "fashion_mnist"]
 
 
 def test_imbalanced_dataset_requires_fashion_mnist_download():
-    assert required_base_datasets(["fashion_mnist_imbalanced"]) == ["fashion_mnist"]
-    assert required_base_datasets(["cifar10"]) == ["cifar10"]
+    assert downloads_needed(["fashion_mnist_imbalanced"]) == ["fashion_mnist"]
+    assert downloads_needed(["cifar10"]) == ["cifar10"]
 
 
 @pytest.mark.parametrize(
@@ -112,7 +113,7 @@ def test_unknown_download_source_dataset_is_rejected(repo_params):
     raw["download"]["sources"]["mnist"] = ["/tmp"]
     with pytest.raises(PipelineError) as caught:
         parse_params(raw)
-    assert "download.sources.mnist" in str(caught.value)
+    assert "download.sources: mnist: not a downloaded dataset" in str(caught.value)
     assert "\n" not in str(caught.value)
 
 
