@@ -71,6 +71,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--memory-only", action="store_true", help="run section 5 alone")
     parser.add_argument("--memory-pool-size", type=int, default=50000,
                         help="training images of the synthetic CIFAR-10-sized pool in section 5 (default 50000)")
+    parser.add_argument("--memory-image-size", type=int, nargs=3, default=[32, 32, 3], metavar=("H", "W", "C"),
+                        help="image shape of section 5's synthetic pool (default 32 32 3; e.g. 64 64 3 with 100000)")
     parser.add_argument("--json", type=Path, metavar="OUT", help="also write every number to this JSON file")
     parser.add_argument("--memory-child", type=Path, help=argparse.SUPPRESS)  # internal: section 5's subprocess
     return parser.parse_args(argv)
@@ -161,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
             results["scoring"] = scoring
             results["arithmetic"] = bench_arithmetic(model, scoring)
     if not args.skip_memory:
-        results["memory"] = bench_memory(args.memory_pool_size, args.seeds[0])
+        results["memory"] = bench_memory(args.memory_pool_size, args.seeds[0], tuple(args.memory_image_size))
     if model is not None:
         results["mlflow"] = bench_mlflow(model)
 

@@ -103,14 +103,16 @@ def bench_arithmetic(model: keras.Model, scoring: dict | None) -> dict:
     return out
 
 
-def make_synthetic_cifar(folder: Path, n_train: int, n_test: int, seed: int) -> None:
-    """Random 32x32x3 float32 splits written through open_memmap a chunk at a time, never whole in RAM."""
+def make_synthetic_cifar(folder: Path, n_train: int, n_test: int, seed: int,
+                         shape: tuple[int, int, int] = (32, 32, 3)) -> None:
+    """Random float32 splits (CIFAR-10's 32x32x3 by default) written through open_memmap a chunk at a
+    time, never whole in RAM."""
     rng = np.random.default_rng(seed)
     for split, n in (("train", n_train), ("test", n_test)):
-        x = np.lib.format.open_memmap(folder / f"x_{split}.npy", mode="w+", dtype=np.float32, shape=(n, 32, 32, 3))
+        x = np.lib.format.open_memmap(folder / f"x_{split}.npy", mode="w+", dtype=np.float32, shape=(n, *shape))
         for start in range(0, n, 2000):
             stop = min(start + 2000, n)
-            x[start:stop] = rng.random((stop - start, 32, 32, 3), dtype=np.float32)
+            x[start:stop] = rng.random((stop - start, *shape), dtype=np.float32)
         x.flush()
         del x
         np.save(folder / f"y_{split}.npy", one_hot(rng.integers(0, 10, size=n), 10))
@@ -139,15 +141,15 @@ def proc_status_kb() -> dict[str, int]:
     return {k: int(v.split()[0]) for k, _, v in (line.partition(":") for line in lines) if k in keys}
 
 
-def bench_memory(n_train: int, seed: int) -> dict:
+def bench_memory(n_train: int, seed: int, shape: tuple[int, int, int] = (32, 32, 3)) -> dict:
     heading("5. MEMORY on a CIFAR-10-sized memory-mapped pool (subprocess)")
     n_test = max(1000, n_train // 5)
     folder = Path(tempfile.mkdtemp(prefix="bench_al_memory_"))
     try:
         start = time.perf_counter()
-        make_synthetic_cifar(folder, n_train, n_test, seed)
+        make_synthetic_cifar(folder, n_train, n_test, seed, shape)
         size_mb = sum(f.stat().st_size for f in folder.iterdir()) / 2 ** 20
-        print(f"  synthetic pool {n_train}x32x32x3 + test {n_test} float32: {size_mb:.0f} MB on disk "
+        print(f"  synthetic pool {n_train}x{'x'.join(map(str, shape))} + test {n_test} float32: {size_mb:.0f} MB on disk "
               f"in {folder} ({time.perf_counter() - start:.1f} s)", flush=True)
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
         command = [sys.executable, "-m", "benchmarks.bench_al", "--memory-child", str(folder), "--seeds", str(seed)]
@@ -171,7 +173,7 @@ def bench_memory(n_train: int, seed: int) -> dict:
         split = f"; at exit RSS {status_mb['VmRSS']:.0f} MB = anonymous {status_mb['RssAnon']:.0f} + " \
                 f"file-backed (memory-mapped pool, libraries) {status_mb['RssFile']:.0f}" if status_mb else ""
         print(f"  child peak RSS: {peak_mb:.0f} MB (data {size_mb:.0f} MB on disk{split})", flush=True)
-        return {"n_train": n_train, "n_test": n_test, "data_mb": size_mb, "peak_rss_mb": peak_mb,
+        return {"n_train": n_train, "n_test": n_test, "shape": list(shape), "data_mb": size_mb, "peak_rss_mb": peak_mb,
                 "child_status_mb": status_mb, "rounds": child_result["rounds"]}
     finally:
         shutil.rmtree(folder, ignore_errors=True)

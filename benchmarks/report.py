@@ -62,7 +62,8 @@ def print_summary(results: dict) -> list[tuple[str, str]]:
         print(line)
     if results.get("memory"):
         m = results["memory"]
-        print(f"memory: child peak RSS {m['peak_rss_mb']:.0f} MB on a {m['n_train']}x32x32x3 pool "
+        shape = "x".join(map(str, m.get("shape", [32, 32, 3])))
+        print(f"memory: child peak RSS {m['peak_rss_mb']:.0f} MB on a {m['n_train']}x{shape} pool "
               f"({m['data_mb']:.0f} MB on disk)")
     if results.get("mlflow"):
         f = results["mlflow"]
@@ -104,7 +105,7 @@ def print_summary(results: dict) -> list[tuple[str, str]]:
         m = results["memory"]
         targets.append(target_line(m["peak_rss_mb"] < TARGET_PEAK_RSS_MB,
                                    f"memory: peak RSS {m['peak_rss_mb']:.0f} MB on a {m['n_train']}-image "
-                                   f"32x32x3 pool (target < {TARGET_PEAK_RSS_MB:.0f} MB)"))
+                                   f"{'x'.join(map(str, m.get('shape', [32, 32, 3])))} pool (target < {TARGET_PEAK_RSS_MB:.0f} MB)"))
     else:
         targets.append(target_line(None, "memory: skipped"))
     if results.get("mlflow"):

@@ -5,6 +5,7 @@ out-of-range value stops it with one line naming the key and what is allowed.
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -28,15 +29,46 @@ class BaseParams(_Section):
     experiment: str = Field("deep-active-learning", min_length=1)
 
 
+class FolderParams(_Section):
+    """One image-folder dataset: <path>/<class>/<image> (or <path>/train/... and <path>/test/...)."""
+    path: str = Field(min_length=1)
+    # Height, width after resizing; at least 8 so that the CNN's three 2x2 poolings leave a pixel.
+    image_size: tuple[int, int]
+    color_mode: Literal["rgb", "grayscale"] = "rgb"
+    # Share of each class held out for testing when the folder has no train/ and test/ split.
+    test_fraction: float = Field(0.2, gt=0, lt=1)
+
+    @field_validator("image_size", mode="before")
+    @classmethod
+    def _size(cls, size) -> tuple[int, int]:
+        if not isinstance(size, (list, tuple)) or len(size) != 2 or not all(isinstance(v, int) and v >= 8 for v in size):
+            raise ValueError("must be [height, width], two integers >= 8")
+        return tuple(size)
+
+
 class DataParams(_Section):
+    # The user's own image folders, by dataset name (validated before `datasets`, which may name them).
+    folders: dict[str, FolderParams] = {}
     datasets: list[str] = Field(min_length=1)
+
+    @field_validator("folders")
+    @classmethod
+    def _folder_names(cls, folders: dict[str, FolderParams]) -> dict[str, FolderParams]:
+        for name in folders:
+            if name in dataset_registry.BUILT_IN:
+                raise ValueError(f"{name}: clashes with the built-in dataset of that name; give the folder another name")
+            if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
+                raise ValueError(f"{name!r}: use letters, digits, '_', '-' or '.' (it names stages and folders)")
+        return folders
 
     @field_validator("datasets")
     @classmethod
-    def _known_unique(cls, names: list[str]) -> list[str]:
+    def _known_unique(cls, names: list[str], info: ValidationInfo) -> list[str]:
+        known = [*dataset_registry.BUILT_IN, *info.data.get("folders", {})]
         for name in names:
-            if name not in dataset_registry.BUILT_IN:
-                raise ValueError(f"unknown dataset {name!r}; allowed: {', '.join(dataset_registry.BUILT_IN)}")
+            if name not in known:
+                raise ValueError(f"unknown dataset {name!r}; allowed: {', '.join(known)} "
+                                 "(or declare an image folder under data.folders)")
         if len(set(names)) != len(names):
             raise ValueError("lists a dataset twice")
         return names

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import logging
 from pathlib import Path
 
@@ -30,6 +31,10 @@ RESULT_CODE = [Path("pipeline") / name for name in
 def run_config(params: Params, dataset: str, strategy: str, seed: int) -> dict:
     """What shapes this run's numbers: its own strategy's options, not the other strategies'."""
     return {"dataset": dataset, "strategy": strategy, "seed": seed, **params.run_settings([strategy])}
+
+
+def class_names(data_dir: Path) -> list[str]:
+    return json.loads((data_dir / "meta.json").read_text()).get("class_names", [])
 
 
 def write_results(out: Path, state: LoopState, pool_labels) -> dict:
@@ -88,7 +93,9 @@ def main(argv: list[str] | None = None) -> None:
             log.info("%s: starting over; removed the unfinished MLflow run %s of an earlier attempt", name, run_id)
     run = tracking.start_or_resume_run(experiment_id, name, resumed.run_id if resumed else None,
                                        tags={"dataset": args.dataset, "strategy": args.strategy,
-                                             "seed": str(args.seed), "config": config},
+                                             "seed": str(args.seed), "config": config,
+                                             # f1_class_<c> and queried_class_<c> are indices into these
+                                             "class_names": ", ".join(class_names(data_dir))},
                                        params={"dataset": args.dataset, "strategy": args.strategy,
                                                "seed": args.seed,
                                                **tracking.flat_params("al", al, {"strategy_options"}),

@@ -18,11 +18,11 @@ import mlflow
 import numpy as np
 import pytest
 import yaml
-from conftest import make_cifar10_archive, make_fashion_mnist_dir
+from conftest import make_cifar10_archive, make_fashion_mnist_dir, make_image_folder
 from mlflow.tracking import MlflowClient
 
 REPO = Path(__file__).resolve().parents[1]
-DATASETS = ["fashion_mnist", "fashion_mnist_imbalanced", "cifar10"]
+DATASETS = ["fashion_mnist", "fashion_mnist_imbalanced", "cifar10", "parts"]  # parts: an image folder
 STRATEGIES = ["random", "bald", "coreset"]  # the baseline, MC dropout, embeddings
 SEEDS = [0, 1]
 ROUNDS = 2
@@ -44,6 +44,8 @@ def copy_repo(dest: Path) -> None:
 def tiny_params(dest: Path, fashion_url: str, cifar_url: str, checksums: dict[str, str], dead_url: str) -> None:
     params = yaml.safe_load((dest / "params.yaml").read_text())
     params["data"]["datasets"] = DATASETS
+    params["data"]["folders"] = {"parts": {"path": "data/raw/parts", "image_size": [16, 16], "color_mode": "rgb",
+                                           "test_fraction": 0.25}}
     params["download"]["sources"] = {"fashion_mnist": [str(dead_url), str(fashion_url)], "cifar10": [str(cifar_url)]}
     params["download"]["checksums"] = checksums
     params["model"].update(filters=[4, 4, 4], dense_units=8, epochs=1, batch_size=16, predict_batch_size=64)
@@ -73,8 +75,12 @@ def repro(tmp_path, http_server, dead_url):
                  **make_cifar10_archive(cifar_dir, n_per_batch=40)}
     project.mkdir()
     copy_repo(project)
+    make_image_folder(project / "data/raw/parts", per_class=12)
     fashion_url, cifar_url = http_server(fashion_dir), http_server(cifar_dir)
     tiny_params(project, fashion_url, cifar_url, checksums, dead_url)
+    # As the README says: the images versioned by DVC, so experiment copies (--temp, --queue) get them too.
+    added = dvc(["add", "data/raw/parts"], project)
+    assert added.returncode == 0, added.stderr[-2000:]
     first = dvc(["repro"], project)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     return project, first, fashion_url
@@ -87,7 +93,7 @@ def test_dvc_repro_runs_the_whole_study(repro):
     for name in ("train-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
         assert (project / "data/raw/fashion_mnist" / name).is_file()
     assert (project / "data/raw/cifar10/cifar-10-batches-bin/test_batch.bin").is_file()
-    shapes = {"fashion_mnist": (200, 28, 28, 1), "cifar10": (200, 32, 32, 3)}
+    shapes = {"fashion_mnist": (200, 28, 28, 1), "cifar10": (200, 32, 32, 3), "parts": (27, 16, 16, 3)}
     for dataset, shape in shapes.items():
         x = np.load(project / "data/prepared" / dataset / "x_train.npy", mmap_mode="r")
         assert x.shape == shape and x.dtype == np.float32 and 0 <= x.min() and x.max() <= 1
@@ -136,6 +142,7 @@ def test_dvc_repro_runs_the_whole_study(repro):
     expected = {f"{d}-{s}-s{seed}" for d in DATASETS for s in STRATEGIES for seed in SEEDS}
     assert expected | {f"{d}-summary" for d in DATASETS} == set(by_name)
     client = MlflowClient()
+    assert by_name["parts-random-s0"].data.tags["class_names"] == "bolt, gear, nut"
     for name in expected:
         run = by_name[name]
         assert run.info.status == "FINISHED"
@@ -162,6 +169,13 @@ def test_dvc_repro_runs_the_whole_study(repro):
     assert second.returncode == 0, second.stderr[-3000:]
     assert "Running stage" not in second.stdout
     assert len(fashion_url.requests) == requests_before
+
+    # A new image in the folder makes its stage stale (and, through it, that dataset's cells), nothing else.
+    make_image_folder(project / "data/raw/parts/extra", per_class=1, classes=("bolt",))
+    (project / "data/raw/parts/extra/bolt/img_000.png").rename(project / "data/raw/parts/bolt/new.png")
+    shutil.rmtree(project / "data/raw/parts/extra")
+    status = json.loads(dvc(["status", "--json"], project).stdout)
+    assert set(status) == {"folder@parts", "data/raw/parts.dvc"}, sorted(status)
 
     # Rerunning a plot stage with the same config updates its summary run instead of adding one.
     forced = dvc(["repro", "--force", "--single-item", "plot@fashion_mnist"], project)
