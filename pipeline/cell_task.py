@@ -10,6 +10,7 @@ import ctypes
 import fcntl
 import os
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -84,7 +85,7 @@ def prepare_clone(workdir: Path, job: RemoteJob) -> Path:
     clone = workdir / "cells" / job.cell.stage
     if not (clone / ".git").is_dir():
         partial = clone.with_name(clone.name + ".partial")
-        subprocess.run(["rm", "-rf", str(partial)], check=True)
+        shutil.rmtree(partial, ignore_errors=True)  # a clone an earlier attempt left half done
         partial.parent.mkdir(parents=True, exist_ok=True)
         _run(["git", "clone", "--quiet", "--no-checkout", job.git_url, str(partial)], workdir)
         partial.rename(clone)

@@ -42,11 +42,11 @@ def git(args: list[str], root: Path) -> str:
 
 def committed_head(root: Path) -> str:
     """HEAD, provided the cells' code and params in the workspace are what it holds."""
-    changed = git(["status", "--porcelain", "--", *COMMITTED], root)
+    changed = git(["diff", "HEAD", "--name-only", "--", *COMMITTED], root).splitlines()
+    changed += git(["ls-files", "--others", "--exclude-standard", "--", *COMMITTED], root).splitlines()
     if changed:
-        names = ", ".join(line[3:] for line in changed.splitlines()[:5])
-        raise PipelineError(f"Ray workers run your last commit, but {names} differ from it; "
-                            "commit (or stash) those changes first")
+        raise PipelineError(f"Ray workers run your last commit, but these files changed since: "
+                            f"{', '.join(changed[:5])}; commit (or stash) them first")
     return git(["rev-parse", "HEAD"], root)
 
 

@@ -186,3 +186,20 @@ def test_ray_cluster_runs_the_grid_like_local_repro(tmp_path, data, sequential):
             assert run.info.status == "FINISHED"
             steps = [m.step for m in client.get_metric_history(run.info.run_id, "accuracy")]
             assert sorted(steps) == list(range(ROUNDS + 1)), (run.info.run_name, steps)
+
+
+def test_ray_path_refuses_a_store_workers_cannot_reach_and_uncommitted_code(tmp_path):
+    from pipeline.cluster import committed_head, ray_launcher
+    from pipeline.errors import PipelineError
+
+    with pytest.raises(PipelineError, match="Ray workers cannot log to sqlite:///.*MLFLOW_TRACKING_URI"):
+        ray_launcher("127.0.0.1:1", git_remote="origin", dvc_remote=None, tracking_uri="sqlite:///tmp/mlflow.db",
+                     cpus_per_cell=1, gpus_per_cell=0, retries=3)
+    git(["init", "-q"], tmp_path)
+    (tmp_path / "params.yaml").write_text("al: {}\n")
+    git(["add", "params.yaml"], tmp_path)
+    git(["commit", "-qm", "params"], tmp_path)
+    assert len(committed_head(tmp_path)) == 40
+    (tmp_path / "params.yaml").write_text("al: {rounds: 3}\n")
+    with pytest.raises(PipelineError, match="Ray workers run your last commit, but these files changed since: params.yaml;"):
+        committed_head(tmp_path)
