@@ -224,6 +224,42 @@ class ALParams(_Section):
         return self.initial_size + self.rounds * self.query_size
 
 
+class LabelProject(_Section):
+    """One labelling project: images a person labels, batch by batch, in the order a strategy picks."""
+    unlabelled: str = Field(min_length=1)        # folder of images to label (searched at any depth)
+    classes: list[str] = Field(min_length=2)
+    strategy: str = "margin"
+    batch_size: int = Field(20, ge=1)
+    image_size: tuple[int, int]
+    color_mode: Literal["rgb", "grayscale"] = "rgb"
+    labelled: str | None = None                  # optional <class>/<image> folder to start from
+    test: str | None = None                      # optional labelled <class>/<image> folder to measure on
+    seed: int = Field(0, ge=0)
+    # Where Label Studio finds the images; "" = its local-files URL for the `unlabelled` folder.
+    image_url: str = ""
+
+    _size = field_validator("image_size", mode="before")(FolderParams._size.__func__)
+
+    @field_validator("classes")
+    @classmethod
+    def _distinct(cls, classes: list[str]) -> list[str]:
+        if len(set(classes)) != len(classes) or not all(c.strip() for c in classes):
+            raise ValueError("must be distinct, non-empty class names")
+        return classes
+
+    @field_validator("strategy")
+    @classmethod
+    def _known_strategy(cls, name: str) -> str:
+        if name not in strategy_registry.names():
+            raise ValueError(f"unknown strategy {name!r}; allowed: {', '.join(strategy_registry.names())}")
+        return name
+
+
+class LabelParams(_Section):
+    # By project name; `python -m stages.label next --project <name>` (or the label@<name> stage).
+    projects: dict[str, LabelProject] = {}
+
+
 class PlotParams(_Section):
     # "Labels to reach" metric: labels needed to reach this share of the best final accuracy.
     target_fraction: float = Field(0.95, gt=0, le=1)
@@ -237,6 +273,7 @@ class Params(_Section):
     model: ModelParams = ModelParams()
     al: ALParams
     plot: PlotParams = PlotParams()
+    label: LabelParams = LabelParams()
 
     @model_validator(mode="after")
     def _mc_dropout_has_dropout(self) -> "Params":

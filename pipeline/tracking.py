@@ -106,14 +106,28 @@ def model_signature(model) -> ModelSignature:
                           outputs=Schema([TensorSpec(float32, (-1, model.output_shape[-1]))]))
 
 
+def log_model(model, name: str, step: int) -> str:
+    """Log a Keras model at `step` into the active run; return its model id."""
+    info = mlflow.keras.log_model(model, name=name, step=step, signature=model_signature(model),
+                                  pip_requirements=model_requirements())
+    return info.model_id
+
+
 def log_round(result: RoundResult, model=None) -> None:
     """Log a round's metrics at step=round; with a model, log it too and link the metrics to it."""
-    model_id = None
-    if model is not None:
-        info = mlflow.keras.log_model(model, name=model_name(result.round), step=result.round,
-                                      signature=model_signature(model), pip_requirements=model_requirements())
-        model_id = info.model_id
+    model_id = log_model(model, model_name(result.round), result.round) if model is not None else None
     mlflow.log_metrics(round_metrics(result), step=result.round, model_id=model_id)
+
+
+def labelling_run(experiment_id: str, project: str) -> str:
+    """The labelling project's one MLflow run (made on its first batch); each batch is a step of it."""
+    existing = mlflow.search_runs([experiment_id], output_format="list", filter_string=(
+        f"tags.kind = 'labelling' AND tags.project = '{project}'"))
+    if existing:
+        return existing[0].info.run_id
+    run = MlflowClient().create_run(experiment_id, run_name=f"label-{project}",
+                                    tags={"kind": "labelling", "project": project})
+    return run.info.run_id
 
 
 def flat_params(prefix: str, section, exclude: set[str] = frozenset()) -> dict[str, object]:

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up a fresh machine: Debian's Fashion-MNIST (when apt is available) and a
 # virtual environment in .venv with the pinned requirements. Safe to rerun.
-#   --tests   also the services the tests start themselves (PostgreSQL, for the tracking-server tests)
+#   --tests   also what the tests start themselves: PostgreSQL (tracking-server tests), Chromium (contact sheet)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,6 +9,9 @@ packages=()
 [ -d /usr/share/datasets/fashion-mnist ] || packages+=(dataset-fashion-mnist)
 if [ "${1:-}" = "--tests" ] && ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then
   packages+=(postgresql)
+fi
+if [ "${1:-}" = "--tests" ] && ! command -v chromium >/dev/null 2>&1; then
+  packages+=(chromium)   # headless, for the test that opens the labelling contact sheet
 fi
 if [ ${#packages[@]} -gt 0 ] && command -v apt-get >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
