@@ -144,3 +144,17 @@ def test_export_writes_a_built_in_dataset_as_png_class_folders_with_its_own_pixe
     # The export is a valid image folder: 10 classes, the dataset's own test split.
     split = prepare(tmp_path / "pngs", tmp_path / "prepared", image_size=(28, 28), color_mode="grayscale")
     assert len(split.class_names) == 10 and split.from_folders and len(split.test) == 10
+
+
+def test_the_cnn_follows_the_data_and_large_images_get_smaller_inference_batches():
+    from pipeline.model import CNN, inference_batch
+    from pipeline.params import ModelParams
+
+    cnn = CNN((64, 48, 3), 3, ModelParams(filters=[4, 4, 4], dense_units=8))
+    assert cnn.model.input_shape == (None, 64, 48, 3) and cnn.model.output_shape == (None, 3)
+    x = np.random.default_rng(0).random((5, 64, 48, 3), dtype=np.float32)
+    assert cnn.predict_proba(x).shape == (5, 3)
+    default = ModelParams()  # 2,048 as configured for the built-in sizes; fewer for 64 x 64 x 3
+    assert inference_batch(CNN((28, 28, 1), 10, default).model, 2048) == 2048
+    assert inference_batch(CNN((32, 32, 3), 10, default).model, 2048) == 2048
+    assert inference_batch(CNN((64, 64, 3), 10, default).model, 2048) < 1024
