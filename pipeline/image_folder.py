@@ -33,9 +33,14 @@ class FolderSplit:
     from_folders: bool                   # True: train/ and test/ given; False: a seeded split
 
 
+def list_images(folder: Path) -> list[Path]:
+    """Every file under `folder`, at any depth, sorted; hidden files (.DS_Store, ...) left out."""
+    return sorted(f for f in folder.rglob("*") if f.is_file() and not f.name.startswith("."))
+
+
 def _class_files(root: Path, name: str) -> dict[str, list[Path]]:
     classes = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    files = {c.name: sorted(f for f in c.rglob("*") if f.is_file() and not f.name.startswith(".")) for c in classes}
+    files = {c.name: list_images(c) for c in classes}
     if len(files) < 2:
         found = f"only {next(iter(files))!r}" if files else "none"
         raise PipelineError(f"{root}: needs one sub-folder per class, at least 2 ({found}); "

@@ -24,7 +24,7 @@ from pipeline.contact_sheet import write_contact_sheet
 from pipeline.errors import PipelineError
 from pipeline.evaluation import evaluate
 from pipeline.fileio import atomic_path
-from pipeline.image_folder import load_image
+from pipeline.image_folder import list_images, load_image
 from pipeline.labelling import (BatchRow, Label, label_studio_tasks, read_batch, read_import, read_labels,
                                 validate_import, write_labels, write_manifest)
 from pipeline.loop import MC_DROPOUT, round_rng, round_seed, strategy_inputs
@@ -56,7 +56,7 @@ def image_files(folder: Path) -> list[str]:
     """The images of a folder, at any depth, as sorted paths relative to it."""
     if not folder.is_dir():
         raise PipelineError(f"{folder}: no such folder (label.projects.<name>.unlabelled); put the images there")
-    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
+    return [str(p.relative_to(folder)) for p in list_images(folder)]
 
 
 def class_folder(folder: Path, classes: list[str]) -> list[tuple[Path, str]]:
@@ -67,7 +67,7 @@ def class_folder(folder: Path, classes: list[str]) -> list[tuple[Path, str]]:
     for sub in sorted(p for p in folder.iterdir() if p.is_dir()):
         if sub.name not in classes:
             raise PipelineError(f"{sub}: {sub.name!r} is not a class of this project ({', '.join(classes)})")
-        pairs += [(f, sub.name) for f in sorted(sub.rglob("*")) if f.is_file() and not f.name.startswith(".")]
+        pairs += [(f, sub.name) for f in list_images(sub)]
     return pairs
 
 

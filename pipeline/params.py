@@ -29,6 +29,13 @@ class BaseParams(_Section):
     experiment: str = Field("deep-active-learning", min_length=1)
 
 
+def _image_size(size) -> tuple[int, int]:
+    """[height, width], at least 8 each so that the CNN's three 2x2 poolings leave a pixel."""
+    if not isinstance(size, (list, tuple)) or len(size) != 2 or not all(isinstance(v, int) and v >= 8 for v in size):
+        raise ValueError("must be [height, width], two integers >= 8")
+    return tuple(size)
+
+
 class FolderParams(_Section):
     """One image-folder dataset: <path>/<class>/<image> (or <path>/train/... and <path>/test/...)."""
     path: str = Field(min_length=1)
@@ -38,12 +45,7 @@ class FolderParams(_Section):
     # Share of each class held out for testing when the folder has no train/ and test/ split.
     test_fraction: float = Field(0.2, gt=0, lt=1)
 
-    @field_validator("image_size", mode="before")
-    @classmethod
-    def _size(cls, size) -> tuple[int, int]:
-        if not isinstance(size, (list, tuple)) or len(size) != 2 or not all(isinstance(v, int) and v >= 8 for v in size):
-            raise ValueError("must be [height, width], two integers >= 8")
-        return tuple(size)
+    _size = field_validator("image_size", mode="before")(_image_size)
 
 
 class DataParams(_Section):
@@ -238,7 +240,7 @@ class LabelProject(_Section):
     # Where Label Studio finds the images; "" = its local-files URL for the `unlabelled` folder.
     image_url: str = ""
 
-    _size = field_validator("image_size", mode="before")(FolderParams._size.__func__)
+    _size = field_validator("image_size", mode="before")(_image_size)
 
     @field_validator("classes")
     @classmethod
