@@ -29,7 +29,7 @@ from pipeline.labelling import (BatchRow, Label, label_studio_tasks, read_batch,
                                 validate_import, write_labels, write_manifest)
 from pipeline.loop import MC_DROPOUT, round_rng, round_seed, strategy_inputs
 from pipeline.params import LabelProject, Params
-from pipeline.preprocess import Split, one_hot
+from pipeline.preprocess import Split, one_hot, scale_images
 
 log = logging.getLogger("label")
 LABELS_DIR, BATCHES_DIR = Path("labels"), Path("labelling")
@@ -108,8 +108,8 @@ def next_batch(name: str, project: LabelProject, params: Params) -> NextBatch:
         return NextBatch(number, rows, batch_dir(name, number), {"n_labelled": 0.0}, None)
 
     size, mode = project.image_size, project.color_mode
-    images = np.stack([load_image(path, size, mode) for path, _ in known] +
-                      [load_image(root / f, size, mode) for f in candidates]).astype(np.float32) / np.float32(255)
+    images = scale_images(np.stack([load_image(path, size, mode) for path, _ in known] +
+                                   [load_image(root / f, size, mode) for f in candidates]))
     labels_idx = np.array([classes.index(c) for _, c in known])
     y = np.zeros((len(images), len(classes)), np.float32)
     y[:len(known)] = one_hot(labels_idx, len(classes))
@@ -132,7 +132,7 @@ def next_batch(name: str, project: LabelProject, params: Params) -> NextBatch:
                **{f"labelled_class_{c}": float(np.sum(labels_idx == c)) for c in range(len(classes))}}
     if project.test:
         test = class_folder(Path(project.test), classes)
-        x_test = np.stack([load_image(p, size, mode) for p, _ in test]).astype(np.float32) / np.float32(255)
+        x_test = scale_images(np.stack([load_image(p, size, mode) for p, _ in test]))
         truth = np.array([classes.index(c) for _, c in test])
         scores_test = evaluate(truth, cnn.predict_proba(x_test).argmax(axis=1), len(classes))
         metrics.update(test_accuracy=scores_test["accuracy"], test_f1_macro=scores_test["f1_macro"])
