@@ -2,10 +2,11 @@
 
 The labels file (CSV: path, label, batch) is the project's record of every label given,
 appended to atomically, so `git log` of it is the labelling history. A batch is what
-`next` asks a person to label: a manifest (CSV: row_id, path, suggested_label, score)
-that the person fills in, and the same rows as a Label Studio task file. `import` reads
-the filled manifest or a Label Studio export (JSON, "choices" results) and validates
-every row against the batch and the class list before anything is written.
+`next` asks a person to label: a manifest (CSV: row_id, path, suggested_label, score,
+label) that the person fills in, in place or in a copy, and the same rows as a Label
+Studio task file. `import` reads a filled manifest (as this tool, a spreadsheet or an
+editor saved it) or a Label Studio export (JSON, "choices" results) and validates every
+row against the batches issued and the class list before anything is written.
 """
 from __future__ import annotations
 
@@ -73,12 +74,6 @@ def write_manifest(path: Path, rows: list[BatchRow]) -> None:
             writer.writerow([row.row_id, row.path, row.suggested_label, f"{row.score:.6f}", ""])
 
 
-def read_batch(path: Path) -> list[BatchRow]:
-    with open(path, newline="") as stream:
-        return [BatchRow(int(r["row_id"]), r["path"], r["suggested_label"], float(r["score"]))
-                for r in csv.DictReader(stream)]
-
-
 def label_studio_tasks(rows: list[BatchRow], image_url: str) -> list[dict]:
     """Label Studio tasks for the batch: the image, our row id and path, the suggestion as a prediction."""
     return [{"data": {"image": f"{image_url.rstrip('/')}/{row.path}", "row_id": row.row_id, "path": row.path},
@@ -88,83 +83,112 @@ def label_studio_tasks(rows: list[BatchRow], image_url: str) -> list[dict]:
             for row in rows]
 
 
-def _from_manifest(path: Path) -> list[tuple[str, int, str, str]]:
-    """(where, row_id, path, label) per filled-in row of a manifest CSV."""
-    with open(path, newline="") as stream:
-        reader = csv.DictReader(stream)
-        missing = {"row_id", "path", "label"} - set(reader.fieldnames or [])
-        if missing:
-            raise PipelineError(f"{path}: not a batch manifest (no {', '.join(sorted(missing))} column); "
-                                "import the manifest.csv that `next` wrote, filled in")
-        rows = []
-        for line, row in enumerate(reader, start=2):
-            try:
-                row_id = int(row["row_id"])
-            except (TypeError, ValueError):
-                raise PipelineError(f"{path}:{line}: row_id {row['row_id']!r} is not a number; "
-                                    "keep the manifest's row ids") from None
-            rows.append((f"{path}:{line} (row {row_id})", row_id, row["path"], (row["label"] or "").strip()))
-        return rows
+# An import row: (where, for messages; path of the image; label as typed, "" for none).
+ImportRow = tuple[str, str, str]
+EXPECTED = "the batch's manifest.csv (filled in) or a Label Studio JSON export"
 
 
-def _from_label_studio(path: Path) -> list[tuple[str, int, str, str]]:
-    """(where, row_id, path, label) per task of a Label Studio JSON export with "choices" results."""
+def _text(path: Path) -> str:
+    """The file as text; a spreadsheet's byte-order mark dropped, a binary file refused in one line."""
     try:
-        tasks = json.loads(path.read_text())
+        return path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise PipelineError(f"{path}: not a text file; expected {EXPECTED}") from None
+
+
+def _delimiter(header: str) -> str:
+    """Comma, semicolon (LibreOffice and Excel in many locales) or tab: whichever the header uses most."""
+    return max(",;\t", key=header.count)
+
+
+def parse_manifest(path: Path) -> list[ImportRow]:
+    """One row per image of a manifest CSV, as saved by this tool, a spreadsheet or a text editor."""
+    text = _text(path)
+    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=_delimiter(text.partition("\n")[0]))
+    fields = [(name or "").strip() for name in reader.fieldnames or []]
+    reader.fieldnames = fields
+    missing = {"path", "label"} - set(fields)
+    if missing:
+        raise PipelineError(f"{path}: not a batch manifest (no {', '.join(sorted(missing))} column); "
+                            f"expected {EXPECTED}")
+    return [(f"{path}:{line}", (row["path"] or "").strip(), (row["label"] or "").strip())
+            for line, row in enumerate(reader, start=2)
+            if (row["path"] or "").strip() or (row["label"] or "").strip()]  # blank lines are no rows
+
+
+def _from_label_studio(path: Path) -> list[ImportRow]:
+    """One row per task of a Label Studio JSON export ("choices" results); skipped and cancelled
+    tasks have no label."""
+    try:
+        tasks = json.loads(_text(path))
     except json.JSONDecodeError as error:
         raise PipelineError(f"{path}: not valid JSON ({error.msg} at line {error.lineno}); "
                             "export again from Label Studio as JSON") from None
-    if not isinstance(tasks, list):
-        raise PipelineError(f"{path}: expected Label Studio's JSON export (a list of tasks)")
+    if not isinstance(tasks, list) or not all(isinstance(task, dict) for task in tasks):
+        got = type(tasks).__name__ if not isinstance(tasks, list) else \
+            f"a list holding a {next(type(t).__name__ for t in tasks if not isinstance(t, dict))}"
+        raise PipelineError(f"{path}: expected Label Studio's JSON export, a list of tasks (objects with "
+                            f"\"data\" and \"annotations\"), got {got}")
     rows = []
-    for task in tasks:
-        data = task.get("data", {})
-        where = f"{path}: task {task.get('id', '?')} (row {data.get('row_id', '?')})"
-        if "row_id" not in data:
-            raise PipelineError(f"{where}: has no row_id; import tasks from the file `next` wrote (tasks.json)")
-        annotations = [a for a in task.get("annotations", []) if not a.get("was_cancelled")]
-        choices = [c for a in annotations[-1:] for r in a.get("result", [])
+    for number, task in enumerate(tasks, start=1):
+        data = task.get("data") if isinstance(task.get("data"), dict) else {}
+        where = f"{path}: task {task.get('id', number)}"
+        if "path" not in data:
+            raise PipelineError(f"{where}: has no data.path; import tasks from the tasks.json `next` wrote")
+        annotations = [a for a in task.get("annotations") or [] if isinstance(a, dict) and not a.get("was_cancelled")]
+        choices = [c for a in annotations[-1:] for r in a.get("result") or []
                    if r.get("type") == "choices" for c in r.get("value", {}).get("choices", [])]
         if len(choices) > 1:
             raise PipelineError(f"{where}: {len(choices)} choices ({', '.join(choices)}); give one label per image")
-        rows.append((where, int(data["row_id"]), data.get("path", ""), choices[0] if choices else ""))
+        rows.append((where, str(data["path"]), choices[0].strip() if choices else ""))
     return rows
 
 
-def read_import(path: Path) -> list[tuple[str, int, str, str]]:
+def read_import(path: Path) -> list[ImportRow]:
     if not path.is_file():
-        raise PipelineError(f"{path}: no such file; give the filled-in manifest.csv or a Label Studio JSON export")
-    return _from_label_studio(path) if path.suffix.lower() == ".json" else _from_manifest(path)
+        raise PipelineError(f"{path}: no such file; expected {EXPECTED}")
+    return _from_label_studio(path) if path.suffix.lower() == ".json" else parse_manifest(path)
 
 
-def validate_import(rows: list[tuple[str, int, str, str]], batch: list[BatchRow], batch_number: int,
-                    classes: list[str], existing: dict[str, Label], relabel: bool) -> list[Label]:
+def class_lookup(classes: list[str]) -> dict[str, str]:
+    """Label as typed -> the project's spelling: exact, else ignoring case (when that is unambiguous)."""
+    folded: dict[str, list[str]] = {}
+    for name in classes:
+        folded.setdefault(name.casefold(), []).append(name)
+    lookup = {key: names[0] for key, names in folded.items() if len(names) == 1}
+    lookup.update({name: name for name in classes})
+    return lookup
+
+
+def validate_import(rows: list[ImportRow], issued: dict[str, int], classes: list[str],
+                    existing: dict[str, Label], relabel: bool) -> list[Label]:
     """The new labels in `rows`; one line naming the row for the first problem found.
 
-    A row already imported with the same label is skipped (importing twice adds nothing);
+    `issued` maps every image the tool asked a person to label to its latest batch: a label for
+    any of them is accepted, whatever changed since. Rows without a label are left for a later
+    batch. A row already imported with the same label is skipped (importing twice adds nothing);
     a different label for an image already labelled needs `relabel`."""
-    by_id = {row.row_id: row for row in batch}
-    seen: set[int] = set()
+    lookup = class_lookup(classes)
+    seen: set[str] = set()
     new: list[Label] = []
-    for where, row_id, path, label in rows:
-        if row_id not in by_id or (path and path != by_id[row_id].path):
-            raise PipelineError(f"{where}: image {path or row_id!r} is not in the current batch {batch_number}; "
-                                "import the file made for this batch")
-        if row_id in seen:
-            raise PipelineError(f"{where}: labelled twice in this file; keep one row per image")
-        seen.add(row_id)
-        if not label:
-            raise PipelineError(f"{where}: no label for {by_id[row_id].path}; fill in the label column "
-                                f"(one of: {', '.join(classes)})")
-        if label not in classes:
-            raise PipelineError(f"{where}: {label!r} is not a class of this project ({', '.join(classes)}); "
+    for where, image, typed in rows:
+        if image not in issued:
+            raise PipelineError(f"{where}: image {image!r} is not in any batch issued for this project; "
+                                "import a file made for one of its batches")
+        if image in seen:
+            raise PipelineError(f"{where}: {image} is labelled twice in this file; keep one row per image")
+        seen.add(image)
+        if not typed:
+            continue
+        label = lookup.get(typed, lookup.get(typed.casefold()))
+        if label is None:
+            raise PipelineError(f"{where}: {typed!r} is not a class of this project ({', '.join(classes)}); "
                                 "fix the label or add the class to label.classes")
-        image = by_id[row_id].path
         before = existing.get(image)
         if before is not None and before.label == label:
             continue
         if before is not None and not relabel:
             raise PipelineError(f"{where}: {image} is already labelled {before.label!r}; "
                                 "pass --relabel to change it")
-        new.append(Label(image, label, batch_number))
+        new.append(Label(image, label, issued[image]))
     return new

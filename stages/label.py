@@ -3,8 +3,9 @@
     python -m stages.label next [--project NAME]               # the next batch to label
     python -m stages.label import [--project NAME] FILE [--relabel]   # the labels a person gave
 
-`next` is also the DVC stage `label@<name>` (it depends on the labels file, so `dvc repro`
-asks for a new batch after each import). See pipeline/label_project.py.
+`next` is also the DVC stage `label@<name>`: it depends on labels/ and its output is the batches
+folder, so `dvc repro` asks for a new batch after an import or after labels were typed into a
+manifest (it imports those first). See pipeline/label_project.py.
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import mlflow
 from pipeline import tracking
 from pipeline.cli import run_stage
 from pipeline.errors import PipelineError
-from pipeline.label_project import import_labels, labels_file, next_batch, write_batch
+from pipeline.label_project import harvest, import_labels, issued_batches, labels_file, next_batch, write_batch
 from pipeline.labelling import read_labels, write_labels
 from pipeline.model import configure_threads
 from pipeline.params import Params, load_params
@@ -62,21 +63,30 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "import":
         if args.file is None:
             raise PipelineError("import needs the file: python -m stages.label import <manifest.csv or export.json>")
-        new, known = import_labels(name, project, args.file, args.relabel)
+        new, known, unlabelled = import_labels(name, project, args.file, args.relabel)
         total = len(read_labels(labels_file(name)))
-        log.info("%s: %d new label(s) from %s (%d already there); %d labelled in all, in %s",
-                 name, new, args.file, known, total, labels_file(name))
+        left = f"; {unlabelled} without a label come back in the next batch" if unlabelled else ""
+        log.info("%s: %d new label(s) from %s (%d already there%s); %d labelled in all, in %s",
+                 name, new, args.file, known, left, total, labels_file(name))
         return
 
-    if not labels_file(name).exists():  # the DVC stage depends on it: create it empty at the start
+    if not labels_file(name).exists():
         write_labels(labels_file(name), {})
+    batches = issued_batches(name)
+    harvest(name, project, batches)
     configure_threads(params.model.threads)
-    batch = next_batch(name, project, params)
+    batch = next_batch(name, project, params, batches)
+    if batch is None:
+        latest = batches[-1]
+        log.info("%s: batch %d is still out (none of its %d images labelled yet): kept as issued, in %s; "
+                 "delete that folder to draw it afresh", name, latest.number, len(latest.rows), latest.manifest.parent)
+        return
     write_batch(name, project, batch)
     log_step(params, name, batch)
     scores = ", ".join(f"test {k.removeprefix('test_')} {v:.4f}" for k, v in batch.metrics.items() if k.startswith("test_"))
-    log.info("%s: batch %d, %d images to label in %s%s", name, batch.number, len(batch.rows), batch.folder,
-             f" ({scores})" if scores else "")
+    carried = f", {batch.carried} of them from earlier batches" if batch.carried else ""
+    log.info("%s: batch %d, %d images to label%s, in %s%s", name, batch.number, len(batch.rows), carried,
+             batch.folder, f" ({scores})" if scores else "")
 
 
 if __name__ == "__main__":

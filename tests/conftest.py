@@ -16,6 +16,7 @@ import io
 import os
 import shutil
 import socket
+import subprocess
 import sys
 import tarfile
 import threading
@@ -42,6 +43,28 @@ CIFAR_BATCH_DIR = "cifar-10-batches-bin"
 CIFAR_TRAIN_BATCHES = tuple(f"data_batch_{i}.bin" for i in range(1, 6))
 CIFAR_TEST_BATCH = "test_batch.bin"
 CIFAR_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+
+
+def copy_repo(dest: Path) -> None:
+    """The files git tracks, committed into a fresh repository (DVC needs one)."""
+    tracked = subprocess.run(["git", "ls-files", "-z"], cwd=REPO_ROOT, capture_output=True, check=True).stdout
+    for name in filter(None, tracked.decode().split("\0")):
+        if (REPO_ROOT / name).is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO_ROOT / name, dest / name)
+    git = ["git", "-c", "user.name=test", "-c", "user.email=test@example.invalid"]
+    subprocess.run(["git", "init", "-q"], cwd=dest, check=True)
+    subprocess.run(git + ["add", "-A"], cwd=dest, check=True)
+    subprocess.run(git + ["commit", "-qm", "copy"], cwd=dest, check=True)
+
+
+def dvc(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    bin_dir = str(Path(sys.executable).parent)  # the venv: `python` in dvc.yaml must be this one
+    env = {**os.environ, "PATH": bin_dir + os.pathsep + os.environ.get("PATH", "")}
+    env.pop("MLFLOW_TRACKING_URI", None)  # the default store at the project root is under test
+    env.pop("PYTHONPATH", None)
+    return subprocess.run([str(Path(bin_dir) / "dvc"), *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=900)
 
 
 def debian_fashion_mnist_installed() -> bool:

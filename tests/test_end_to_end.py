@@ -18,7 +18,7 @@ import mlflow
 import numpy as np
 import pytest
 import yaml
-from conftest import make_cifar10_archive, make_fashion_mnist_dir, make_image_folder
+from conftest import copy_repo, dvc, make_cifar10_archive, make_fashion_mnist_dir, make_image_folder
 from mlflow.tracking import MlflowClient
 
 REPO = Path(__file__).resolve().parents[1]
@@ -26,19 +26,7 @@ DATASETS = ["fashion_mnist", "fashion_mnist_imbalanced", "cifar10", "parts"]  # 
 STRATEGIES = ["random", "bald", "coreset"]  # the baseline, MC dropout, embeddings
 SEEDS = [0, 1]
 ROUNDS = 2
-
-
-def copy_repo(dest: Path) -> None:
-    """The files git tracks, committed into a fresh repository (DVC needs one)."""
-    tracked = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, capture_output=True, check=True).stdout
-    for name in filter(None, tracked.decode().split("\0")):
-        if (REPO / name).is_file():
-            (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO / name, dest / name)
-    git = ["git", "-c", "user.name=test", "-c", "user.email=test@example.invalid"]
-    subprocess.run(["git", "init", "-q"], cwd=dest, check=True)
-    subprocess.run(git + ["add", "-A"], cwd=dest, check=True)
-    subprocess.run(git + ["commit", "-qm", "copy"], cwd=dest, check=True)
+LABELLING = "sorting"  # a labelling project
 
 
 def tiny_params(dest: Path, fashion_url: str, cifar_url: str, checksums: dict[str, str], dead_url: str) -> None:
@@ -51,16 +39,10 @@ def tiny_params(dest: Path, fashion_url: str, cifar_url: str, checksums: dict[st
     params["model"].update(filters=[4, 4, 4], dense_units=8, epochs=1, batch_size=16, predict_batch_size=64)
     params["al"].update(strategies=STRATEGIES, seeds=SEEDS, initial_size=10, query_size=5, rounds=ROUNDS,
                         pool_subsample=30, log_models="last")
+    # A labelling project declared before its first batch must not stop the study's `dvc repro`.
+    params["label"]["projects"] = {LABELLING: {"unlabelled": "data/raw/to_label", "classes": ["bolt", "gear"],
+                                               "batch_size": 4, "image_size": [16, 16]}}
     (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-
-
-def dvc(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    bin_dir = str(Path(sys.executable).parent)  # the venv: `python` in dvc.yaml must be this one
-    env = {**os.environ, "PATH": bin_dir + os.pathsep + os.environ.get("PATH", "")}
-    env.pop("MLFLOW_TRACKING_URI", None)  # the default store at the project root is under test
-    env.pop("PYTHONPATH", None)
-    return subprocess.run([str(Path(bin_dir) / "dvc"), *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=900)
 
 
 def read_csv(path: Path) -> list[dict]:
@@ -76,11 +58,13 @@ def repro(tmp_path, http_server, dead_url):
     project.mkdir()
     copy_repo(project)
     make_image_folder(project / "data/raw/parts", per_class=12)
+    make_image_folder(project / "data/raw/to_label", per_class=5, seed=3)
     fashion_url, cifar_url = http_server(fashion_dir), http_server(cifar_dir)
     tiny_params(project, fashion_url, cifar_url, checksums, dead_url)
     # As the README says: the images versioned by DVC, so experiment copies (--temp, --queue) get them too.
-    added = dvc(["add", "data/raw/parts"], project)
-    assert added.returncode == 0, added.stderr[-2000:]
+    for folder in ("data/raw/parts", "data/raw/to_label"):
+        added = dvc(["add", folder], project)
+        assert added.returncode == 0, added.stderr[-2000:]
     first = dvc(["repro"], project)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     return project, first, fashion_url
@@ -135,12 +119,16 @@ def test_dvc_repro_runs_the_whole_study(repro):
         assert name in report
     assert "## Across datasets" in report and "../plots/cifar10/penalty_accuracy.png" in report
 
+    # the labelling project's first batch (a random draw: no labels yet)
+    batch = read_csv(project / "labelling" / LABELLING / "batch-001/manifest.csv")
+    assert len(batch) == 4 and (project / "labels" / f"{LABELLING}.csv").is_file()
+
     # MLflow: the default store at the project root
     mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow.db'}")
     runs = mlflow.search_runs(experiment_names=["deep-active-learning"], output_format="list")
     by_name = {r.info.run_name: r for r in runs}
     expected = {f"{d}-{s}-s{seed}" for d in DATASETS for s in STRATEGIES for seed in SEEDS}
-    assert expected | {f"{d}-summary" for d in DATASETS} == set(by_name)
+    assert expected | {f"{d}-summary" for d in DATASETS} | {f"label-{LABELLING}"} == set(by_name)
     client = MlflowClient()
     assert by_name["parts-random-s0"].data.tags["class_names"] == "bolt, gear, nut"
     for name in expected:

@@ -23,7 +23,7 @@ import yaml
 from conftest import make_fashion_mnist_dir
 from mlflow.tracking import MlflowClient
 from services import create_database, postgres_cluster, ray_cluster, tracking_server
-from test_end_to_end import copy_repo, dvc
+from conftest import copy_repo, dvc
 
 STRATEGIES, SEEDS, ROUNDS = ["random", "margin"], [0, 1], 3
 CELLS = [f"fashion_mnist/{s}/s{seed}" for s in STRATEGIES for seed in SEEDS]

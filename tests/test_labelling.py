@@ -15,7 +15,7 @@ from pathlib import Path
 import mlflow
 import pytest
 import yaml
-from conftest import make_image_folder
+from conftest import copy_repo, dvc, make_image_folder
 from mlflow.tracking import MlflowClient
 
 from pipeline.errors import PipelineError
@@ -142,9 +142,8 @@ def test_a_batch_never_imported_is_asked_again(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("damage, message", [
     ("unknown_class", "'washer' is not a class of this project"),
-    ("not_in_batch", "is not in the current batch 1"),
+    ("not_in_batch", "is not in any batch issued for this project"),
     ("duplicate", "labelled twice in this file"),
-    ("missing_label", "no label for"),
 ])
 def test_bad_import_names_the_row_and_writes_nothing(tmp_path, monkeypatch, damage, message):
     project, truth = make_label_project(tmp_path)
@@ -157,8 +156,6 @@ def test_bad_import_names_the_row_and_writes_nothing(tmp_path, monkeypatch, dama
         rows[2]["row_id"], rows[2]["path"] = "99", "9999.png"
     elif damage == "duplicate":
         rows.append(dict(rows[0]))
-    elif damage == "missing_label":
-        rows[3]["label"] = ""
     with open(filled, "w", newline="") as stream:
         writer = csv.DictWriter(stream, fieldnames=list(rows[0]))
         writer.writeheader()
@@ -217,3 +214,138 @@ def test_contact_sheet_renders_every_image_in_a_real_browser(tmp_path, monkeypat
     dom = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=5000",
                           "--dump-dom", sheet.as_uri()], capture_output=True, text=True, timeout=120).stdout
     assert 'data-images="6"' in dom and 'data-rendered="6"' in dom, dom[:500]
+
+
+def write_rows(path: Path, rows: list[dict], **csv_options) -> Path:
+    with open(path, "w", newline="", encoding=csv_options.pop("encoding", "utf-8")) as stream:
+        writer = csv.DictWriter(stream, fieldnames=list(rows[0]), **csv_options)
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def type_into_manifest(manifest: Path, truth: dict[str, str], count: int) -> dict[str, str]:
+    """A person opens the manifest in a spreadsheet, types `count` labels and saves it in place as
+    LibreOffice and Excel do in many locales: UTF-8 with a byte-order mark, semicolons, CRLF."""
+    rows = list(csv.DictReader(open(manifest, newline="")))
+    typed = {}
+    for row in rows[:count]:
+        row["label"] = truth[row["path"]].upper() if len(typed) % 2 else truth[row["path"]]  # case as typed
+        typed[row["path"]] = truth[row["path"]]
+    write_rows(manifest, rows, delimiter=";", lineterminator="\r\n", encoding="utf-8-sig")
+    return typed
+
+
+def test_a_partly_labelled_batch_imports_what_is_labelled_and_the_rest_comes_back(tmp_path, monkeypatch):
+    project, truth = make_label_project(tmp_path)
+    label(project, monkeypatch, "next")
+    rows = list(csv.DictReader(open(fill_manifest(project / "labelling/parts/batch-001/manifest.csv", truth,
+                                                  tmp_path / "filled.csv"))))
+    for row in rows[3:]:
+        row["label"] = ""
+    label(project, monkeypatch, "import", str(write_rows(tmp_path / "part.csv", rows)))
+    assert read_labels(project) == {r["path"]: truth[r["path"]] for r in rows[:3]}
+    label(project, monkeypatch, "next")
+    batch2 = [r["path"] for r in csv.DictReader(open(project / "labelling/parts/batch-002/manifest.csv"))]
+    assert batch2[:3] == [r["path"] for r in rows[3:]] and len(batch2) == 6  # the rest first, then new picks
+    # The rest of batch 1, labelled later in batch 1's own file, is accepted although batch 2 is out.
+    label(project, monkeypatch, "import", str(fill_manifest(project / "labelling/parts/batch-001/manifest.csv",
+                                                            truth, tmp_path / "rest.csv")))
+    assert read_labels(project) == {r["path"]: truth[r["path"]] for r in rows}
+
+
+def test_spreadsheet_saved_manifests_and_any_case_import(tmp_path, monkeypatch):
+    project, truth = make_label_project(tmp_path)
+    label(project, monkeypatch, "next")
+    manifest = project / "labelling/parts/batch-001/manifest.csv"
+    typed = type_into_manifest(manifest, truth, 6)
+    saved = tmp_path / "saved.csv"
+    shutil.copy(manifest, saved)
+    assert saved.read_bytes().startswith(b"\xef\xbb\xbf") and b";" in saved.read_bytes()
+    label(project, monkeypatch, "import", str(saved))
+    assert read_labels(project) == typed  # stored in the project's spelling
+
+
+@pytest.mark.parametrize("content, suffix, expected", [
+    (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xfe", ".csv", "not a text file; expected the batch's manifest.csv"),
+    (b'["0001.png", "0002.png"]', ".json", "expected Label Studio's JSON export, a list of tasks"),
+    (b'{"tasks": []}', ".json", "expected Label Studio's JSON export, a list of tasks"),
+    (b"image,class\n0001.png,bolt\n", ".csv", "not a batch manifest (no label, path column)"),
+])
+def test_a_file_of_another_kind_gets_one_line(tmp_path, monkeypatch, content, suffix, expected):
+    project, truth = make_label_project(tmp_path)
+    label(project, monkeypatch, "next")
+    wrong = tmp_path / f"export{suffix}"
+    wrong.write_bytes(content)
+    with pytest.raises(PipelineError) as caught:
+        label(project, monkeypatch, "import", str(wrong))
+    assert expected in str(caught.value) and str(wrong) in str(caught.value) and "\n" not in str(caught.value)
+    assert read_labels(project) == {}
+
+
+def test_next_imports_labels_typed_into_the_manifest_and_warns_about_a_misspelt_one(tmp_path, monkeypatch, caplog):
+    project, truth = make_label_project(tmp_path)
+    label(project, monkeypatch, "next")
+    manifest = project / "labelling/parts/batch-001/manifest.csv"
+    rows = list(csv.DictReader(open(manifest, newline="")))
+    rows[0]["label"], rows[1]["label"] = truth[rows[0]["path"]], "washer"
+    write_rows(manifest, rows, lineterminator="\n")
+    typed = manifest.read_bytes()
+    label(project, monkeypatch, "next")
+    assert read_labels(project) == {rows[0]["path"]: truth[rows[0]["path"]]}
+    assert manifest.read_bytes() == typed  # what the person typed stays where they typed it
+    assert "'washer' is not a class of this project" in caplog.text
+    batch2 = [r["path"] for r in csv.DictReader(open(project / "labelling/parts/batch-002/manifest.csv"))]
+    assert batch2[:5] == [r["path"] for r in rows[1:]]  # the misspelt one comes back too
+
+
+def dvc_label_project(tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    """A git copy of the repository with a declared labelling project and no labels yet."""
+    copy_repo(tmp_path / "project")
+    project, truth = make_label_project(tmp_path)
+    assert not (project / "labels/parts.csv").exists()
+    return project, truth
+
+
+def repro(project: Path, *targets: str) -> subprocess.CompletedProcess:
+    done = dvc(["repro", *targets], project)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return done
+
+
+def test_dvc_repro_keeps_labels_typed_into_the_manifest(tmp_path, monkeypatch):
+    project, truth = dvc_label_project(tmp_path)
+    repro(project, "label@parts")  # declared, no labels file yet: runs, batch 1
+    manifest = project / "labelling/parts/batch-001/manifest.csv"
+    typed = type_into_manifest(manifest, truth, 4)
+    saved = manifest.read_bytes()
+    status = dvc(["status", "label@parts"], project).stdout
+    assert "modified" in status and "labelling/parts" in status, status  # DVC sees the edit, and reruns
+    repro(project, "label@parts")
+    assert read_labels(project) == typed  # imported, not overwritten
+    assert manifest.read_bytes() == saved
+    batch2 = [r["path"] for r in csv.DictReader(open(project / "labelling/parts/batch-002/manifest.csv"))]
+    assert len(batch2) == 6 and not set(batch2) & set(typed)
+    assert set(batch2[:2]) == {r["path"] for r in csv.DictReader(open(manifest, encoding="utf-8-sig"),
+                                                                  delimiter=";")} - set(typed)
+    assert "up to date" in dvc(["status", "label@parts"], project).stdout
+
+
+def test_dvc_repro_never_redraws_a_batch_that_is_out(tmp_path, monkeypatch):
+    project, truth = dvc_label_project(tmp_path)
+    repro(project, "label@parts")
+    label(project, monkeypatch, "import", str(fill_manifest(project / "labelling/parts/batch-001/manifest.csv",
+                                                            truth, tmp_path / "b1.csv")))
+    repro(project, "label@parts")  # batch 2, picked by margin
+    batch2 = project / "labelling/parts/batch-002"
+    issued = {name: (batch2 / name).read_bytes() for name in ("manifest.csv", "tasks.json", "contact_sheet.html")}
+    export = label_studio_export(batch2 / "tasks.json", truth, tmp_path / "export.json")  # the person is at work
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["model"]["epochs"] += 2  # a model setting changes meanwhile
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    done = repro(project, "label@parts")
+    assert "batch 2 is still out" in done.stdout + done.stderr
+    assert {name: (batch2 / name).read_bytes() for name in issued} == issued
+    assert not (project / "labelling/parts/batch-003").exists()
+    label(project, monkeypatch, "import", str(export))  # the person's finished file: every label accepted
+    assert len(read_labels(project)) == 12
