@@ -35,6 +35,8 @@ def test_repo_params_yaml_parses():
     assert params.download.checksums == {}
     assert params.imbalance.ratio == 10 and params.imbalance.fractions is None
     assert downloads_needed(params.data.datasets) == ["cifar10", "fashion_mnist"]
+    assert params.study.alpha == 0.05 and params.study.baseline == "random"
+    assert params.study.metrics == ["accuracy", "f1_macro"] and params.study.power == 0.8
 
 
 def test_imbalanced_dataset_requires_fashion_mnist_download():
@@ -66,6 +68,12 @@ def test_imbalanced_dataset_requires_fashion_mnist_download():
         ("download", "checksums", {"a.gz": "crc32:00"}, "download.checksums", "sha256:<hex>"),
         ("base", "seed", -1, "base.seed", "greater than or equal to 0"),
         ("model", "filters", [32, 64], "model.filters", "at least 3"),
+        ("study", "alpha", 0, "study.alpha", "greater than 0"),
+        ("study", "baseline", "qbc", "study.baseline", "unknown strategy 'qbc'"),
+        ("study", "metrics", ["accuracy", "accuracy"], "study.metrics", "twice"),
+        ("study", "metrics", ["auc"], "study.metrics", "'f1_macro'"),
+        ("study", "metrics", [], "study.metrics", "at least 1"),
+        ("study", "max_seeds", 1, "study.max_seeds", "greater than or equal to 2"),
     ],
 )
 def test_bad_value_is_one_line_naming_the_key(repo_params, section, key, value, dotted, hint):
