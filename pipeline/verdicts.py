@@ -203,11 +203,13 @@ def from_metrics(data: dict, dataset: str) -> list[Verdict]:
 
 def mlflow_metrics(verdicts: list[Verdict]) -> dict[str, float]:
     """A dataset summary run's curve-level metrics: `<a>.aubc_<metric>_vs_<b>` (the mean difference) and
-    its `_ci_low`, `_ci_high`, `_p`, `_p_holm` and `_seeds_needed`; None values are left out."""
+    its `_ci_low`, `_ci_high`, `_p`, `_p_holm`, `_significant` (1 after correction, else 0) and
+    `_seeds_needed`. Every key is logged every time, NaN where there is no value: the summary run is
+    reopened on reruns and MLflow cannot delete a metric, so a skipped key would keep a stale value."""
     out = {}
     for v in verdicts:
         name = f"{v.a}.aubc_{v.metric}_vs_{v.b}"
         values = {"": v.mean, "_ci_low": v.ci_low, "_ci_high": v.ci_high, "_p": v.p_value, "_p_holm": v.p_holm,
-                  "_seeds_needed": v.seeds_needed}
-        out.update({name + suffix: float(x) for suffix, x in values.items() if x is not None})
+                  "_significant": float(v.decision in ("better", "worse")), "_seeds_needed": v.seeds_needed}
+        out.update({name + suffix: float("nan") if x is None else float(x) for suffix, x in values.items()})
     return out

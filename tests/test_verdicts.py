@@ -186,7 +186,11 @@ def test_metrics_files_round_trip_and_mlflow_names_are_valid():
     names = mlflow_metrics(verdicts)
     assert names["class_balanced.aubc_accuracy_vs_random"] == verdicts[0].mean
     assert "class_balanced.aubc_f1_macro_vs_margin_p_holm" in names
-    assert "margin.aubc_accuracy_vs_random_p" not in names  # None is not logged
+    assert np.isnan(names["margin.aubc_accuracy_vs_random_p"])  # no test: NaN, so no stale value stays
+    assert np.isnan(names["margin.aubc_accuracy_vs_random_seeds_needed"])
+    assert names["class_balanced.aubc_accuracy_vs_random_significant"] == 0.0
+    assert names["class_balanced.aubc_accuracy_vs_random_seeds_needed"] == verdicts[0].seeds_needed
+    assert len(names) == 7 * len(verdicts)
     for name in names:
         _validate_metric_name(name)
     assert isinstance(family, Family)
