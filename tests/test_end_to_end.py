@@ -140,6 +140,7 @@ def test_dvc_repro_runs_the_whole_study(repro):
     for name in [*DATASETS, *STRATEGIES]:
         assert name in report
     assert "## Across datasets" in report and "../plots/cifar10/penalty_accuracy.png" in report
+    assert report.index("## Verdicts") < report.index("## Across datasets")  # the headline comes first
 
     # MLflow: the default store at the project root
     mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow.db'}")
