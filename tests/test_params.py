@@ -9,7 +9,7 @@ import yaml
 from conftest import REPO_ROOT, read_params, write_params
 from pipeline.errors import PipelineError
 from pipeline.datasets import downloads_needed
-from pipeline.params import Params, load_params, parse_params
+from pipeline.params import Params, StudyParams, load_params, parse_params
 
 
 @pytest.fixture(scope="module")
@@ -169,3 +169,12 @@ def test_missing_and_malformed_params_files(project):
     (project / "params.yaml").unlink()
     with pytest.raises(PipelineError, match="not found"):
         load_params()
+
+
+def test_every_study_setting_has_its_meaning_on_the_field_and_a_row_in_the_readme():
+    readme = (REPO_ROOT / "README.md").read_text()
+    raw = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+    assert set(raw["study"]) == set(StudyParams.model_fields)
+    for name, field in StudyParams.model_fields.items():
+        assert field.description, name
+        assert f"| `study.{name}` |" in readme, name
