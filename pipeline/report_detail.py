@@ -39,6 +39,12 @@ def _versus(stats: dict, metric: str, baseline: str) -> dict:
     return stats.get(metric, {}).get(f"versus_{baseline}", {})
 
 
+def lead_metric(stats: dict) -> str:
+    """The metric the one-line summaries use: accuracy, unless study.metrics leaves it out."""
+    compared = [m for m in METRIC_NAMES if m in stats]
+    return "accuracy" if "accuracy" in compared or not compared else compared[0]
+
+
 def dataset_section(results: DatasetResults, figure_root: str, alpha: float, baseline: str) -> list[str]:
     stats, summary = results.statistics, results.summary
     n_rounds, seeds = stats["query_rounds"], stats["seeds"]
@@ -62,7 +68,7 @@ def dataset_section(results: DatasetResults, figure_root: str, alpha: float, bas
     lines += [f"**Final round and per round ({DETAIL}).** The curve-level verdicts above are the headline.", ""]
     if "note" in stats:
         lines += [f"- {stats['note']}. The numbers above are not evidence that any strategy differs from another.", ""]
-    elif "accuracy" not in stats or f"versus_{baseline}" not in stats["accuracy"]:
+    elif f"versus_{baseline}" not in stats.get(lead_metric(stats), {}):
         lines += [f"- `{baseline}` is not in the grid, so nothing is compared with it; see the penalty matrices.", ""]
     else:
         for strategy in summary:
@@ -70,34 +76,37 @@ def dataset_section(results: DatasetResults, figure_root: str, alpha: float, bas
                 versus = _versus(stats, metric, baseline).get(strategy)
                 if versus:
                     lines.append(f"- {verdict(strategy, versus, n_rounds, metric, alpha, baseline)}")
-        lines += ["", _best_line(summary, stats, alpha, baseline), ""]
+        lines += ["", _best_line(summary, stats, alpha, baseline, lead_metric(stats)), ""]
     for file, title in figures(baseline):
         if file in results.figures:
             lines += [f"![{results.name}: {title}]({figure_root}/{results.name}/{file})", ""]
     return lines
 
 
-def _best_line(summary: dict, stats: dict, alpha: float, baseline: str) -> str:
-    beaters = [s for s, v in _versus(stats, "accuracy", baseline).items()
+def _best_line(summary: dict, stats: dict, alpha: float, baseline: str, metric: str) -> str:
+    better = "more accurate" if metric == "accuracy" else f"better in {METRIC_NAMES[metric]}"
+    beaters = [s for s, v in _versus(stats, metric, baseline).items()
                if v["final_p_value"] is not None and v["final_p_value"] < alpha and v["final_mean"] > 0]
     if not beaters:
-        return (f"No strategy is significantly more accurate than {baseline} at the final budget on this dataset "
+        return (f"No strategy is significantly {better} than {baseline} at the final budget on this dataset "
                 "(final-round test, uncorrected); gaps in the table are within the noise of these seeds.")
-    best = max(beaters, key=lambda s: summary[s]["final_accuracy"])
-    return (f"Significantly more accurate than {baseline} at the final budget: "
+    best = max(beaters, key=lambda s: summary[s][f"final_{metric}"])
+    return (f"Significantly {better} than {baseline} at the final budget: "
             f"{', '.join(f'`{b}`' for b in beaters)} (final-round test, uncorrected); "
-            f"the highest of them is `{best}` ({summary[best]['final_accuracy']:.3f}).")
+            f"the highest of them is `{best}` ({summary[best][f'final_{metric}']:.3f}).")
 
 
 def cross_dataset_table(results: list[DatasetResults], alpha: float, baseline: str) -> list[str]:
     strategies = [s for s in results[0].summary if s != baseline]
-    header = "| strategy | " + " | ".join(f"{r.name}: final accuracy − {baseline} (95% CI) | labels random needs"
+    metric = lead_metric(results[0].statistics)
+    name = METRIC_NAMES[metric]
+    header = "| strategy | " + " | ".join(f"{r.name}: final {name} − {baseline} (95% CI) | labels random needs"
                                           for r in results) + " |"
     lines = [header, "|---|" + "---|---|" * len(results)]
     for strategy in strategies:
         cells = []
         for r in results:
-            versus = _versus(r.statistics, "accuracy", baseline).get(strategy)
+            versus = _versus(r.statistics, metric, baseline).get(strategy)
             if versus:
                 low, high = versus["final_ci"]
                 significant = versus["final_p_value"] is not None and versus["final_p_value"] < alpha
@@ -107,6 +116,6 @@ def cross_dataset_table(results: list[DatasetResults], alpha: float, baseline: s
                 cells.append("–")
             cells.append(labels_text(r.summary.get(strategy, {})))
         lines.append(f"| `{strategy}` | " + " | ".join(cells) + " |")
-    lines += ["", f"Differences in accuracy points, paired by seed; * = significant at alpha = {alpha:g} "
+    lines += ["", f"Differences in {name} points, paired by seed; * = significant at alpha = {alpha:g} "
               "(paired two-sided t-test at the final round, uncorrected: detail, not a verdict)."]
     return lines

@@ -160,3 +160,15 @@ def test_readme_results_are_regenerated_from_the_report(tmp_path, monkeypatch):
     assert "(docs/results/fashion_mnist-accuracy.png)" in readme
     assert "penalty_accuracy" not in readme  # not one of the README's figures
     assert (tmp_path / "docs" / "results" / "fashion_mnist-accuracy.png").read_bytes() == b"\x89PNG fake"
+
+
+def test_the_detail_follows_the_study_baseline_and_metrics():
+    d = dataset("fashion_mnist")
+    vs = {"random": versus(-0.03, -0.04, -0.02, 0.01, losses=3), "coreset": versus(-0.04, -0.05, -0.03, 0.01)}
+    stats = {**{k: v for k, v in d.statistics.items() if k not in ("accuracy", "f1_macro")},
+             "balanced_accuracy": {"versus_margin": vs}}
+    text = render([DatasetResults(d.name, d.summary, stats, d.figures)], [], alpha=ALPHA, baseline="margin")
+    assert "rounds better / worse than margin (balanced accuracy)" in text and "not in the grid" not in text
+    assert "`random` (balanced accuracy): worse than margin at the final budget" in text
+    assert "final balanced accuracy − margin (95% CI)" in text
+    assert "No strategy is significantly better in balanced accuracy than margin" in text
