@@ -105,8 +105,8 @@ def holm(p_values: list[float]) -> list[float]:
     """Holm's (1979) step-down adjusted p-values, in the input's order.
 
     Sorted ascending, the k-th smallest (k = 1..m) becomes max over j <= k of
-    min(1, (m - j + 1) p_(j)): monotone in p, capped at 1. A hypothesis is
-    rejected at level alpha exactly where its adjusted p is below alpha."""
+    min(1, (m - j + 1) p_(j)): monotone in p, capped at 1. Holm's procedure at
+    level alpha rejects exactly the hypotheses whose adjusted p is at most alpha."""
     p = np.asarray(p_values, dtype=np.float64)
     m = len(p)
     adjusted = np.empty(m)
