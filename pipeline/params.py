@@ -267,6 +267,37 @@ class PlotParams(_Section):
     target_fraction: float = Field(0.95, gt=0, le=1)
 
 
+class StudyParams(_Section):
+    """How the study reaches its verdicts (pipeline/verdicts.py; read by the plot, verdicts and report stages)."""
+    alpha: float = Field(0.05, gt=0, lt=1, description=(
+        "significance level of every test; the headline verdicts are Holm-corrected over the study's "
+        "comparisons at this level, the per-round detail is not corrected"))
+    baseline: str = Field("random", description=(
+        "the strategy the others are compared with first (strategy minus baseline); usually random"))
+    metrics: list[Literal["accuracy", "balanced_accuracy", "f1_macro"]] = Field(
+        ["accuracy", "f1_macro"], min_length=1, description=(
+            "the learning curves compared: each gets curve-level verdicts (in the Holm family), "
+            "per-round tests and penalty matrices"))
+    power: float = Field(0.8, gt=0, lt=1, description=(
+        "for a comparison that is not significant: the power at which the report estimates the seeds "
+        "that would decide it"))
+    max_seeds: int = Field(100, ge=2, description="that estimate's cap: beyond it the report says 'more than'")
+
+    @field_validator("baseline")
+    @classmethod
+    def _known_strategy(cls, name: str) -> str:
+        if name not in strategy_registry.names():
+            raise ValueError(f"unknown strategy {name!r}; allowed: {', '.join(strategy_registry.names())}")
+        return name
+
+    @field_validator("metrics")
+    @classmethod
+    def _distinct(cls, metrics: list[str]) -> list[str]:
+        if len(set(metrics)) != len(metrics):
+            raise ValueError("lists a metric twice")
+        return metrics
+
+
 class Params(_Section):
     base: BaseParams = BaseParams()
     data: DataParams
@@ -275,6 +306,7 @@ class Params(_Section):
     model: ModelParams = ModelParams()
     al: ALParams
     plot: PlotParams = PlotParams()
+    study: StudyParams = StudyParams()
     label: LabelParams = LabelParams()
 
     @model_validator(mode="after")

@@ -11,6 +11,8 @@ PLOTS_DIR = Path("plots")
 REPORT_FILE = Path("report") / "study.md"
 # Paired statistics per dataset: nested JSON, so beside the metrics rather than among `dvc plots` data.
 STATISTICS_DIR = METRICS_DIR / "statistics"
+# The study's curve-level verdicts per dataset (Holm-corrected over all datasets): the headline metrics.
+VERDICTS_DIR = METRICS_DIR / "verdicts"
 CHECKPOINTS_DIR = Path("checkpoints")
 
 

@@ -117,7 +117,7 @@ def difference_to_baseline(differences: dict[str, PairedRounds], metric: str, da
 
 
 def penalty_heatmap(matrix: np.ndarray, names: list[str], n_rounds: int, metric: str, dataset: str,
-                    path: Path) -> None:
+                    path: Path, alpha: float) -> None:
     """Rows beat columns: cell (i, j) counts the query rounds where i is significantly better than j."""
     size = max(4.0, 1.0 + 0.7 * len(names))
     fig, ax = plt.subplots(figsize=(size + 2.0, size), dpi=120)
@@ -131,7 +131,8 @@ def penalty_heatmap(matrix: np.ndarray, names: list[str], n_rounds: int, metric:
     ax.set_yticks(range(len(names)), names)
     ax.set(xlabel="... is beaten by the row strategy", ylabel="strategy")
     ax.set_title(f"{dataset}: query rounds (of {n_rounds}) where\nthe row is significantly better "
-                 f"than the column\n({METRIC_LABELS[metric].lower()}, paired t-test, alpha 0.05)", fontsize=10)
+                 f"than the column\n({METRIC_LABELS[metric].lower()}, paired t-test per round, uncorrected, "
+                 f"alpha {alpha:g})", fontsize=10)
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
     _save(fig, path)
 

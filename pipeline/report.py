@@ -1,158 +1,140 @@
-"""The study report: Markdown tables, figures and verdicts from the plot stages' summaries and statistics.
+"""The study report: its headline verdicts, how they were reached, and the detail, as Markdown.
 
-Verdicts are built only from the paired tests: a difference is called real only
-where its test says so, and "within the noise" otherwise.
+The headline comes first: whole learning curves compared seed by seed (AUBC),
+Holm-corrected over the study (pipeline/verdicts.py), with the seeds a
+non-significant comparison would need. The per-round tests and the final-round
+comparison follow as detail (pipeline/report_detail.py), uncorrected and
+labelled so. Every verdict claims only what its test supports.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from pipeline.statistics import ALPHA
-
-METRIC_NAMES = {"accuracy": "accuracy", "f1_macro": "macro-F1"}
-FIGURES = [("accuracy.png", "Accuracy"), ("f1_macro.png", "Macro-F1"), ("balanced_accuracy.png", "Balanced accuracy"),
-           ("difference_accuracy.png", "Accuracy minus random, paired by seed"),
-           ("difference_f1_macro.png", "Macro-F1 minus random, paired by seed"),
-           ("penalty_accuracy.png", "Pairwise penalty matrix (accuracy)"),
-           ("penalty_f1_macro.png", "Pairwise penalty matrix (macro-F1)"),
-           ("per_class_f1.png", "Per-class F1"), ("queried_classes.png", "Class mix of the queried images")]
+from pipeline.report_detail import cross_dataset_table, dataset_section
+from pipeline.report_format import METRIC_NAMES, DatasetResults, p_is, p_text, plural, points
+from pipeline.verdicts import Verdict, pairs
 
 
-@dataclass(frozen=True)
-class DatasetResults:
-    name: str
-    summary: dict      # metrics/summary/<dataset>.json
-    statistics: dict   # metrics/statistics/<dataset>.json
-    figures: list[str]  # file names present in plots/<dataset>/
+def seeds_text(v: Verdict) -> str:
+    if v.seeds_needed is None:
+        return f"more than {v.family.max_seeds} seeds would be needed to decide it at this effect"
+    return f"about {v.seeds_needed} seeds would be likely to decide it"
 
 
-def plural(n: int, noun: str) -> str:
-    return f"{n} {noun}{'' if n == 1 else 's'}"
+def curve_verdict(v: Verdict) -> str:
+    """One sentence on one curve-level comparison, claiming only what the corrected test supports."""
+    head = f"`{v.a}` vs `{v.b}` ({METRIC_NAMES[v.metric]})"
+    if v.decision == "no difference":
+        why = "the same AUBC on every seed" if v.p_value is None else "a mean difference of 0"
+        return f"{head}: no difference observed ({why})"
+    numbers = (f"{points(v.mean)} AUBC points (95% CI {points(v.ci_low)} to {points(v.ci_high)}), "
+               f"{p_is(v.p_value)}, Holm-adjusted {p_is(v.p_holm)}")
+    if v.decision == "not significant":
+        return (f"{head}: {numbers}: not significant; {seeds_text(v)} "
+                f"(power {v.family.power:g}; {plural(v.n_seeds, 'seed')} now)")
+    return f"{head}: {numbers}: **`{v.a}` {v.decision} than `{v.b}`**"
 
 
-def points(x: float) -> str:
-    return f"{100 * x:+.1f}"
+def verdict_cell(v: Verdict) -> str:
+    if v.decision in ("better", "worse"):
+        return f"**{v.decision}**"
+    if v.decision == "no difference":
+        return "no difference observed"
+    needed = f"more than {v.family.max_seeds}" if v.seeds_needed is None else f"about {v.seeds_needed}"
+    return f"not significant ({needed} seeds)"
 
 
-def ci_text(mean: float, half: float | None) -> str:
-    return f"{mean:.3f}" if half is None else f"{mean:.3f} ± {half:.3f}"
+def _ordered(results: list[DatasetResults], baseline: str, against: bool) -> list[Verdict]:
+    """The verdicts in the grid's order: per dataset, each pair (baseline pairs first), each metric."""
+    out = []
+    for r in results:
+        by_key = {(v.a, v.b, v.metric): v for v in r.verdicts}
+        # statistics keeps the grid's order; the summary file's keys are sorted
+        for a, b in pairs(r.statistics.get("strategies", list(r.summary)), baseline):
+            if (b == baseline) == against:
+                out += [by_key[(a, b, m)] for m in METRIC_NAMES if (a, b, m) in by_key]
+    return out
 
 
-def labels_text(row: dict) -> str:
-    if "labels_random_needs" not in row:
-        return "–"
-    if row["labels_random_needs"] is None:
-        return f"more than the budget ({row['n_labeled']:,})"
-    return f"{row['labels_random_needs']:,.0f} ({row['labels_saved_ratio']:.2f}x)"
-
-
-def verdict(strategy: str, versus: dict, n_rounds: int, metric: str) -> str:
-    """One sentence on a strategy against random for one metric, claiming only what the tests support."""
-    name = METRIC_NAMES[metric]
-    low, high = versus["final_ci"]
-    final = (f"final {name} {points(versus['final_mean'])} points (95% CI {points(low)} to {points(high)})")
-    wins, losses = versus["wins"], versus["losses"]
-    p = versus["final_p_value"]
-    final_significant = p is not None and p < ALPHA
-    if final_significant and versus["final_mean"] > 0:
-        head = f"**beats random** at the final budget: {final}"
-    elif final_significant:
-        head = f"**worse than random** at the final budget: {final}"
-    else:
-        head = f"no significant difference from random at the final budget: {final}, within the noise"
-    rounds = f"significantly better in {wins} and worse in {losses} of {n_rounds} query rounds"
-    return f"`{strategy}` ({name}): {head}; {rounds}."
-
-
-def dataset_section(results: DatasetResults, figure_root: str) -> list[str]:
-    stats, summary = results.statistics, results.summary
-    n_rounds, seeds = stats["query_rounds"], stats["seeds"]
-    lines = [f"## {results.name}", ""]
-    lines += ["| strategy | final accuracy (95% CI) | final macro-F1 (95% CI) | final balanced accuracy | "
-              "AUBC (accuracy) | labels random needs for this accuracy (ratio) | rounds better / worse than random "
-              "(accuracy) | (macro-F1) |",
-              "|---|---|---|---|---|---|---|---|"]
-    for strategy, row in summary.items():
-        versus = {m: stats.get(m, {}).get("versus_random", {}).get(strategy) for m in METRIC_NAMES}
-        wins = [f"{v['wins']} / {v['losses']}" if v else "–" for v in versus.values()]
-        lines.append(f"| `{strategy}` | {ci_text(row['final_accuracy'], row['final_accuracy_ci95'])} | "
-                     f"{ci_text(row['final_f1_macro'], row['final_f1_macro_ci95'])} | "
-                     f"{row['final_balanced_accuracy']:.3f} | {row['aubc_accuracy']:.3f} | {labels_text(row)} | "
-                     f"{wins[0]} | {wins[1]} |")
-    lines += ["", f"{plural(len(seeds), 'seed')} ({', '.join(map(str, seeds))}), "
-              f"{plural(n_rounds, 'query round')}, budget "
-              f"{next(iter(summary.values()))['n_labeled']:,} labels. ± is the half-width of the 95% t interval "
-              "over seeds.", ""]
-    lines += ["**Verdict.**", ""]
-    if "note" in stats:
-        lines += [f"- {stats['note']}. The numbers above are not evidence that any strategy differs from another.", ""]
-    elif "accuracy" not in stats or "versus_random" not in stats["accuracy"]:
-        lines += ["- `random` is not in the grid, so nothing is compared with it; see the penalty matrices.", ""]
-    else:
-        for strategy in summary:
-            for metric in METRIC_NAMES:
-                versus = stats[metric]["versus_random"].get(strategy)
-                if versus:
-                    lines.append(f"- {verdict(strategy, versus, n_rounds, metric)}")
-        lines += ["", _best_line(summary, stats), ""]
-    for file, title in FIGURES:
-        if file in results.figures:
-            lines += [f"![{results.name}: {title}]({figure_root}/{results.name}/{file})", ""]
+def verdict_table(verdicts: list[Verdict]) -> list[str]:
+    lines = ["| dataset | comparison | metric | AUBC difference, points (95% CI) | p | Holm p | verdict |",
+             "|---|---|---|---|---|---|---|"]
+    for v in verdicts:
+        lines.append(f"| {v.dataset} | `{v.a}` − `{v.b}` | {METRIC_NAMES[v.metric]} | {points(v.mean)} "
+                     f"({points(v.ci_low)} to {points(v.ci_high)}) | {p_text(v.p_value)} | {p_text(v.p_holm)} | "
+                     f"{verdict_cell(v)} |")
     return lines
 
 
-def _best_line(summary: dict, stats: dict) -> str:
-    beaters = [s for s, v in stats["accuracy"]["versus_random"].items()
-               if v["final_p_value"] is not None and v["final_p_value"] < ALPHA and v["final_mean"] > 0]
-    if not beaters:
-        return ("No strategy is significantly more accurate than random at the final budget on this dataset; "
-                "gaps in the table are within the noise of these seeds.")
-    best = max(beaters, key=lambda s: summary[s]["final_accuracy"])
-    return (f"Significantly more accurate than random at the final budget: {', '.join(f'`{b}`' for b in beaters)}; "
-            f"the highest of them is `{best}` ({summary[best]['final_accuracy']:.3f}).")
-
-
-def cross_dataset_table(results: list[DatasetResults]) -> list[str]:
-    strategies = [s for s in results[0].summary if s != "random"]
-    header = "| strategy | " + " | ".join(f"{r.name}: final accuracy − random (95% CI) | labels random needs"
-                                          for r in results) + " |"
-    lines = [header, "|---|" + "---|---|" * len(results)]
-    for strategy in strategies:
-        cells = []
-        for r in results:
-            versus = r.statistics.get("accuracy", {}).get("versus_random", {}).get(strategy)
-            if versus:
-                low, high = versus["final_ci"]
-                significant = versus["final_p_value"] is not None and versus["final_p_value"] < ALPHA
-                mark = " *" if significant else ""
-                cells.append(f"{points(versus['final_mean'])} ({points(low)} to {points(high)}){mark}")
-            else:
-                cells.append("–")
-            cells.append(labels_text(r.summary.get(strategy, {})))
-        lines.append(f"| `{strategy}` | " + " | ".join(cells) + " |")
-    lines += ["", "Differences in accuracy points, paired by seed; * = significant at alpha = 0.05 "
-              "(paired two-sided t-test at the final round)."]
+def headline(results: list[DatasetResults], baseline: str) -> list[str]:
+    """The report's first section: the curve-level verdicts of the whole study."""
+    lines = ["## Verdicts: whole learning curves, Holm-corrected", ""]
+    against, between = _ordered(results, baseline, True), _ordered(results, baseline, False)
+    if not against and not between:
+        return lines + ["No curve-level test is possible: the study needs at least 2 seeds (al.seeds); "
+                        "Werner et al. 2024 use 50.", ""]
+    family = (against or between)[0].family
+    lines += [f"Each run's learning curve is summarised by its AUBC (area under the budget curve: the mean score "
+              f"over the label budget) and two strategies are compared on the per-seed differences, a − b in "
+              f"points, with a paired two-sided t-test. The p-values are Holm-corrected over all "
+              f"{family.size} comparisons in the tables below (every dataset, metric and pair of strategies), "
+              f"alpha = {family.alpha:g}: a verdict says better or worse only where the adjusted p is below alpha. "
+              f"Where it is not, the seeds that would likely decide it (power {family.power:g} at the corrected "
+              f"level alpha / {family.size} = {family.power_alpha:.2g}; see Statistics used).", ""]
+    if against:
+        lines += [f"### Against `{baseline}`", "", *verdict_table(against), ""]
+        lines += [f"- {v.dataset}, {curve_verdict(v)}." for v in against] + [""]
+    if between:
+        lines += ["### Between strategies", "", *verdict_table(between), ""]
     return lines
 
 
-def render(results: list[DatasetResults], configuration: list[str], figure_root: str = "plots") -> str:
-    """The whole report; figure links are `figure_root/<dataset>/<file>`."""
+def statistics_used(results: list[DatasetResults], alpha: float, baseline: str) -> list[str]:
+    verdicts = [v for r in results for v in r.verdicts]
+    family = verdicts[0].family if verdicts else None
+    size = f"m = {family.size} in this study" if family else "none in this study"
+    metrics = sorted({v.metric for v in verdicts}, key=list(METRIC_NAMES).index)
+    return [
+        "## Statistics used", "",
+        "- Headline (Verdicts): each run's learning curve is summarised by its AUBC, the trapezoid area under "
+        "the score-vs-labels curve divided by the label span (Werner et al. 2024 compare strategies this way, "
+        "over seeds). Per pair of strategies, the per-seed differences of AUBC get a mean with a 95% t "
+        "confidence interval and a paired two-sided t-test (scipy.stats.ttest_rel).",
+        f"- The family, corrected with Holm's (1979) step-down method: every comparison in the Verdicts tables, "
+        f"i.e. on every dataset with at least 2 seeds, for each metric "
+        f"({', '.join(METRIC_NAMES[m] for m in metrics) or 'study.metrics'}), each strategy against `{baseline}` "
+        f"and each pair of the other strategies ({size}). The chance of any false 'better' or 'worse' in the "
+        f"whole study is at most alpha = {alpha:g}. A pair whose per-seed differences are all 0 has no test "
+        "and counts with p = 1.",
+        "- Seeds needed (for a comparison that is not significant): the smallest number of seeds at which a "
+        "paired two-sided t-test would reach the stated power if the true effect were the observed one "
+        "(d = mean / SD of the per-seed differences), from the noncentral t distribution (scipy.stats.nct). "
+        "It uses the corrected level alpha / m (Bonferroni, Holm's strictest step: a comparison that reaches it "
+        "is significant whatever the others do), so it leans high; with few seeds the observed SD is itself "
+        "rough, so read it as an order of magnitude.",
+        "- Detail, per-round tests, uncorrected: per query round, the difference between two strategies is taken "
+        "seed by seed; "
+        f"its mean gets a 95% t confidence interval and a paired two-sided t-test, alpha = {alpha:g}. "
+        "The penalty matrix (Ash et al. 2020) counts, for each ordered pair, the query rounds in which the row "
+        "strategy is significantly better than the column strategy. These tests are not corrected for the many "
+        "rounds and pairs: about one in twenty is 'significant' by chance. The final-round comparisons "
+        "(Across datasets, and each dataset's list) are the same test at the last round.",
+        "- Labels random needs: where random's mean accuracy curve (interpolated linearly between rounds) "
+        "first reaches the strategy's final mean accuracy; the ratio is that over the strategy's budget "
+        "(above 1: the strategy saves labels).", ""]
+
+
+def render(results: list[DatasetResults], configuration: list[str], figure_root: str = "plots", *,
+           alpha: float, baseline: str = "random") -> str:
+    """The whole report; figure links are `figure_root/<dataset>/<file>`. alpha: study.alpha, the level of the
+    per-round detail (the headline's family carries its own, from the verdicts stage)."""
     lines = ["# Active-learning study report", "",
              "How much faster does the CNN learn when a query strategy, not chance, picks the images to label? "
-             "Every strategy starts from the same random initial set per seed, so runs pair by seed.", "",
-             "## Configuration", "", *[f"- {line}" for line in configuration], "",
-             "## Statistics used", "",
-             f"- Per query round, the difference between two strategies is taken seed by seed; its mean gets a 95% "
-             f"t confidence interval and a paired two-sided t-test (scipy.stats.ttest_rel), alpha = {ALPHA}.",
-             "- Penalty matrix (Ash et al. 2020): for each ordered pair, the query rounds in which the row strategy "
-             "is significantly better than the column strategy.",
-             "- Tests are per round and not corrected for the many rounds and pairs: about one test in twenty is "
-             "'significant' by chance. Read single significant rounds with care; look for runs of them.",
-             "- Labels random needs: where random's mean accuracy curve (interpolated linearly between rounds) "
-             "first reaches the strategy's final mean accuracy; the ratio is that over the strategy's budget "
-             "(above 1: the strategy saves labels).", ""]
+             "Every strategy starts from the same random initial set per seed, so runs pair by seed.", ""]
+    lines += headline(results, baseline)
+    lines += ["## Configuration", "", *[f"- {line}" for line in configuration], ""]
+    lines += statistics_used(results, alpha, baseline)
     if results:
-        lines += ["## Across datasets", "", *cross_dataset_table(results), ""]
+        lines += ["## Across datasets (detail: final round, uncorrected)", "",
+                  *cross_dataset_table(results, alpha, baseline), ""]
     for r in results:
-        lines += dataset_section(r, figure_root)
+        lines += dataset_section(r, figure_root, alpha, baseline)
     return "\n".join(lines).rstrip() + "\n"

@@ -10,6 +10,9 @@ it is identical for every strategy by construction.
 
 The tests are per round and uncorrected for the number of rounds and pairs: at
 alpha = 0.05 about one round in twenty shows a "significant" gap by chance.
+They are the report's detail; its headline verdicts compare whole curves
+(pipeline/verdicts.py). alpha is study.alpha in params.yaml, passed in by the
+stages: no default here, so that no figure or count silently uses another.
 """
 from __future__ import annotations
 
@@ -20,7 +23,6 @@ from scipy import stats
 
 from pipeline.summary import Curves, t_half_width
 
-ALPHA = 0.05
 MIN_SEEDS = 2
 
 
@@ -33,14 +35,14 @@ class PairedRounds:
     ci_high: list[float]
     p_value: list[float | None]  # None where the differences do not vary (identical runs): no test
 
-    def significant(self, alpha: float = ALPHA) -> list[bool]:
+    def significant(self, alpha: float) -> list[bool]:
         return [p is not None and p < alpha for p in self.p_value]
 
-    def wins(self, alpha: float = ALPHA) -> int:
+    def wins(self, alpha: float) -> int:
         """Rounds in which a is significantly better than b."""
         return sum(s and m > 0 for s, m in zip(self.significant(alpha), self.mean))
 
-    def losses(self, alpha: float = ALPHA) -> int:
+    def losses(self, alpha: float) -> int:
         return sum(s and m < 0 for s, m in zip(self.significant(alpha), self.mean))
 
     def to_dict(self) -> dict:
@@ -79,7 +81,7 @@ def compare_all(curves: dict[str, Curves], metric: str) -> dict[tuple[str, str],
 
 
 def penalty_matrix(comparisons: dict[tuple[str, str], PairedRounds], names: list[str],
-                   alpha: float = ALPHA) -> np.ndarray:
+                   alpha: float) -> np.ndarray:
     """P[i, j] = query rounds in which strategy i is significantly better than strategy j."""
     matrix = np.zeros((len(names), len(names)), dtype=int)
     for i, a in enumerate(names):

@@ -56,6 +56,11 @@ def aubc(n_labeled: np.ndarray, scores: np.ndarray) -> float:
     return float(np.trapezoid(scores, n_labeled) / span)
 
 
+def aubc_per_seed(curves: Curves, metric: str) -> np.ndarray:
+    """Each seed's AUBC on one metric, in the order of `curves.seeds`: what curve-level comparisons pair."""
+    return np.array([aubc(curves.n_labeled, row) for row in curves.metric(metric)])
+
+
 def labels_to_reach(n_labeled: np.ndarray, scores: np.ndarray, target: float) -> int | None:
     """The first label count whose score reaches `target`, or None if the curve never does."""
     reached = np.flatnonzero(scores >= target)

@@ -1,9 +1,10 @@
 """DVC stage `plot@<dataset>`: figures, summary metrics, paired statistics and an MLflow summary run per dataset.
 
 Writes plots/<dataset>/ (learning curves for accuracy, balanced accuracy and
-macro-F1, per-class F1, queried class mix, paired differences to random,
+macro-F1, per-class F1, queried class mix, paired differences to the baseline,
 penalty matrices, wide CSVs), metrics/summary/<dataset>.json and the paired
-statistics in metrics/statistics/<dataset>.json.
+statistics in metrics/statistics/<dataset>.json: the per-round detail and each
+seed's AUBC, which the verdicts stage compares across the whole study.
 """
 from __future__ import annotations
 
@@ -19,15 +20,11 @@ from pipeline import plotting, statistics, tracking
 from pipeline.cli import run_stage
 from pipeline.errors import PipelineError
 from pipeline.fileio import atomic_path, save_json
-from pipeline.params import load_params
+from pipeline.params import StudyParams, load_params
 from pipeline.paths import METRICS_DIR, PLOTS_DIR, STATISTICS_DIR, prepared_dir, run_dir
-from pipeline.summary import METRICS, Curves, summarise
+from pipeline.summary import METRICS, Curves, aubc_per_seed, summarise
 
 log = logging.getLogger("plot")
-
-
-BASELINE = "random"
-COMPARED = ("accuracy", "f1_macro")  # the metrics with paired statistics and penalty matrices
 
 
 def load_curves(dataset: str, strategies: list[str], seeds: list[int]) -> dict[str, Curves]:
@@ -44,30 +41,34 @@ def load_curves(dataset: str, strategies: list[str], seeds: list[int]) -> dict[s
     return curves
 
 
-def paired_statistics(curves: dict[str, Curves], out: Path, dataset: str) -> dict:
-    """Differences to random and the penalty matrices, as figures and as statistics.json.
+def paired_statistics(curves: dict[str, Curves], out: Path, dataset: str, study: StudyParams) -> dict:
+    """Per-round differences to the baseline and the penalty matrices, as figures and as statistics.json,
+    and each seed's AUBC for the curve-level verdicts.
 
     With fewer than two seeds no test is possible; the file says so and no figure is drawn."""
-    names = list(curves)
+    names, baseline = list(curves), study.baseline
     n_rounds = len(next(iter(curves.values())).n_labeled) - 1
-    result: dict = {"alpha": statistics.ALPHA, "strategies": names, "query_rounds": n_rounds,
-                    "seeds": next(iter(curves.values())).seeds}
+    result: dict = {"alpha": study.alpha, "baseline": baseline, "strategies": names, "query_rounds": n_rounds,
+                    "seeds": next(iter(curves.values())).seeds,
+                    "aubc": {m: {n: aubc_per_seed(c, m).tolist() for n, c in curves.items()} for m in study.metrics}}
     if not statistics.enough_seeds(curves):
         result["note"] = (f"{len(result['seeds'])} seed: no statistical test is possible; "
                           f"set at least {statistics.MIN_SEEDS} seeds in al.seeds")
         return result
-    for metric in COMPARED:
+    for metric in study.metrics:
         comparisons = statistics.compare_all(curves, metric)
-        matrix = statistics.penalty_matrix(comparisons, names)
-        plotting.penalty_heatmap(matrix, names, n_rounds, metric, dataset, out / f"penalty_{metric}.png")
+        matrix = statistics.penalty_matrix(comparisons, names, study.alpha)
+        plotting.penalty_heatmap(matrix, names, n_rounds, metric, dataset, out / f"penalty_{metric}.png",
+                                 study.alpha)
         section = {"penalty_matrix": matrix.tolist(),
                    "pairs": {f"{a} - {b}": c.to_dict() for (a, b), c in comparisons.items()}}
-        if BASELINE in curves:
-            versus = {n: comparisons[(n, BASELINE)] for n in names if n != BASELINE}
-            plotting.difference_to_baseline(versus, metric, dataset, out / f"difference_{metric}.png", BASELINE)
-            section["versus_random"] = {n: {"wins": d.wins(), "losses": d.losses(), "final_mean": d.mean[-1],
-                                            "final_ci": [d.ci_low[-1], d.ci_high[-1]],
-                                            "final_p_value": d.p_value[-1]} for n, d in versus.items()}
+        if baseline in curves:
+            versus = {n: comparisons[(n, baseline)] for n in names if n != baseline}
+            plotting.difference_to_baseline(versus, metric, dataset, out / f"difference_{metric}.png", baseline)
+            section[f"versus_{baseline}"] = {
+                n: {"wins": d.wins(study.alpha), "losses": d.losses(study.alpha), "final_mean": d.mean[-1],
+                    "final_ci": [d.ci_low[-1], d.ci_high[-1]], "final_p_value": d.p_value[-1]}
+                for n, d in versus.items()}
         result[metric] = section
     return result
 
@@ -98,17 +99,19 @@ def main(argv: list[str] | None = None) -> None:
     plotting.queried_classes(curves, meta["train_class_counts"], meta["class_names"], dataset,
                              out / "queried_classes.png")
     plotting.per_class_f1(curves, meta["class_names"], dataset, out / "per_class_f1.png")
-    stats = paired_statistics(curves, out, dataset)
+    study = params.study
+    stats = paired_statistics(curves, out, dataset, study)
     statistics_file = STATISTICS_DIR / f"{dataset}.json"
     save_json(statistics_file, stats)
 
-    summary = summarise(curves, params.plot.target_fraction, BASELINE)
-    for name, row in summary.items():  # wins and losses against random, for `dvc metrics show`
-        for metric in COMPARED:
-            versus = stats.get(metric, {}).get("versus_random", {}).get(name)
+    # "Labels random needs" is about random sampling itself, whichever strategy is the study's baseline.
+    summary = summarise(curves, params.plot.target_fraction)
+    for name, row in summary.items():  # per-round wins and losses against the baseline, for `dvc metrics show`
+        for metric in study.metrics:
+            versus = stats.get(metric, {}).get(f"versus_{study.baseline}", {}).get(name)
             if versus:
-                row[f"rounds_better_than_random_{metric}"] = versus["wins"]
-                row[f"rounds_worse_than_random_{metric}"] = versus["losses"]
+                row[f"rounds_better_than_{study.baseline}_{metric}"] = versus["wins"]
+                row[f"rounds_worse_than_{study.baseline}_{metric}"] = versus["losses"]
     summary_file = METRICS_DIR / "summary" / f"{dataset}.json"
     save_json(summary_file, summary)
     figures = sorted(out.glob("*.png"))

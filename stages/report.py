@@ -1,7 +1,9 @@
 """DVC stage `report`: the study report (report/study.md) from every dataset's summary and statistics.
 
-Tables, figures, the run configuration and verdicts that claim only what the
-paired tests support; logged to each dataset's MLflow summary run.
+The headline (the curve-level verdicts of metrics/verdicts/, Holm-corrected over
+the study), the run configuration, how the statistics were done, then tables,
+figures and the per-round tests as detail; logged to each dataset's MLflow
+summary run.
 """
 from __future__ import annotations
 
@@ -16,14 +18,15 @@ from pipeline.cli import run_stage
 from pipeline.errors import PipelineError
 from pipeline.fileio import atomic_path
 from pipeline.params import Params, load_params
-from pipeline.paths import METRICS_DIR, PLOTS_DIR, REPORT_FILE, STATISTICS_DIR
+from pipeline.paths import METRICS_DIR, PLOTS_DIR, REPORT_FILE, STATISTICS_DIR, VERDICTS_DIR
 from pipeline.report import DatasetResults, plural, render
+from pipeline.verdicts import from_metrics
 
 log = logging.getLogger("report")
 
 
 def configuration(params: Params) -> list[str]:
-    al, model = params.al, params.model
+    al, model, study = params.al, params.model, params.study
     options = {n: params.al.options(n).model_dump() for n in al.strategies}
     options_text = "; ".join(f"{n}: {', '.join(f'{k}={v}' for k, v in o.items())}" for n, o in options.items() if o)
     return [
@@ -37,24 +40,29 @@ def configuration(params: Params) -> list[str]:
         f"Dense {model.dense_units}, dropout {model.dropout}, softmax; Adam lr {model.learning_rate}, "
         f"batch {model.batch_size}, {plural(model.epochs, 'epoch')} per round, "
         + ("retrained from scratch each round" if model.retrain_from_scratch else "warm-started each round"),
+        f"verdicts: alpha {study.alpha:g} (Holm over the study), baseline {study.baseline}, metrics "
+        f"{', '.join(study.metrics)}; seeds needed at power {study.power:g}, at most {study.max_seeds}",
     ]
 
 
 def load_results(dataset: str) -> DatasetResults:
     summary_file = METRICS_DIR / "summary" / f"{dataset}.json"
     statistics_file = STATISTICS_DIR / f"{dataset}.json"
-    for path in (summary_file, statistics_file):
+    verdicts_file = VERDICTS_DIR / f"{dataset}.json"
+    for path, stage in ((summary_file, "plot"), (statistics_file, "plot"), (verdicts_file, "verdicts")):
         if not path.exists():
-            raise PipelineError(f"{path}: missing; run `dvc repro plot` first")
+            raise PipelineError(f"{path}: missing; run `dvc repro {stage}` first")
     return DatasetResults(dataset, json.loads(summary_file.read_text()), json.loads(statistics_file.read_text()),
-                          sorted(p.name for p in (PLOTS_DIR / dataset).glob("*.png")))
+                          sorted(p.name for p in (PLOTS_DIR / dataset).glob("*.png")),
+                          from_metrics(json.loads(verdicts_file.read_text()), dataset))
 
 
 def main(argv: list[str] | None = None) -> None:
     argparse.ArgumentParser(description=__doc__).parse_args(argv)
     params = load_params()
     results = [load_results(dataset) for dataset in params.data.datasets]
-    text = render(results, configuration(params), figure_root=f"../{PLOTS_DIR}")
+    text = render(results, configuration(params), figure_root=f"../{PLOTS_DIR}", alpha=params.study.alpha,
+                  baseline=params.study.baseline)
     with atomic_path(REPORT_FILE) as tmp:
         tmp.write_text(text)
 

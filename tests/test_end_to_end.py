@@ -112,12 +112,19 @@ def test_dvc_repro_runs_the_whole_study(repro):
         statistics = json.loads((project / "metrics/statistics" / f"{dataset}.json").read_text())
         assert set(statistics["accuracy"]["versus_random"]) == set(STRATEGIES) - {"random"}
         assert len(statistics["f1_macro"]["penalty_matrix"]) == len(STRATEGIES)
+        assert len(statistics["aubc"]["accuracy"]["bald"]) == len(SEEDS)
+        # the headline: every dataset x {accuracy, macro-F1} x 3 pairs of strategies, Holm-corrected together
+        verdicts = json.loads((project / "metrics/verdicts" / f"{dataset}.json").read_text())
+        assert verdicts["family"]["comparisons"] == len(DATASETS) * 2 * 3
+        assert set(verdicts["bald"]) == {"vs_random", "vs_coreset"} and set(verdicts["coreset"]) == {"vs_random"}
+        assert 0 <= verdicts["bald"]["vs_random"]["accuracy"]["p_holm"] <= 1
 
     # the study report: every dataset and strategy, its figures, logged to MLflow
     report = (project / "report" / "study.md").read_text()
     for name in [*DATASETS, *STRATEGIES]:
         assert name in report
     assert "## Across datasets" in report and "../plots/cifar10/penalty_accuracy.png" in report
+    assert report.index("## Verdicts") < report.index("## Across datasets")  # the headline comes first
 
     # the labelling project's first batch (a random draw: no labels yet)
     batch = read_csv(project / "labelling" / LABELLING / "batch-001/manifest.csv")
@@ -139,6 +146,7 @@ def test_dvc_repro_runs_the_whole_study(repro):
     assert sorted(m.name for m in models) == ["round-002"] * len(expected)
     summary_run = by_name["fashion_mnist_imbalanced-summary"]
     assert "bald.aubc_accuracy" in summary_run.data.metrics
+    assert "bald.aubc_accuracy_vs_random_p_holm" in summary_run.data.metrics  # from the verdicts stage
     artifacts = {a.path for a in client.list_artifacts(summary_run.info.run_id, "plots")}
     assert {"plots/queried_classes.png", "plots/penalty_accuracy.png", "plots/per_class_f1.png"} <= artifacts
     assert "study.md" in {a.path for a in client.list_artifacts(summary_run.info.run_id)}
@@ -146,6 +154,7 @@ def test_dvc_repro_runs_the_whole_study(repro):
     # DVC sees the metrics and the plots
     shown = dvc(["metrics", "show", "--json"], project)
     assert shown.returncode == 0 and "aubc_accuracy" in shown.stdout and "train_class_counts" in shown.stdout
+    assert "metrics/verdicts/fashion_mnist.json" in shown.stdout and "p_holm" in shown.stdout
     plots = dvc(["plots", "show", "--json"], project)
     assert plots.returncode == 0, plots.stderr
     rendered = json.loads(plots.stdout)

@@ -9,7 +9,7 @@ import yaml
 from conftest import REPO_ROOT, read_params, write_params
 from pipeline.errors import PipelineError
 from pipeline.datasets import downloads_needed
-from pipeline.params import Params, load_params, parse_params
+from pipeline.params import Params, StudyParams, load_params, parse_params
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +35,8 @@ def test_repo_params_yaml_parses():
     assert params.download.checksums == {}
     assert params.imbalance.ratio == 10 and params.imbalance.fractions is None
     assert downloads_needed(params.data.datasets) == ["cifar10", "fashion_mnist"]
+    assert params.study.alpha == 0.05 and params.study.baseline == "random"
+    assert params.study.metrics == ["accuracy", "f1_macro"] and params.study.power == 0.8
 
 
 def test_imbalanced_dataset_requires_fashion_mnist_download():
@@ -66,6 +68,12 @@ def test_imbalanced_dataset_requires_fashion_mnist_download():
         ("download", "checksums", {"a.gz": "crc32:00"}, "download.checksums", "sha256:<hex>"),
         ("base", "seed", -1, "base.seed", "greater than or equal to 0"),
         ("model", "filters", [32, 64], "model.filters", "at least 3"),
+        ("study", "alpha", 0, "study.alpha", "greater than 0"),
+        ("study", "baseline", "qbc", "study.baseline", "unknown strategy 'qbc'"),
+        ("study", "metrics", ["accuracy", "accuracy"], "study.metrics", "twice"),
+        ("study", "metrics", ["auc"], "study.metrics", "'f1_macro'"),
+        ("study", "metrics", [], "study.metrics", "at least 1"),
+        ("study", "max_seeds", 1, "study.max_seeds", "greater than or equal to 2"),
     ],
 )
 def test_bad_value_is_one_line_naming_the_key(repo_params, section, key, value, dotted, hint):
@@ -161,3 +169,12 @@ def test_missing_and_malformed_params_files(project):
     (project / "params.yaml").unlink()
     with pytest.raises(PipelineError, match="not found"):
         load_params()
+
+
+def test_every_study_setting_has_its_meaning_on_the_field_and_a_row_in_the_readme():
+    readme = (REPO_ROOT / "README.md").read_text()
+    raw = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+    assert set(raw["study"]) == set(StudyParams.model_fields)
+    for name, field in StudyParams.model_fields.items():
+        assert field.description, name
+        assert f"| `study.{name}` |" in readme, name

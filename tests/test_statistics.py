@@ -7,12 +7,13 @@ from pipeline.statistics import compare_all, enough_seeds, paired_rounds, penalt
 from test_summary import curves
 
 N = np.arange(100, 700, 100)  # round 0 + 5 query rounds
+ALPHA = 0.05
 
 
 def test_identical_curves_are_never_significant():
     a = np.random.default_rng(0).uniform(0.6, 0.9, size=(5, 6))
     result = paired_rounds(a, a.copy(), N)
-    assert result.wins() == result.losses() == 0
+    assert result.wins(ALPHA) == result.losses(ALPHA) == 0
     assert result.mean == [0.0] * 5 and result.p_value == [None] * 5
 
 
@@ -22,9 +23,9 @@ def test_a_constant_gap_with_small_noise_is_significant_in_every_round():
     a = b + 0.03 + rng.normal(0, 0.002, size=(5, 6))
     a[:, 0] = b[:, 0]  # round 0 is shared
     result = paired_rounds(a, b, N)
-    assert result.wins() == 5 and result.losses() == 0
+    assert result.wins(ALPHA) == 5 and result.losses(ALPHA) == 0
     assert all(low > 0 for low in result.ci_low)
-    assert paired_rounds(b, a, N).losses() == 5
+    assert paired_rounds(b, a, N).losses(ALPHA) == 5
 
 
 def test_a_gap_inside_the_noise_is_not_significant():
@@ -32,7 +33,7 @@ def test_a_gap_inside_the_noise_is_not_significant():
     b = rng.uniform(0.6, 0.8, size=(3, 6))
     a = b + 0.005 + rng.normal(0, 0.03, size=(3, 6))
     result = paired_rounds(a, b, N)
-    assert result.wins() == 0 and result.losses() == 0
+    assert result.wins(ALPHA) == 0 and result.losses(ALPHA) == 0
     assert all(low < 0 < high for low, high in zip(result.ci_low, result.ci_high))
 
 
@@ -56,7 +57,7 @@ def test_penalty_matrix_counts_significant_wins_per_ordered_pair():
         x[:, 0] = base[:, 0]
     grid = {"random": curves(base), "good": curves(good), "bad": curves(bad)}
     comparisons = compare_all(grid, "accuracy")
-    matrix = penalty_matrix(comparisons, list(grid))
+    matrix = penalty_matrix(comparisons, list(grid), ALPHA)
     assert matrix.tolist() == [[0, 0, 3], [3, 0, 3], [0, 0, 0]]
 
 

@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from pipeline.summary import Curves, aubc, labels_needed, labels_saved, labels_to_reach, mean_ci, summarise
+from pipeline.summary import (Curves, aubc, aubc_per_seed, labels_needed, labels_saved, labels_to_reach, mean_ci,
+                              summarise)
 
 
 def curves(accuracy, n_labeled=(100, 200, 300, 400), f1=None) -> Curves:
@@ -20,6 +21,15 @@ def test_aubc_is_the_trapezoid_mean_over_the_whole_budget():
     # the last round counts: dropping it would give (55 + 70) / 200 = 0.625
     assert aubc(np.array([100, 200, 300]), np.array([0.5, 0.6, 0.8])) == pytest.approx(0.625)
     assert aubc(np.array([100]), np.array([0.4])) == 0.4
+
+
+def test_aubc_per_seed_is_one_area_per_seed_in_seed_order():
+    c = curves([[0.5, 0.6, 0.8, 0.9], [0.5, 0.6, 0.8, 0.6]], f1=[[0.1, 0.1, 0.1, 0.1], [0.2, 0.2, 0.2, 0.2]])
+    # second seed: (55 + 70 + 70) / 300 = 0.65
+    assert aubc_per_seed(c, "accuracy").tolist() == pytest.approx([0.7, 0.65])
+    assert aubc_per_seed(c, "f1_macro").tolist() == pytest.approx([0.1, 0.2])
+    # the mean of the per-seed areas is the area of the mean curve (what summarise reports)
+    assert aubc_per_seed(c, "accuracy").mean() == pytest.approx(aubc(c.n_labeled, c.accuracy.mean(axis=0)))
 
 
 def test_labels_to_reach_is_the_first_round_at_or_above_the_target():

@@ -1,0 +1,57 @@
+"""DVC stage `verdicts`: the study's headline, whole learning curves compared seed by seed, Holm-corrected.
+
+Reads each dataset's per-seed AUBC from metrics/statistics/<dataset>.json (the
+plot stages), compares every pair of strategies on every metric in
+study.metrics, corrects over all of them together (pipeline/verdicts.py), and
+writes metrics/verdicts/<dataset>.json and the same numbers to each dataset's
+MLflow summary run. One stage for the whole study, because the correction
+spans every dataset: a new dataset's results change every adjusted p-value.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+
+import mlflow
+
+from pipeline import tracking, verdicts
+from pipeline.cli import run_stage
+from pipeline.errors import PipelineError
+from pipeline.fileio import save_json
+from pipeline.params import load_params
+from pipeline.paths import STATISTICS_DIR, VERDICTS_DIR
+
+log = logging.getLogger("verdicts")
+
+
+def load_aubcs(dataset: str) -> dict[str, dict[str, list[float]]]:
+    path = STATISTICS_DIR / f"{dataset}.json"
+    if not path.exists():
+        raise PipelineError(f"{path}: missing; run `dvc repro plot` first")
+    return json.loads(path.read_text())["aubc"]
+
+
+def main(argv: list[str] | None = None) -> None:
+    argparse.ArgumentParser(description=__doc__).parse_args(argv)
+    params = load_params()
+    study, datasets = params.study, params.data.datasets
+    aubcs = {dataset: load_aubcs(dataset) for dataset in datasets}
+    results = verdicts.study_verdicts(aubcs, verdicts.pairs(params.al.strategies, study.baseline), study.alpha,
+                                      study.power, study.max_seeds)
+    family = results[0].family if results else verdicts.Family(study.alpha, 0, study.power, study.max_seeds)
+    for dataset in datasets:
+        save_json(VERDICTS_DIR / f"{dataset}.json", verdicts.dataset_metrics(results, dataset, family))
+
+    experiment_id = tracking.setup(params.base)
+    for dataset in datasets:
+        with tracking.summary_run(experiment_id, dataset, tracking.summary_config(params)):
+            mlflow.log_metrics(verdicts.mlflow_metrics([v for v in results if v.dataset == dataset]))
+    for v in results:
+        log.info("%s %s - %s (%s): AUBC %+.4f, p %s, Holm p %.3g: %s", v.dataset, v.a, v.b, v.metric, v.mean,
+                 "-" if v.p_value is None else f"{v.p_value:.3g}", v.p_holm, v.decision)
+    log.info("%d comparisons corrected together; wrote %s/", family.size, VERDICTS_DIR)
+
+
+if __name__ == "__main__":
+    run_stage(main)
