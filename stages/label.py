@@ -20,7 +20,6 @@ from pipeline.cli import run_stage
 from pipeline.errors import PipelineError
 from pipeline.label_project import harvest, import_labels, issued_batches, labels_file, next_batch, write_batch
 from pipeline.labelling import read_labels, write_labels
-from pipeline.model import configure_threads
 from pipeline.params import Params, load_params
 
 log = logging.getLogger("label")
@@ -74,6 +73,8 @@ def main(argv: list[str] | None = None) -> None:
         write_labels(labels_file(name), {})
     batches = issued_batches(name)
     harvest(name, project, batches)
+    from pipeline.model import configure_threads  # TensorFlow only where a model is trained
+
     configure_threads(params.model.threads)
     batch = next_batch(name, project, params, batches)
     if batch is None:
