@@ -19,7 +19,7 @@ from pipeline.cli import run_stage
 from pipeline.errors import PipelineError
 from pipeline.label_project import import_labels, labels_file, next_batch, write_batch
 from pipeline.labelling import read_labels, write_labels
-from pipeline.model import configure_threads
+from pipeline.model import configure
 from pipeline.params import Params, load_params
 
 log = logging.getLogger("label")
@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> None:
 
     if not labels_file(name).exists():  # the DVC stage depends on it: create it empty at the start
         write_labels(labels_file(name), {})
-    configure_threads(params.model.threads)
+    configure(params.model)
     batch = next_batch(name, project, params)
     write_batch(name, project, batch)
     log_step(params, name, batch)
