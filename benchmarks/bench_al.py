@@ -7,11 +7,14 @@ Run by hand from the project root (never in CI); see benchmarks/README.md:
 Sections, in one run, ending with a summary table and PASS/FAIL lines (report.py):
   1. a naive baseline, the way a modAL tutorial writes it (baseline.py), per seed;
   2. this project's loop (pipeline.loop.run_loop): same protocol, project defaults,
-     early stopping, warm start, per seed (common.py);
-  3. training throughput: Keras fit vs the project's training vs matmul, 1 and 2 threads (training.py);
-  4. pool scoring vs the best compiled forward pass, and the arithmetic limit (micro.py);
+     early stopping, warm start, the defaults in the other model.precision, per seed (common.py);
+  3. training throughput: Keras fit vs the project's training vs matmul, 1 and 2 threads, and the
+     project's training in bfloat16 beside bfloat16 matmul (training.py);
+  4. pool scoring vs the best compiled forward pass, in both precisions, and the arithmetic limit (micro.py);
   5. peak memory on a CIFAR-10-sized memory-mapped pool, in a subprocess (micro.py);
-  6. the cost of mlflow.keras.log_model (micro.py).
+  6. the cost of mlflow.keras.log_model (micro.py);
+  7. each convolution alone in float32 and bfloat16, and the first one in other shapes (convolutions.py).
+The bfloat16 parts are skipped on a CPU without AVX512-BF16 or AMX-BF16.
 The exit status is 1 when a target fails, 0 otherwise.
 """
 from __future__ import annotations
@@ -36,12 +39,13 @@ import tensorflow as tf  # noqa: E402
 
 from benchmarks.baseline import MODAL_STRATEGIES, run_baseline  # noqa: E402
 from benchmarks.common import compare, describe_config, fmt_ratio, heading, run_project_loop  # noqa: E402
+from benchmarks.convolutions import bench_convolutions  # noqa: E402
 from benchmarks.micro import bench_arithmetic, bench_memory, bench_mlflow, bench_scoring, memory_child  # noqa: E402
 from benchmarks.report import VARIANTS, print_summary  # noqa: E402
 from benchmarks.training import bench_training  # noqa: E402
 from pipeline import strategies  # noqa: E402
 from pipeline.loop import check_budget  # noqa: E402
-from pipeline.model import configure_threads  # noqa: E402
+from pipeline.model import configure, cpu_has_bfloat16  # noqa: E402
 from pipeline.params import ALParams, ModelParams, load_params  # noqa: E402
 from pipeline.preprocess import Split, load_splits  # noqa: E402
 
@@ -68,6 +72,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--skip-training", action="store_true", help="skip section 3")
     parser.add_argument("--skip-scoring", action="store_true", help="skip sections 4 and 6")
     parser.add_argument("--skip-memory", action="store_true", help="skip section 5")
+    parser.add_argument("--skip-convolutions", action="store_true", help="skip section 7")
     parser.add_argument("--memory-only", action="store_true", help="run section 5 alone")
     parser.add_argument("--memory-pool-size", type=int, default=50000,
                         help="training images of the synthetic CIFAR-10-sized pool in section 5 (default 50000)")
@@ -98,6 +103,9 @@ def run_loops(args, config: dict, params) -> dict:
         variants["warm_start"] = (al_defaults, ModelParams(**{
             **mp_defaults.model_dump(), "retrain_from_scratch": False,
             "epochs": max(1, mp_defaults.epochs // WARM_START_EPOCH_SHARE)}))
+    if cpu_has_bfloat16():  # the defaults in the other model.precision: a default round's time in both
+        other = "bfloat16" if mp_defaults.precision == "float32" else "float32"
+        variants[f"defaults_{other}"] = (al_defaults, mp_defaults.model_copy(update={"precision": other}))
 
     pool, test = load_splits(args.data_dir)
     if args.pool_size:
@@ -139,13 +147,14 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     params = load_params(ROOT / "params.yaml")
-    configure_threads(params.model.threads)  # the loops run as a cell of the grid would
+    configure(params.model)  # the loops run as a cell of the grid would (a bfloat16 one needs bfloat16 units)
     config = {
         "data_dir": str(args.data_dir), "strategy": args.strategy, "seeds": args.seeds, "pool_size": args.pool_size,
         "initial_size": args.initial_size or params.al.initial_size,
         "query_size": args.query_size or params.al.query_size,
         "rounds": args.rounds or params.al.rounds,
         "epochs": args.epochs or params.model.epochs, "threads": params.model.threads,
+        "precision": params.model.precision, "cpu_bfloat16": cpu_has_bfloat16(),
         "python": platform.python_version(), "tensorflow": tf.__version__, "keras": keras.__version__,
         "cpus": os.cpu_count(),
     }
@@ -164,6 +173,9 @@ def main(argv: list[str] | None = None) -> int:
             results["arithmetic"] = bench_arithmetic(model, scoring)
     if not args.skip_memory:
         results["memory"] = bench_memory(args.memory_pool_size, args.seeds[0], tuple(args.memory_image_size))
+    if not (args.memory_only or args.skip_convolutions):
+        image_shape = load_splits(args.data_dir)[0].x.shape[1:]  # memory-mapped: only the header is read
+        results["convolutions"] = bench_convolutions(params.model, tuple(image_shape))
     if model is not None:
         results["mlflow"] = bench_mlflow(model)
 

@@ -81,10 +81,11 @@ def forward_flops(model: keras.Model) -> int:
     return int(flops)
 
 
-def matmul_gflops(n: int, repeats: int) -> float:
+def matmul_gflops(n: int, repeats: int, dtype: str = "float32") -> float:
+    """tf.matmul throughput on n x n matrices of `dtype` (float32 or bfloat16): the arithmetic limit."""
     rng = np.random.default_rng(0)  # NumPy, not tf.random: op determinism wants seeded TF ops
-    a = tf.constant(rng.standard_normal((n, n), dtype=np.float32))
-    b = tf.constant(rng.standard_normal((n, n), dtype=np.float32))
+    a = tf.cast(tf.constant(rng.standard_normal((n, n), dtype=np.float32)), dtype)
+    b = tf.cast(tf.constant(rng.standard_normal((n, n), dtype=np.float32)), dtype)
     # reduce_sum makes the timed call wait for the product without copying n x n floats out.
     product = tf.function(lambda a, b: tf.reduce_sum(tf.matmul(a, b)))
     product(a, b).numpy()

@@ -20,7 +20,7 @@ import tensorflow as tf
 
 from benchmarks.common import ROOT, best_of, forward_flops, heading, matmul_gflops, run_project_loop
 from pipeline.loop import initial_draw
-from pipeline.model import CNN, build_cnn, set_seed
+from pipeline.model import CNN, build_cnn, cpu_has_bfloat16, set_seed
 from pipeline.params import ALParams, ModelParams, load_params
 from pipeline.preprocess import load_splits, one_hot
 
@@ -73,6 +73,20 @@ def bench_scoring(data_dir: Path, pool_size: int | None, model_params: ModelPara
           f"{ours_ips:9.0f} images/s  ({ours_s:.2f} s) = {100 * share:.0f}% of the best "
           f"(jit_compile={best['jit_compile']}, batch {best['batch_size']})", flush=True)
 
+    # The same path and weights in the other precision (model.precision), where the CPU has bfloat16 units.
+    precisions = {model_params.precision: ours_ips}
+    other = "bfloat16" if model_params.precision == "float32" else "float32"
+    if cpu_has_bfloat16():
+        other_cnn = CNN(x_pool.shape[1:], train.y.shape[1], model_params.model_copy(update={"precision": other}))
+        other_cnn.model.set_weights(model.get_weights())
+        other_cnn.predict_proba(x_mapped, unlabeled)
+        other_s = best_of(2, lambda: other_cnn.predict_proba(x_mapped, unlabeled))
+        precisions[other] = n / other_s
+        print(f"  project CNN.predict_proba in {other}: {n / other_s:9.0f} images/s  ({other_s:.2f} s); bfloat16 "
+              f"{precisions['bfloat16'] / precisions['float32']:.2f}x float32", flush=True)
+    else:
+        print("  bfloat16 scoring: skipped, this CPU has neither AVX512-BF16 nor AMX-BF16", flush=True)
+
     # Reference: what the baseline scores with.
     model.predict(x_pool[:64], verbose=0)
     keras_s = best_of(1, lambda: model.predict(x_pool, verbose=0))
@@ -80,6 +94,8 @@ def bench_scoring(data_dir: Path, pool_size: int | None, model_params: ModelPara
           flush=True)
     return {"n_images": n, "forward": forward_results, "best": best,
             "project_seconds": ours_s, "project_images_per_s": ours_ips, "project_share_of_best": share,
+            "project_precision": model_params.precision,
+            "project_images_per_s_by_precision": precisions,
             "keras_predict_seconds": keras_s, "keras_predict_images_per_s": n / keras_s,
             "_model": model}
 
@@ -88,18 +104,31 @@ def bench_arithmetic(model: keras.Model, scoring: dict | None) -> dict:
     heading("4. ARITHMETIC LIMIT")
     flops = forward_flops(model)
     print(f"  forward pass: {flops / 1e6:.2f} MFLOP per image (Conv2D + Dense)", flush=True)
-    matmul = {}
+    matmul, matmul_bf16 = {}, {}
     for n, repeats in ((2048, 5), (4096, 3)):
         matmul[n] = matmul_gflops(n, repeats)
         print(f"  tf.matmul float32 {n}x{n}: {matmul[n]:7.1f} GFLOP/s (best of {repeats})", flush=True)
+        if cpu_has_bfloat16():
+            matmul_bf16[n] = matmul_gflops(n, repeats, "bfloat16")
+            print(f"  tf.matmul bfloat16 {n}x{n}: {matmul_bf16[n]:7.1f} GFLOP/s ({matmul_bf16[n] / matmul[n]:.1f}x "
+                  f"float32)", flush=True)
     peak = max(matmul.values())
-    out = {"flops_per_image": flops, "matmul_gflops": {str(k): v for k, v in matmul.items()}, "matmul_best_gflops": peak}
+    out = {"flops_per_image": flops, "matmul_gflops": {str(k): v for k, v in matmul.items()}, "matmul_best_gflops": peak,
+           "matmul_bfloat16_gflops": {str(k): v for k, v in matmul_bf16.items()},
+           "matmul_bfloat16_best_gflops": max(matmul_bf16.values(), default=None)}
     if scoring:
         for key, label, ips in (("project", "project scoring", scoring["project_images_per_s"]),
                                 ("best_forward", "best forward pass", scoring["best"]["images_per_s"])):
             gflops = ips * flops / 1e9
             out[f"{key}_gflops"], out[f"{key}_share_of_matmul"] = gflops, gflops / peak
             print(f"  {label:18s}: {gflops:7.1f} GFLOP/s = {100 * gflops / peak:.0f}% of matmul", flush=True)
+        bf16_ips = scoring["project_images_per_s_by_precision"].get("bfloat16")
+        if bf16_ips and matmul_bf16:
+            gflops = bf16_ips * flops / 1e9
+            out["project_bfloat16_gflops"] = gflops
+            out["project_bfloat16_share_of_matmul"] = gflops / out["matmul_bfloat16_best_gflops"]
+            print(f"  project scoring, bfloat16: {gflops:7.1f} GFLOP/s = "
+                  f"{100 * out['project_bfloat16_share_of_matmul']:.0f}% of bfloat16 matmul", flush=True)
     return out
 
 

@@ -12,11 +12,80 @@ TARGET_SCORING_SHARE = 0.90     # project scoring / best compiled forward pass
 TARGET_TRAINING_SHARE = 0.85    # project training / matmul throughput, same process
 TARGET_PEAK_RSS_MB = 2048.0
 TARGET_LOG_MODEL_S = 0.5
+# bfloat16 (model.precision) against float32 on the same protocol: pool scoring, training at the
+# same batch size, and a default round.
+TARGET_BF16_SCORING = 3.0
+TARGET_BF16_TRAINING = 1.8
+TARGET_BF16_ROUND = 1.8
+NO_BF16 = "this CPU has neither AVX512-BF16 nor AMX-BF16"
 # This project's loop is measured in these configurations; early stopping is shown
 # even when params.yaml leaves it off, because it changes results and speed.
 VARIANTS = (("same_protocol", "ours, same protocol"), ("project_defaults", "ours, project defaults"),
             ("early_stopping", "ours, defaults + early stop"),
-            ("warm_start", "ours, defaults + warm start"))
+            ("warm_start", "ours, defaults + warm start"),
+            # the defaults in the model.precision that params.yaml does not set
+            ("defaults_bfloat16", "ours, defaults in bfloat16"), ("defaults_float32", "ours, defaults in float32"))
+
+
+def default_rounds_by_precision(results: dict) -> dict[str, dict]:
+    """The per-round summary of the loop at the project defaults, by model.precision."""
+    loops, out = results.get("loops", {}), {}
+    if "project_defaults" in loops:
+        out[results["config"].get("precision", "float32")] = loops["project_defaults"]["summary"]
+    for precision in ("float32", "bfloat16"):
+        if f"defaults_{precision}" in loops:
+            out[precision] = loops[f"defaults_{precision}"]["summary"]
+    return out
+
+
+def precision_targets(results: dict) -> list[tuple[str, str]]:
+    """bfloat16 against float32: scoring, training per thread count, a default round."""
+    if not results["config"].get("cpu_bfloat16", True):
+        return [target_line(None, f"bfloat16 vs float32: {NO_BF16}")]
+    targets = []
+    scoring = (results.get("scoring") or {}).get("project_images_per_s_by_precision", {})
+    if len(scoring) == 2:
+        speedup = scoring["bfloat16"] / scoring["float32"]
+        targets.append(target_line(speedup >= TARGET_BF16_SCORING,
+                                   f"bfloat16 scoring: {speedup:.1f}x float32, {scoring['bfloat16']:.0f} vs "
+                                   f"{scoring['float32']:.0f} images/s (target >= {TARGET_BF16_SCORING:.1f}x)"))
+    for threads, t in sorted((results.get("training") or {}).items()):
+        if t.get("project_bfloat16"):
+            b, f = t["project_bfloat16"]["images_per_s"], t["project"]["images_per_s"]
+            targets.append(target_line(b / f >= TARGET_BF16_TRAINING,
+                                       f"bfloat16 training, {threads} thread(s): {b / f:.2f}x float32 at batch "
+                                       f"{t['batch_size']}, {b:.0f} vs {f:.0f} images/s "
+                                       f"(target >= {TARGET_BF16_TRAINING:.1f}x)"))
+    rounds = default_rounds_by_precision(results)
+    if len(rounds) == 2:
+        f, b = rounds["float32"]["total_s"], rounds["bfloat16"]["total_s"]
+        targets.append(target_line(f / b >= TARGET_BF16_ROUND,
+                                   f"bfloat16 default round: {f / b:.2f}x float32, {b:.2f} vs {f:.2f} s "
+                                   f"(target >= {TARGET_BF16_ROUND:.1f}x)"))
+    return targets
+
+
+def print_precision(results: dict) -> None:
+    arithmetic, convolutions = results.get("arithmetic") or {}, results.get("convolutions") or {}
+    if arithmetic.get("matmul_bfloat16_best_gflops"):
+        print(f"matmul: bfloat16 {arithmetic['matmul_bfloat16_best_gflops']:.0f} GFLOP/s, float32 "
+              f"{arithmetic['matmul_best_gflops']:.0f} "
+              f"({arithmetic['matmul_bfloat16_best_gflops'] / arithmetic['matmul_best_gflops']:.1f}x)")
+    for threads, t in sorted((results.get("training") or {}).items()):
+        if t.get("project_bfloat16"):
+            print(f"training, {threads} thread(s), bfloat16: {t['project_bfloat16']['images_per_s']:.0f} images/s "
+                  f"({100 * t['project_bfloat16']['share_of_matmul']:.0f}% of bfloat16 matmul, "
+                  f"{t['matmul_bfloat16_gflops']:.0f} GFLOP/s)")
+    rounds = default_rounds_by_precision(results)
+    if len(rounds) == 2:
+        print("default round, float32 / bfloat16: " + ", ".join(
+            f"{key} {rounds['float32'][f'{key}_s']:.2f} / {rounds['bfloat16'][f'{key}_s']:.2f} s"
+            for key in ("total", "train", "score", "eval")) +
+            f"; final accuracy {rounds['float32']['final_accuracy']:.4f} / {rounds['bfloat16']['final_accuracy']:.4f}")
+    if convolutions.get("layers"):
+        print(f"convolutions at batch {convolutions['batch_size']}, training step, float32 / bfloat16 us per image: " +
+              ", ".join(f"{c['name']} {c['float32']['step_us']:.0f} / {c['bfloat16']['step_us']:.0f}"
+                        for c in convolutions["layers"]))
 
 
 def target_line(ok: bool | None, text: str) -> tuple[str, str]:
@@ -69,6 +138,7 @@ def print_summary(results: dict) -> list[tuple[str, str]]:
         f = results["mlflow"]
         print(f"mlflow log_model: project's way {np.mean(f['project_s']):.2f} s, inferred requirements "
               f"{np.mean(f['inferred_s']):.2f} s, first call {f['cold_first_call_s']:.2f} s")
+    print_precision(results)
 
     targets = []
     seeds = len(results["config"].get("seeds", [])) or 1
@@ -112,6 +182,7 @@ def print_summary(results: dict) -> list[tuple[str, str]]:
         t = float(np.mean(results["mlflow"]["project_s"]))
         targets.append(target_line(t < TARGET_LOG_MODEL_S, f"MLflow log_model, project's way: {t:.2f} s "
                                    f"(target < {TARGET_LOG_MODEL_S} s)"))
+    targets += precision_targets(results)
     print()
     for verdict, text in targets:
         print(f"{verdict}  {text}")

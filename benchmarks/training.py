@@ -1,4 +1,5 @@
-"""Training throughput: Keras `fit` against the project's compiled epoch, beside the matmul limit.
+"""Training throughput: Keras `fit` against the project's compiled epoch, beside the matmul limit;
+and the project's epoch in bfloat16 (model.precision) beside bfloat16 matmul, where the CPU has it.
 
 TensorFlow fixes its thread count when it starts, so each thread count is measured
 in a process of its own (`python -m benchmarks.training --threads N`, which prints
@@ -21,11 +22,12 @@ TRAIN_FLOPS_PER_FORWARD = 3  # a training step: the forward pass, and two of its
 
 
 def measure(threads: int, data_dir: Path, n_images: int, epochs: int) -> dict:
-    """In this process: images/s of Keras fit and of the project's training, and matmul GFLOP/s."""
+    """In this process: images/s of Keras fit and of the project's training, and matmul GFLOP/s;
+    the project's training and matmul in bfloat16 too where the CPU has bfloat16 units (else None)."""
     import numpy as np
 
     from benchmarks.common import best_of, forward_flops, matmul_gflops
-    from pipeline.model import build_cnn, configure_threads, set_seed
+    from pipeline.model import build_cnn, configure_threads, cpu_has_bfloat16, set_seed
     from pipeline.params import load_params
     from pipeline.preprocess import load_splits
     from pipeline.training import Trainer
@@ -35,26 +37,35 @@ def measure(threads: int, data_dir: Path, n_images: int, epochs: int) -> dict:
     pool, _ = load_splits(data_dir)
     x, y = np.ascontiguousarray(pool.x[:n_images]), np.ascontiguousarray(pool.y[:n_images])
 
-    def fresh():
+    def fresh(precision: str = "float32"):
         set_seed(0)
-        return build_cnn(x.shape[1:], y.shape[1], params)
+        return build_cnn(x.shape[1:], y.shape[1], params.model_copy(update={"precision": precision}))
 
     keras_model = fresh()
     keras_model.fit(x[:256], y[:256], epochs=1, batch_size=params.batch_size, verbose=0)  # trace once
     keras_s = best_of(2, lambda: keras_model.fit(x, y, epochs=epochs, batch_size=params.batch_size,
                                                  shuffle=True, verbose=0))
-    project_model = fresh()
-    trainer = Trainer(project_model, params.batch_size)
-    trainer.fit(x[:256], y[:256], epochs=1, seed=0)  # trace once
-    project_s = best_of(2, lambda: trainer.fit(x, y, epochs=epochs, seed=0))
+
+    def project_seconds(precision: str):
+        model = fresh(precision)
+        trainer = Trainer(model, params.batch_size)
+        trainer.fit(x[:256], y[:256], epochs=1, seed=0)  # trace once
+        return best_of(2, lambda: trainer.fit(x, y, epochs=epochs, seed=0)), model
+
+    project_s, project_model = project_seconds("float32")
     matmul = max(matmul_gflops(2048, 5), matmul_gflops(4096, 2))
     train_flops = TRAIN_FLOPS_PER_FORWARD * forward_flops(project_model)
-    out = {"threads": threads, "images": len(x), "epochs": epochs, "matmul_gflops": matmul,
-           "train_mflop_per_image": train_flops / 1e6}
-    for name, seconds in (("keras_fit", keras_s), ("project", project_s)):
+    out = {"threads": threads, "images": len(x), "epochs": epochs, "batch_size": params.batch_size,
+           "matmul_gflops": matmul, "train_mflop_per_image": train_flops / 1e6}
+    timed = [("keras_fit", keras_s, matmul), ("project", project_s, matmul)]
+    out["matmul_bfloat16_gflops"] = out["project_bfloat16"] = None
+    if cpu_has_bfloat16():  # emulated bfloat16 would measure nothing the project runs
+        out["matmul_bfloat16_gflops"] = max(matmul_gflops(2048, 5, "bfloat16"), matmul_gflops(4096, 2, "bfloat16"))
+        timed.append(("project_bfloat16", project_seconds("bfloat16")[0], out["matmul_bfloat16_gflops"]))
+    for name, seconds, limit in timed:
         ips = len(x) * epochs / seconds
         out[name] = {"seconds": seconds, "images_per_s": ips, "gflops": ips * train_flops / 1e9,
-                     "share_of_matmul": ips * train_flops / 1e9 / matmul}
+                     "share_of_matmul": ips * train_flops / 1e9 / limit}
     return out
 
 
@@ -78,6 +89,15 @@ def bench_training(data_dir: Path, n_images: int, epochs: int, thread_counts=(1,
               f"of matmul) | project {r['project']['images_per_s']:6.0f} images/s "
               f"({100 * r['project']['share_of_matmul']:3.0f}%) | {r['project']['images_per_s'] / r['keras_fit']['images_per_s']:.2f}x",
               flush=True)
+        if r["project_bfloat16"]:
+            b = r["project_bfloat16"]
+            print(f"  {threads} thread(s), bfloat16: matmul {r['matmul_bfloat16_gflops']:6.1f} GFLOP/s | project "
+                  f"{b['images_per_s']:6.0f} images/s ({100 * b['share_of_matmul']:3.0f}% of bfloat16 matmul) | "
+                  f"{b['images_per_s'] / r['project']['images_per_s']:.2f}x float32 at batch {r['batch_size']}",
+                  flush=True)
+        else:
+            print(f"  {threads} thread(s), bfloat16: skipped, this CPU has neither AVX512-BF16 nor AMX-BF16",
+                  flush=True)
     return results
 
 

@@ -3,17 +3,49 @@ from __future__ import annotations
 
 import logging
 import mmap
+from pathlib import Path
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from pipeline.errors import PipelineError
 from pipeline.learner import Inference
 from pipeline.params import ModelParams
 from pipeline.training import Trainer
 
 # Same seed, same result on CPU: deterministic kernels everywhere.
 tf.config.experimental.enable_op_determinism()
+
+
+# Keras' dtype policy per model.precision: the layer's compute dtype, with float32 variables.
+POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16"}
+BFLOAT16_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+def cpu_has_bfloat16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
+    """Whether this CPU has bfloat16 units (AVX512-BF16 or AMX-BF16), from the kernel's flags.
+
+    False where /proc/cpuinfo cannot be read (not Linux): bfloat16 is then refused, not emulated.
+    """
+    try:
+        lines = cpuinfo.read_text().splitlines()
+    except OSError:
+        return False
+    flags = {flag for line in lines if line.startswith("flags") for flag in line.partition(":")[2].split()}
+    return any(flag in flags for flag in BFLOAT16_FLAGS)
+
+
+def configure(params: ModelParams) -> None:
+    """Set up TensorFlow for a run with these model params; call it before the first op.
+
+    A bfloat16 run on a CPU without bfloat16 units stops here, in one line: TensorFlow would
+    emulate the arithmetic, slower than float32 and with other numbers.
+    """
+    if params.precision == "bfloat16" and not cpu_has_bfloat16():
+        raise PipelineError("model.precision: bfloat16 needs a CPU with AVX512-BF16 or AMX-BF16 "
+                            "(this one has neither); set model.precision: float32")
+    configure_threads(params.threads)
 
 
 def configure_threads(threads: int) -> None:
@@ -39,18 +71,21 @@ def build_cnn(input_shape: tuple[int, ...], n_classes: int, params: ModelParams)
 
     With model.dropout > 0, dropout sits before each Dense layer, where Gal et al. (2017) put it:
     it regularises training and gives BALD its MC passes. With 0 there is no dropout layer at all.
+    Every layer but the output computes in model.precision (its own dtype policy; nothing global
+    changes); the output layer, and so the softmax and the loss, stays float32.
     """
+    policy = POLICIES[params.precision]
     layers: list = [keras.Input(shape=input_shape)]
     for filters in params.filters:
-        layers += [keras.layers.Conv2D(filters, params.kernel_size, padding="same", activation="relu"),
-                   keras.layers.MaxPooling2D(2)]
-    layers.append(keras.layers.Flatten(name="flatten"))
+        layers += [keras.layers.Conv2D(filters, params.kernel_size, padding="same", activation="relu", dtype=policy),
+                   keras.layers.MaxPooling2D(2, dtype=policy)]
+    layers.append(keras.layers.Flatten(name="flatten", dtype=policy))
     if params.dropout:
-        layers.append(keras.layers.Dropout(params.dropout, name="dropout_features"))
-    layers.append(keras.layers.Dense(params.dense_units, activation="relu", name="hidden"))
+        layers.append(keras.layers.Dropout(params.dropout, name="dropout_features", dtype=policy))
+    layers.append(keras.layers.Dense(params.dense_units, activation="relu", name="hidden", dtype=policy))
     if params.dropout:
-        layers.append(keras.layers.Dropout(params.dropout, name="dropout_hidden"))
-    layers.append(keras.layers.Dense(n_classes, activation="softmax", name="output"))
+        layers.append(keras.layers.Dropout(params.dropout, name="dropout_hidden", dtype=policy))
+    layers.append(keras.layers.Dense(n_classes, activation="softmax", name="output", dtype="float32"))
     model = keras.Sequential(layers, name="cnn")
     model.compile(optimizer=keras.optimizers.Adam(params.learning_rate), loss="categorical_crossentropy")
     return model
@@ -146,6 +181,10 @@ class Predictor:
     passes are the same whatever the batch size. Rows are gathered a batch at a
     time, so a large pool is never copied whole. One traced function per kind of
     request serves every call.
+
+    In bfloat16 the masks are cast to bfloat16 and multiply the bfloat16
+    activations, as Keras' dropout does in training (tf.nn.dropout scales by
+    1 / keep in the activations' dtype); every output comes back float32.
     """
 
     def __init__(self, model: keras.Model, batch_size: int, dropout: float = 0.0):
@@ -171,10 +210,10 @@ class Predictor:
                 hidden = self._hidden(features)
                 out = {"proba": self._output(hidden)}
                 if embeddings:
-                    out["embeddings"] = hidden
+                    out["embeddings"] = tf.cast(hidden, tf.float32)
                 if mc:  # T x B x F: every pass's mask on every image, then the head as one batched matmul
-                    dropped = self._hidden(features[None] * feature_masks[:, None, :])
-                    passes = self._output(dropped * hidden_masks[:, None, :])
+                    dropped = self._hidden(features[None] * tf.cast(feature_masks, features.dtype)[:, None, :])
+                    passes = self._output(dropped * tf.cast(hidden_masks, dropped.dtype)[:, None, :])
                     out["mc_proba"] = tf.transpose(passes, [1, 2, 0])  # B x C x T, Baal's order
                 return out
 

@@ -149,6 +149,10 @@ class ModelParams(_Section):
     # TensorFlow threads per run. Part of the result: the thread count splits float sums
     # differently. The grid runner (scripts/grid.py) runs cores // threads cells at once.
     threads: int = Field(1, ge=1)
+    # Arithmetic of training, pool scoring, MC-dropout passes and test evaluation. bfloat16: Keras'
+    # mixed_bfloat16 (bfloat16 compute, float32 weights, float32 softmax output and loss); needs a CPU
+    # with AVX512-BF16 or AMX-BF16. Part of the result, like threads.
+    precision: Literal["float32", "bfloat16"] = "float32"
 
     @field_validator("filters")
     @classmethod

@@ -16,7 +16,7 @@ from pipeline import checkpoint, strategies, tracking
 from pipeline.cli import run_stage
 from pipeline.fileio import atomic_path, save_json
 from pipeline.loop import LoopState, RoundResult, check_budget, run_loop
-from pipeline.model import CNN, configure_threads
+from pipeline.model import CNN, configure
 from pipeline.params import Params, load_params
 from pipeline.paths import checkpoint_dir, prepared_dir, run_dir
 from pipeline.preprocess import SPLIT_FILES, load_splits
@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     params = load_params()
     params.data.check(args.dataset)
-    configure_threads(params.model.threads)
+    configure(params.model)  # threads; a bfloat16 run on a CPU without bfloat16 units stops here
     al, name = params.al, tracking.run_name(args.dataset, args.strategy, args.seed)
 
     data_dir = prepared_dir(args.dataset)

@@ -73,9 +73,9 @@ def main(argv: list[str] | None = None) -> None:
         write_labels(labels_file(name), {})
     batches = issued_batches(name)
     harvest(name, project, batches)
-    from pipeline.model import configure_threads  # TensorFlow only where a model is trained
+    from pipeline.model import configure  # TensorFlow only where a model is trained
 
-    configure_threads(params.model.threads)
+    configure(params.model)
     batch = next_batch(name, project, params, batches)
     if batch is None:
         latest = batches[-1]
