@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from functools import partial
 from importlib.metadata import PackageNotFoundError, version
 
 import mlflow
@@ -13,7 +14,7 @@ from mlflow.models.signature import ModelSignature
 from mlflow.tracking import MlflowClient
 from mlflow.types.schema import Schema, TensorSpec
 
-from pipeline import store
+from pipeline import metric_names, store
 from pipeline.errors import PipelineError
 from pipeline.loop import RoundResult
 from pipeline.params import BaseParams
@@ -62,21 +63,24 @@ def run_name(dataset: str, strategy: str, seed: int) -> str:
     return f"{dataset}-{strategy}-s{seed}"
 
 
-def round_metrics(result: RoundResult) -> dict[str, float]:
-    """The per-round metric names, built in one place so the UI charts line up across runs."""
+def round_metrics(result: RoundResult, classes: list[str]) -> dict[str, float]:
+    """The per-round metric names, built in one place so the UI charts line up across runs.
+
+    `classes`: the class keys of pipeline/metric_names.py, in class order."""
+    time = partial(metric_names.metric_name, metric_names.TIME)
     metrics = {
         "accuracy": result.accuracy,
         "balanced_accuracy": result.balanced_accuracy,
         "f1_macro": result.f1_macro,
         "n_labeled": result.n_labeled,
         "epochs": result.epochs,
-        "train_seconds": result.train_seconds,
-        "score_seconds": result.score_seconds,
-        "eval_seconds": result.eval_seconds,
-        "round_seconds": result.seconds,
+        time("train_seconds"): result.train_seconds,
+        time("score_seconds"): result.score_seconds,
+        time("eval_seconds"): result.eval_seconds,
+        time("round_seconds"): result.seconds,
     }
-    metrics.update({f"f1_class_{c}": v for c, v in enumerate(result.f1_per_class)})
-    metrics.update({f"queried_class_{c}": n for c, n in enumerate(result.query_class_counts)})
+    metrics.update(metric_names.per_class(metric_names.F1, classes, result.f1_per_class))
+    metrics.update(metric_names.per_class(metric_names.QUERIED, classes, result.query_class_counts))
     return metrics
 
 
@@ -113,10 +117,10 @@ def log_model(model, name: str, step: int) -> str:
     return info.model_id
 
 
-def log_round(result: RoundResult, model=None) -> None:
+def log_round(result: RoundResult, classes: list[str], model=None) -> None:
     """Log a round's metrics at step=round; with a model, log it too and link the metrics to it."""
     model_id = log_model(model, model_name(result.round), result.round) if model is not None else None
-    mlflow.log_metrics(round_metrics(result), step=result.round, model_id=model_id)
+    mlflow.log_metrics(round_metrics(result, classes), step=result.round, model_id=model_id)
 
 
 def labelling_run(experiment_id: str, project: str) -> str:

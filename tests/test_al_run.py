@@ -18,6 +18,7 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from pipeline import strategies
+from pipeline.datasets import FASHION_MNIST
 from pipeline.errors import PipelineError
 from pipeline.preprocess import one_hot, write_splits, Split
 
@@ -54,7 +55,7 @@ def make_project(root: Path, overrides: dict | None = None, dataset: str = "fash
     else:
         (root / "pipeline").symlink_to(REPO / "pipeline")  # checkpoint fingerprints read the code
     write_splits(root / "data" / "prepared" / dataset, learnable_split(120, 0), learnable_split(40, 1),
-                 {"dataset": dataset})
+                 {"dataset": dataset, "class_names": list(FASHION_MNIST.class_names)})
     return root
 
 
@@ -98,7 +99,10 @@ def test_run_logs_rounds_models_and_results(al_project, monkeypatch):
     assert {run.data.tags[k] for k in ("dataset", "strategy", "seed")} == {"fashion_mnist", "margin", "0"}
     assert run.data.params["al.query_size"] == "10" and run.data.params["model.epochs"] == "3"
     client = MlflowClient()
-    for key in ("accuracy", "balanced_accuracy", "f1_macro", "n_labeled", "f1_class_9", "queried_class_0"):
+    # Per-class metrics by class name ("T-shirt/top" is not a name MLflow stores: its key is in a tag).
+    assert json.loads(run.data.tags["class_keys"])["t_shirt_top"] == "T-shirt/top"
+    for key in ("accuracy", "balanced_accuracy", "f1_macro", "n_labeled", "f1/ankle_boot", "queried/t_shirt_top",
+                "time/train_seconds"):
         assert [m.step for m in client.get_metric_history(run.info.run_id, key)] == [0, 1, 2, 3], key
     n_labeled = [m.value for m in client.get_metric_history(run.info.run_id, "n_labeled")]
     assert n_labeled == [20, 30, 40, 50]

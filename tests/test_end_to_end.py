@@ -137,7 +137,8 @@ def test_dvc_repro_runs_the_whole_study(repro):
     expected = {f"{d}-{s}-s{seed}" for d in DATASETS for s in STRATEGIES for seed in SEEDS}
     assert expected | {f"{d}-summary" for d in DATASETS} | {f"label-{LABELLING}"} == set(by_name)
     client = MlflowClient()
-    assert by_name["parts-random-s0"].data.tags["class_names"] == "bolt, gear, nut"
+    assert json.loads(by_name["parts-random-s0"].data.tags["class_keys"]) == {"bolt": "bolt", "gear": "gear",
+                                                                              "nut": "nut"}
     for name in expected:
         run = by_name[name]
         assert run.info.status == "FINISHED"
