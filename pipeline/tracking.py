@@ -22,12 +22,20 @@ from pipeline.paths import project_root
 
 STORE_FILE = "mlflow.db"
 ARTIFACTS_DIR = "mlartifacts"
+UI_ADDRESS = "http://127.0.0.1:5000"  # where `mlflow ui` listens unless told otherwise
 
 
 def tracking_uri(base: BaseParams) -> str:
     """MLFLOW_TRACKING_URI, else params, else sqlite at the project root (also from `dvc exp --temp` copies)."""
     return os.environ.get("MLFLOW_TRACKING_URI") or base.mlflow_tracking_uri or \
         f"sqlite:///{project_root() / STORE_FILE}"
+
+
+def chart_view_url(experiment_id: str, uri: str) -> str:
+    """Where a person sees the curves: the experiment's runs chart view, on the tracking server itself or
+    on `mlflow ui`'s default address (MLflow 3 opens an experiment on an overview page instead)."""
+    base = uri.rstrip("/") if store.is_remote(uri) else UI_ADDRESS
+    return f"{base}/#/experiments/{experiment_id}/runs?compareRunsMode=CHART"
 
 
 def setup(base: BaseParams) -> str:
@@ -139,10 +147,12 @@ def flat_params(prefix: str, section, exclude: set[str] = frozenset()) -> dict[s
 
 
 def start_or_resume_run(experiment_id: str, name: str, run_id: str | None, tags: dict, params: dict):
-    """Reopen the checkpoint's run, or start a new one named and tagged after the run's cell."""
+    """Reopen the checkpoint's run, or start a new one named and tagged after the run's cell.
+
+    A reopened run gets the tags again: its study's parent may be another run by now."""
     if run_id is not None:
         try:
-            return mlflow.start_run(run_id=run_id)
+            return mlflow.start_run(run_id=run_id, tags=tags)
         except mlflow.exceptions.MlflowException:
             pass  # deleted from the store meanwhile: start afresh
     run = mlflow.start_run(experiment_id=experiment_id, run_name=name, tags=tags)
@@ -171,23 +181,3 @@ def log_final(results_dir, metrics: dict) -> None:
     """The run's result files as artifacts, and its final metrics under final_*."""
     mlflow.log_artifacts(str(results_dir), artifact_path="results")
     mlflow.log_metrics({f"final_{key}": value for key, value in metrics.items()})
-
-
-def summary_config(params) -> dict:
-    """What a dataset's summary depends on: rerunning with the same config updates the same MLflow run."""
-    return {"strategies": params.al.strategies, "seeds": params.al.seeds, **params.run_settings(),
-            "plot": params.plot.model_dump()}
-
-
-def summary_run(experiment_id: str, dataset: str, config: dict):
-    """The dataset's summary run for this config: reopened if it exists, so reruns do not pile up."""
-    key = config_key(config)
-    existing = mlflow.search_runs([experiment_id], output_format="list", filter_string=(
-        f"tags.kind = 'summary' AND tags.dataset = '{dataset}' AND tags.config = '{key}'"))
-    if existing:
-        return mlflow.start_run(run_id=existing[0].info.run_id)
-    run = mlflow.start_run(experiment_id=experiment_id, run_name=f"{dataset}-summary",
-                           tags={"dataset": dataset, "kind": "summary", "config": key})
-    mlflow.log_params({"strategies": ",".join(config["strategies"]),
-                       "seeds": ",".join(map(str, config["seeds"]))})
-    return run

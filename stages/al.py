@@ -2,7 +2,8 @@
 
 Writes results/<dataset>/<strategy>/s<seed>/ (learning curve, per-round details,
 queried indices, final metrics). A killed run resumes from its last completed
-round at the next `dvc repro`, in the same MLflow run.
+round at the next `dvc repro`, in the same MLflow run, which stays nested under
+its dataset's study run (pipeline/study_runs.py).
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import json
 import logging
 from pathlib import Path
 
-from pipeline import checkpoint, metric_names, strategies, tracking
+from pipeline import checkpoint, metric_names, strategies, study_runs, tracking
 from pipeline.cli import run_stage
 from pipeline.fileio import atomic_path, save_json
 from pipeline.loop import LoopState, RoundResult, check_budget, run_loop
@@ -89,6 +90,8 @@ def main(argv: list[str] | None = None) -> None:
         return al.log_models == "every" or (al.log_models == "last" and round_ == al.rounds)
 
     experiment_id = tracking.setup(params.base)
+    study_runs.describe_experiment(experiment_id, params)
+    parent_id = study_runs.parent_run_id(experiment_id, args.dataset, params)  # made by the study's first cell
     config = tracking.config_key(run_config(params, args.dataset, args.strategy, args.seed))
     if not resumed:
         for run_id in tracking.remove_unfinished_runs(experiment_id, name, config):
@@ -96,6 +99,7 @@ def main(argv: list[str] | None = None) -> None:
     run = tracking.start_or_resume_run(experiment_id, name, resumed.run_id if resumed else None,
                                        tags={"dataset": args.dataset, "strategy": args.strategy,
                                              "seed": str(args.seed), "config": config,
+                                             **study_runs.cell_tags(params, args.dataset, parent_id),
                                              **metric_names.class_tags(names, n_classes)},
                                        params={"dataset": args.dataset, "strategy": args.strategy,
                                                "seed": args.seed,

@@ -68,6 +68,14 @@ def run_al(project: Path, monkeypatch, strategy: str = "entropy", seed: int = 0,
     return project / "results" / dataset / strategy / f"s{seed}"
 
 
+def runs_of(project: Path, kind: str) -> list:
+    """The project's MLflow runs of one kind: "cell" (one per dataset x strategy x seed) or "summary"
+    (a study's parent)."""
+    mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow.db'}")
+    return mlflow.search_runs(experiment_names=["deep-active-learning"], output_format="list",
+                              filter_string=f"tags.kind = '{kind}'")
+
+
 def read_csv(path: Path) -> list[dict]:
     with open(path) as stream:
         return list(csv.DictReader(stream))
@@ -93,10 +101,14 @@ def test_run_logs_rounds_models_and_results(al_project, monkeypatch):
     assert all(len(r["f1_per_class"]) == 10 for r in rounds)
     assert not (project / "checkpoints" / "fashion_mnist" / "margin" / "s0").exists()
 
-    mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow.db'}")
-    (run,) = mlflow.search_runs(experiment_names=["deep-active-learning"], output_format="list")
+    (run,) = runs_of(project, "cell")
     assert run.info.run_name == "fashion_mnist-margin-s0" and run.info.status == "FINISHED"
     assert {run.data.tags[k] for k in ("dataset", "strategy", "seed")} == {"fashion_mnist", "margin", "0"}
+    # The first cell of a study made its parent, before any plot stage: the cell is nested under it.
+    (parent,) = runs_of(project, "summary")
+    assert parent.info.run_name == "fashion_mnist-summary" and run.data.tags["mlflow.parentRunId"] == parent.info.run_id
+    assert parent.data.tags["dataset"] == "fashion_mnist" and parent.data.params["al.query_size"] == "10"
+    assert "fashion_mnist" in mlflow.get_experiment(run.info.experiment_id).tags["mlflow.note.content"]
     assert run.data.params["al.query_size"] == "10" and run.data.params["model.epochs"] == "3"
     client = MlflowClient()
     # Per-class metrics by class name ("T-shirt/top" is not a name MLflow stores: its key is in a tag).
@@ -162,10 +174,11 @@ def test_crash_after_a_round_then_resume_equals_uninterrupted(tmp_path, monkeypa
     resumed = run_al(project, monkeypatch)
 
     assert _comparable(resumed) == _comparable(reference)
-    mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow.db'}")
-    (run,) = mlflow.search_runs(experiment_names=["deep-active-learning"], output_format="list")
+    (run,) = runs_of(project, "cell")
     steps = [m.step for m in MlflowClient().get_metric_history(run.info.run_id, "accuracy")]
     assert steps == [0, 1, 2, 3]  # one MLflow run, no step logged twice
+    (parent,) = runs_of(project, "summary")
+    assert run.data.tags["mlflow.parentRunId"] == parent.info.run_id  # the resumed run kept its study
 
 
 @pytest.mark.parametrize("strategy", list(strategies.STRATEGIES))
@@ -191,11 +204,12 @@ def test_sigkill_mid_run_resumes_in_the_same_mlflow_run(tmp_path, monkeypatch, s
     assert "resuming after round" in resumed.stderr
     out = project / "results" / "fashion_mnist" / strategy / "s0"
     assert _comparable(out) == _comparable(reference)
-    mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow.db'}")
-    (run,) = mlflow.search_runs(experiment_names=["deep-active-learning"], output_format="list")
+    (run,) = runs_of(project, "cell")
     assert run.info.status == "FINISHED"
     steps = [m.step for m in MlflowClient().get_metric_history(run.info.run_id, "accuracy")]
     assert steps == [0, 1, 2, 3, 4]
+    (parent,) = runs_of(project, "summary")
+    assert run.data.tags["mlflow.parentRunId"] == parent.info.run_id
 
 
 def crash_after_round_zero(project: Path, monkeypatch, strategy: str = "entropy") -> None:
@@ -222,8 +236,7 @@ def edit_params(project: Path, section: str, key: str, value) -> None:
 
 def runs_after_rerun(project: Path, monkeypatch, strategy: str = "entropy") -> list:
     run_al(project, monkeypatch, strategy=strategy)
-    mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow.db'}")
-    return mlflow.search_runs(experiment_names=["deep-active-learning"], output_format="list")
+    return runs_of(project, "cell")
 
 
 def test_changed_params_discard_the_checkpoint(tmp_path, monkeypatch):
@@ -234,6 +247,10 @@ def test_changed_params_discard_the_checkpoint(tmp_path, monkeypatch):
     assert len(runs) == 2  # the stale run is left as it was; the new params got a fresh run
     finished = next(r for r in runs if r.info.status == "FINISHED")
     assert finished.data.params["model.epochs"] == "2"
+    # Another model is another study: each run sits under the parent of its own configuration.
+    parents = {p.info.run_id: p for p in runs_of(project, "summary")}
+    assert len(parents) == 2 and {r.data.tags["mlflow.parentRunId"] for r in runs} == set(parents)
+    assert parents[finished.data.tags["mlflow.parentRunId"]].data.params["model.epochs"] == "2"
 
 
 def test_changed_code_discards_the_checkpoint(tmp_path, monkeypatch):
@@ -269,6 +286,9 @@ def test_changed_strategy_options_discard_that_strategys_checkpoint(tmp_path, mo
     assert len(runs) == 2
     finished = next(r for r in runs if r.info.status == "FINISHED")
     assert finished.data.params["al.strategy_options.bald.mc_passes"] == "3"
+    # A strategy's own options do not make another study: the other strategies' runs stay beside it.
+    (parent,) = runs_of(project, "summary")
+    assert {r.data.tags["mlflow.parentRunId"] for r in runs} == {parent.info.run_id}
 
 
 def test_budget_larger_than_pool_fails_at_start(tmp_path, monkeypatch):
@@ -290,8 +310,7 @@ def test_starting_over_without_the_checkpoint_removes_the_lost_attempts_run(tmp_
     over, and the run its killed attempt left RUNNING must not stay beside the new one."""
     project = make_project(tmp_path / "p")
     crash_after_round_zero(project, monkeypatch)
-    mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow.db'}")
-    (lost,) = mlflow.search_runs(experiment_names=["deep-active-learning"], output_format="list")
+    (lost,) = runs_of(project, "cell")
     MlflowClient().update_run(lost.info.run_id, status="RUNNING")  # as SIGKILL leaves it
     shutil.rmtree(project / "checkpoints")
     (run,) = runs_after_rerun(project, monkeypatch)

@@ -64,3 +64,10 @@ def test_class_keys_are_logged_as_the_round_metrics_name_them(tmp_path, monkeypa
     stored = MlflowClient().get_run(run.info.run_id)
     assert stored.data.metrics["f1/ankle_boot"] == 0.75 and stored.data.metrics["queried/t_shirt_top"] == 4
     assert json.loads(stored.data.tags["class_keys"]) == {"t_shirt_top": "T-shirt/top", "ankle_boot": "Ankle boot"}
+
+
+def test_the_chart_view_is_on_the_server_or_on_mlflow_uis_address():
+    assert tracking.chart_view_url("3", "sqlite:////x/mlflow.db") == \
+        "http://127.0.0.1:5000/#/experiments/3/runs?compareRunsMode=CHART"
+    assert tracking.chart_view_url("7", "http://tracking.lab:5000/") == \
+        "http://tracking.lab:5000/#/experiments/7/runs?compareRunsMode=CHART"
