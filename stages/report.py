@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> None:
     params = load_params()
     results = [load_results(dataset) for dataset in params.data.datasets]
     text = render(results, configuration(params), figure_root=f"../{PLOTS_DIR}", alpha=params.study.alpha,
-                  baseline=params.study.baseline)
+                  baseline=params.study.baseline, experiment=params.base.experiment)
     with atomic_path(REPORT_FILE) as tmp:
         tmp.write_text(text)
 
