@@ -94,3 +94,17 @@ def test_the_experiment_describes_the_grid(params, experiment):
     for name in [*params.data.datasets, *params.al.strategies]:
         assert name in text
     assert "seeds " + ", ".join(map(str, params.al.seeds)) in text
+
+
+def test_cells_that_describe_the_experiment_at_once_do_not_fail(params, experiment, monkeypatch):
+    """On PostgreSQL, two inserts of the experiment's description at once: the second fails on the key."""
+    client = MlflowClient()
+    real = MlflowClient.set_experiment_tag
+
+    def another_cell_got_there_first(self, experiment_id, key, value):
+        real(self, experiment_id, key, value)
+        raise mlflow.exceptions.MlflowException("duplicate key value violates unique constraint")
+
+    monkeypatch.setattr(MlflowClient, "set_experiment_tag", another_cell_got_there_first)
+    study_runs.describe_experiment(experiment, params)  # the text is there: no error
+    assert client.get_experiment(experiment).tags["mlflow.note.content"] == study_runs.description(params)
