@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline import strategies
+from pipeline import metric_names, strategies
 from pipeline.contact_sheet import write_contact_sheet
 from pipeline.errors import PipelineError
 from pipeline.evaluation import evaluate
@@ -210,7 +210,8 @@ def next_batch(name: str, project: LabelProject, params: Params, batches: list[I
         rows += [(candidates[p], proba[p], s) for p, s in zip(picks, scores)]
     rows = [BatchRow(i + 1, image, classes[int(p.argmax())], float(s)) for i, (image, p, s) in enumerate(rows)]
     metrics = {"n_labelled": float(len(known)),
-               **{f"labelled_class_{c}": float(np.sum(labels_idx == c)) for c in range(len(classes))}}
+               **metric_names.per_class(metric_names.LABELLED, metric_names.class_keys(classes),
+                                        [np.sum(labels_idx == c) for c in range(len(classes))])}
     if project.test:
         test = class_folder(Path(project.test), classes)
         x_test = scale_images(np.stack([load_image(p, size, mode) for p, _ in test]))

@@ -8,6 +8,7 @@ labelled so. Every verdict claims only what its test supports.
 """
 from __future__ import annotations
 
+from pipeline.metric_names import CLASS_KEYS_TAG, F1, QUERIED, SUMMARY, TIME, metric_name
 from pipeline.report_detail import cross_dataset_table, dataset_section
 from pipeline.report_format import METRIC_NAMES, DatasetResults, p_is, p_text, plural, points
 from pipeline.verdicts import Verdict, pairs
@@ -122,16 +123,38 @@ def statistics_used(results: list[DatasetResults], alpha: float, baseline: str) 
         "(above 1: the strategy saves labels).", ""]
 
 
+def in_mlflow(experiment: str, baseline: str) -> list[str]:
+    """Where the report's numbers are in MLflow, under the names the runs use (pipeline/metric_names.py)."""
+    def name(group: str, key: str) -> str:
+        return f"`{metric_name(group, key)}`"
+
+    return ["## In MLflow", "",
+            f"- Experiment `{experiment}`: per dataset one study run, `<dataset>-summary`, with this report "
+            "(`study.md`), the figures (`plots/`) and the summary numbers as "
+            f"{name(SUMMARY, '<strategy>.<metric>')} (e.g. {name(SUMMARY, 'margin.aubc_accuracy')}), the verdicts as "
+            f"{name(SUMMARY, f'<strategy>.aubc_<metric>_vs_{baseline}')} with `_ci_low`, `_ci_high`, `_p`, `_p_holm`, "
+            "`_significant` and `_seeds_needed`.",
+            "- Its cells, `<dataset>-<strategy>-s<seed>`, are nested under it. Each logs per round (step = round) "
+            f"`accuracy`, `balanced_accuracy`, `f1_macro` and `n_labeled` (and `epochs` trained); per class {name(F1, '<class>')} and "
+            f"{name(QUERIED, '<class>')}, `<class>` being the class name in lower case with `_` for anything but "
+            f"letters and digits (the run's tag `{CLASS_KEYS_TAG}` maps it back); timings "
+            f"{name(TIME, 'train_seconds')}, {name(TIME, 'score_seconds')}, {name(TIME, 'eval_seconds')}, "
+            f"{name(TIME, 'round_seconds')}.", ""]
+
+
 def render(results: list[DatasetResults], configuration: list[str], figure_root: str = "plots", *,
-           alpha: float, baseline: str = "random") -> str:
+           alpha: float, baseline: str = "random", experiment: str | None = None) -> str:
     """The whole report; figure links are `figure_root/<dataset>/<file>`. alpha: study.alpha, the level of the
-    per-round detail (the headline's family carries its own, from the verdicts stage)."""
+    per-round detail (the headline's family carries its own, from the verdicts stage). experiment: the MLflow
+    experiment, for a section on where the numbers are there."""
     lines = ["# Active-learning study report", "",
              "How much faster does the CNN learn when a query strategy, not chance, picks the images to label? "
              "Every strategy starts from the same random initial set per seed, so runs pair by seed.", ""]
     lines += headline(results, baseline)
     lines += ["## Configuration", "", *[f"- {line}" for line in configuration], ""]
     lines += statistics_used(results, alpha, baseline)
+    if experiment is not None:
+        lines += in_mlflow(experiment, baseline)
     if results:
         lines += ["## Across datasets (detail: final round, uncorrected)", "",
                   *cross_dataset_table(results, alpha, baseline), ""]

@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from functools import partial
 from importlib.metadata import PackageNotFoundError, version
 
 import mlflow
@@ -13,7 +14,7 @@ from mlflow.models.signature import ModelSignature
 from mlflow.tracking import MlflowClient
 from mlflow.types.schema import Schema, TensorSpec
 
-from pipeline import store
+from pipeline import metric_names, store
 from pipeline.errors import PipelineError
 from pipeline.loop import RoundResult
 from pipeline.params import BaseParams
@@ -21,12 +22,20 @@ from pipeline.paths import project_root
 
 STORE_FILE = "mlflow.db"
 ARTIFACTS_DIR = "mlartifacts"
+UI_ADDRESS = "http://127.0.0.1:5000"  # where `mlflow ui` listens unless told otherwise
 
 
 def tracking_uri(base: BaseParams) -> str:
     """MLFLOW_TRACKING_URI, else params, else sqlite at the project root (also from `dvc exp --temp` copies)."""
     return os.environ.get("MLFLOW_TRACKING_URI") or base.mlflow_tracking_uri or \
         f"sqlite:///{project_root() / STORE_FILE}"
+
+
+def chart_view_url(experiment_id: str, uri: str) -> str:
+    """Where a person sees the curves: the experiment's runs chart view, on the tracking server itself or
+    on `mlflow ui`'s default address (MLflow 3 opens an experiment on an overview page instead)."""
+    base = uri.rstrip("/") if store.is_remote(uri) else UI_ADDRESS
+    return f"{base}/#/experiments/{experiment_id}/runs?compareRunsMode=CHART"
 
 
 def setup(base: BaseParams) -> str:
@@ -62,21 +71,24 @@ def run_name(dataset: str, strategy: str, seed: int) -> str:
     return f"{dataset}-{strategy}-s{seed}"
 
 
-def round_metrics(result: RoundResult) -> dict[str, float]:
-    """The per-round metric names, built in one place so the UI charts line up across runs."""
+def round_metrics(result: RoundResult, classes: list[str]) -> dict[str, float]:
+    """The per-round metric names, built in one place so the UI charts line up across runs.
+
+    `classes`: the class keys of pipeline/metric_names.py, in class order."""
+    time = partial(metric_names.metric_name, metric_names.TIME)
     metrics = {
         "accuracy": result.accuracy,
         "balanced_accuracy": result.balanced_accuracy,
         "f1_macro": result.f1_macro,
         "n_labeled": result.n_labeled,
         "epochs": result.epochs,
-        "train_seconds": result.train_seconds,
-        "score_seconds": result.score_seconds,
-        "eval_seconds": result.eval_seconds,
-        "round_seconds": result.seconds,
+        time("train_seconds"): result.train_seconds,
+        time("score_seconds"): result.score_seconds,
+        time("eval_seconds"): result.eval_seconds,
+        time("round_seconds"): result.seconds,
     }
-    metrics.update({f"f1_class_{c}": v for c, v in enumerate(result.f1_per_class)})
-    metrics.update({f"queried_class_{c}": n for c, n in enumerate(result.query_class_counts)})
+    metrics.update(metric_names.per_class(metric_names.F1, classes, result.f1_per_class))
+    metrics.update(metric_names.per_class(metric_names.QUERIED, classes, result.query_class_counts))
     return metrics
 
 
@@ -113,10 +125,10 @@ def log_model(model, name: str, step: int) -> str:
     return info.model_id
 
 
-def log_round(result: RoundResult, model=None) -> None:
+def log_round(result: RoundResult, classes: list[str], model=None) -> None:
     """Log a round's metrics at step=round; with a model, log it too and link the metrics to it."""
     model_id = log_model(model, model_name(result.round), result.round) if model is not None else None
-    mlflow.log_metrics(round_metrics(result), step=result.round, model_id=model_id)
+    mlflow.log_metrics(round_metrics(result, classes), step=result.round, model_id=model_id)
 
 
 def labelling_run(experiment_id: str, project: str) -> str:
@@ -135,10 +147,12 @@ def flat_params(prefix: str, section, exclude: set[str] = frozenset()) -> dict[s
 
 
 def start_or_resume_run(experiment_id: str, name: str, run_id: str | None, tags: dict, params: dict):
-    """Reopen the checkpoint's run, or start a new one named and tagged after the run's cell."""
+    """Reopen the checkpoint's run, or start a new one named and tagged after the run's cell.
+
+    A reopened run gets the tags again: its study's parent may be another run by now."""
     if run_id is not None:
         try:
-            return mlflow.start_run(run_id=run_id)
+            return mlflow.start_run(run_id=run_id, tags=tags)
         except mlflow.exceptions.MlflowException:
             pass  # deleted from the store meanwhile: start afresh
     run = mlflow.start_run(experiment_id=experiment_id, run_name=name, tags=tags)
@@ -167,23 +181,3 @@ def log_final(results_dir, metrics: dict) -> None:
     """The run's result files as artifacts, and its final metrics under final_*."""
     mlflow.log_artifacts(str(results_dir), artifact_path="results")
     mlflow.log_metrics({f"final_{key}": value for key, value in metrics.items()})
-
-
-def summary_config(params) -> dict:
-    """What a dataset's summary depends on: rerunning with the same config updates the same MLflow run."""
-    return {"strategies": params.al.strategies, "seeds": params.al.seeds, **params.run_settings(),
-            "plot": params.plot.model_dump()}
-
-
-def summary_run(experiment_id: str, dataset: str, config: dict):
-    """The dataset's summary run for this config: reopened if it exists, so reruns do not pile up."""
-    key = config_key(config)
-    existing = mlflow.search_runs([experiment_id], output_format="list", filter_string=(
-        f"tags.kind = 'summary' AND tags.dataset = '{dataset}' AND tags.config = '{key}'"))
-    if existing:
-        return mlflow.start_run(run_id=existing[0].info.run_id)
-    run = mlflow.start_run(experiment_id=experiment_id, run_name=f"{dataset}-summary",
-                           tags={"dataset": dataset, "kind": "summary", "config": key})
-    mlflow.log_params({"strategies": ",".join(config["strategies"]),
-                       "seeds": ",".join(map(str, config["seeds"]))})
-    return run

@@ -202,9 +202,10 @@ def from_metrics(data: dict, dataset: str) -> list[Verdict]:
 
 
 def mlflow_metrics(verdicts: list[Verdict]) -> dict[str, float]:
-    """A dataset summary run's curve-level metrics: `<a>.aubc_<metric>_vs_<b>` (the mean difference) and
+    """A dataset study run's curve-level metrics (logged as `summary/<key>`, pipeline/study_runs.py):
+    `<a>.aubc_<metric>_vs_<b>` (the mean difference) and
     its `_ci_low`, `_ci_high`, `_p`, `_p_holm`, `_significant` (1 after correction, else 0) and
-    `_seeds_needed`. Every key is logged every time, NaN where there is no value: the summary run is
+    `_seeds_needed`. Every key is logged every time, NaN where there is no value: the study run is
     reopened on reruns and MLflow cannot delete a metric, so a skipped key would keep a stale value."""
     out = {}
     for v in verdicts:

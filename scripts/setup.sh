@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up a fresh machine: Debian's Fashion-MNIST (when apt is available) and a
 # virtual environment in .venv with the pinned requirements. Safe to rerun.
-#   --tests   also what the tests start themselves: PostgreSQL (tracking-server tests), Chromium (contact sheet)
+#   --tests   also what the tests start themselves: PostgreSQL (tracking-server tests), Chromium (contact sheet, MLflow UI)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,7 +11,7 @@ if [ "${1:-}" = "--tests" ] && ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >
   packages+=(postgresql)
 fi
 if [ "${1:-}" = "--tests" ] && ! command -v chromium >/dev/null 2>&1; then
-  packages+=(chromium)   # headless, for the test that opens the labelling contact sheet
+  packages+=(chromium)   # headless, for the tests that open the labelling contact sheet and the MLflow UI
 fi
 if [ ${#packages[@]} -gt 0 ] && command -v apt-get >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi

@@ -2,7 +2,8 @@
 
 Writes results/<dataset>/<strategy>/s<seed>/ (learning curve, per-round details,
 queried indices, final metrics). A killed run resumes from its last completed
-round at the next `dvc repro`, in the same MLflow run.
+round at the next `dvc repro`, in the same MLflow run, which stays nested under
+its dataset's study run (pipeline/study_runs.py).
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import json
 import logging
 from pathlib import Path
 
-from pipeline import checkpoint, strategies, tracking
+from pipeline import checkpoint, metric_names, strategies, study_runs, tracking
 from pipeline.cli import run_stage
 from pipeline.fileio import atomic_path, save_json
 from pipeline.loop import LoopState, RoundResult, check_budget, run_loop
@@ -77,6 +78,8 @@ def main(argv: list[str] | None = None) -> None:
     data_dir = prepared_dir(args.dataset)
     pool, test = load_splits(data_dir)
     check_budget(al, len(pool.x), args.dataset)
+    names, n_classes = class_names(data_dir), pool.y.shape[1]
+    classes = metric_names.class_keys(names, n_classes)  # f1/<class>, queried/<class>
 
     folder = checkpoint_dir(args.dataset, args.strategy, args.seed)
     fp = checkpoint.fingerprint(run_config(params, args.dataset, args.strategy, args.seed),
@@ -87,6 +90,8 @@ def main(argv: list[str] | None = None) -> None:
         return al.log_models == "every" or (al.log_models == "last" and round_ == al.rounds)
 
     experiment_id = tracking.setup(params.base)
+    study_runs.describe_experiment(experiment_id, params)
+    parent_id = study_runs.parent_run_id(experiment_id, args.dataset, params)  # made by the study's first cell
     config = tracking.config_key(run_config(params, args.dataset, args.strategy, args.seed))
     if not resumed:
         for run_id in tracking.remove_unfinished_runs(experiment_id, name, config):
@@ -94,8 +99,8 @@ def main(argv: list[str] | None = None) -> None:
     run = tracking.start_or_resume_run(experiment_id, name, resumed.run_id if resumed else None,
                                        tags={"dataset": args.dataset, "strategy": args.strategy,
                                              "seed": str(args.seed), "config": config,
-                                             # f1_class_<c> and queried_class_<c> are indices into these
-                                             "class_names": ", ".join(class_names(data_dir))},
+                                             **study_runs.cell_tags(params, args.dataset, parent_id),
+                                             **metric_names.class_tags(names, n_classes)},
                                        params={"dataset": args.dataset, "strategy": args.strategy,
                                                "seed": args.seed,
                                                **tracking.flat_params("al", al, {"strategy_options"}),
@@ -112,16 +117,17 @@ def main(argv: list[str] | None = None) -> None:
             last = resumed.state.history[-1].round
             for result in resumed.state.history:
                 if result.round not in done:
-                    tracking.log_round(result, model if result.round == last and wants_model(last) else None)
+                    tracking.log_round(result, classes,
+                                       model if result.round == last and wants_model(last) else None)
 
         def on_round(state: LoopState, result: RoundResult, cnn: CNN) -> None:
             checkpoint.save(folder, state, cnn.model, run_id, fp)
-            tracking.log_round(result, cnn.model if wants_model(result.round) else None)
+            tracking.log_round(result, classes, cnn.model if wants_model(result.round) else None)
             log.info("%s round %d/%d: %d labelled, accuracy %.4f, F1 %.4f, %.1f s",
                      name, result.round, al.rounds, result.n_labeled, result.accuracy, result.f1_macro,
                      result.seconds)
 
-        cnn = CNN(pool.x.shape[1:], pool.y.shape[1], params.model, model)
+        cnn = CNN(pool.x.shape[1:], n_classes, params.model, model)
         state = run_loop(pool, test, args.strategy, al, cnn, args.seed, options=al.options(args.strategy),
                          retrain_from_scratch=params.model.retrain_from_scratch, state=state, on_round=on_round)
         out = run_dir(args.dataset, args.strategy, args.seed)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import mlflow
 
-from pipeline import tracking
+from pipeline import metric_names, tracking
 from pipeline.cli import run_stage
 from pipeline.errors import PipelineError
 from pipeline.label_project import harvest, import_labels, issued_batches, labels_file, next_batch, write_batch
@@ -41,6 +41,7 @@ def log_step(params: Params, name: str, batch) -> None:
     experiment_id = tracking.setup(params.base)
     run_id = tracking.labelling_run(experiment_id, name)
     with mlflow.start_run(run_id=run_id):
+        mlflow.set_tags(metric_names.class_tags(params.label.projects[name].classes))  # what labelled/<class> is
         if batch.number in tracking.logged_steps(run_id, "n_labelled"):
             return
         model_id = None

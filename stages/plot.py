@@ -1,4 +1,4 @@
-"""DVC stage `plot@<dataset>`: figures, summary metrics, paired statistics and an MLflow summary run per dataset.
+"""DVC stage `plot@<dataset>`: figures, summary metrics, paired statistics, logged to the dataset's MLflow study run.
 
 Writes plots/<dataset>/ (learning curves for accuracy, balanced accuracy and
 macro-F1, per-class F1, queried class mix, paired differences to the baseline,
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import mlflow
 
-from pipeline import plotting, statistics, tracking
+from pipeline import plotting, statistics, study_runs, tracking
 from pipeline.cli import run_stage
 from pipeline.errors import PipelineError
 from pipeline.fileio import atomic_path, save_json
@@ -117,14 +117,17 @@ def main(argv: list[str] | None = None) -> None:
     figures = sorted(out.glob("*.png"))
 
     experiment_id = tracking.setup(params.base)
-    with tracking.summary_run(experiment_id, dataset, tracking.summary_config(params)):
-        mlflow.log_metrics({f"{strategy}.{key}": value for strategy, values in summary.items()
-                            for key, value in values.items() if isinstance(value, (int, float))})
+    study_runs.describe_experiment(experiment_id, params)
+    with study_runs.open_parent(experiment_id, dataset, params):
+        study_runs.log_summary({f"{strategy}.{key}": value for strategy, values in summary.items()
+                                for key, value in values.items() if isinstance(value, (int, float))})
         for figure in figures:
             mlflow.log_artifact(str(figure), artifact_path="plots")
         mlflow.log_artifact(str(summary_file))
         mlflow.log_artifact(str(statistics_file))
 
+    log.info("%s: MLflow run %s, its cells' curves at %s", dataset, study_runs.parent_name(dataset),
+             tracking.chart_view_url(experiment_id, tracking.tracking_uri(params.base)))
     for strategy, s in summary.items():
         log.info("%s %s: final accuracy %.4f, F1 %.4f, AUBC %.4f, labels to %.3f: %s", dataset, strategy,
                  s["final_accuracy"], s["final_f1_macro"], s["aubc_accuracy"], s["target_accuracy"],

@@ -3,7 +3,7 @@
 The headline (the curve-level verdicts of metrics/verdicts/, Holm-corrected over
 the study), the run configuration, how the statistics were done, then tables,
 figures and the per-round tests as detail; logged to each dataset's MLflow
-summary run.
+study run.
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import logging
 
 import mlflow
 
-from pipeline import tracking
+from pipeline import study_runs, tracking
 from pipeline.cli import run_stage
 from pipeline.errors import PipelineError
 from pipeline.fileio import atomic_path
@@ -62,15 +62,15 @@ def main(argv: list[str] | None = None) -> None:
     params = load_params()
     results = [load_results(dataset) for dataset in params.data.datasets]
     text = render(results, configuration(params), figure_root=f"../{PLOTS_DIR}", alpha=params.study.alpha,
-                  baseline=params.study.baseline)
+                  baseline=params.study.baseline, experiment=params.base.experiment)
     with atomic_path(REPORT_FILE) as tmp:
         tmp.write_text(text)
 
     experiment_id = tracking.setup(params.base)
     for dataset in params.data.datasets:
-        with tracking.summary_run(experiment_id, dataset, tracking.summary_config(params)):
+        with study_runs.open_parent(experiment_id, dataset, params):
             mlflow.log_artifact(str(REPORT_FILE))
-    log.info("wrote %s (%d datasets); logged to each dataset's MLflow summary run", REPORT_FILE, len(results))
+    log.info("wrote %s (%d datasets); logged to each dataset's MLflow study run", REPORT_FILE, len(results))
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ Reads each dataset's per-seed AUBC from metrics/statistics/<dataset>.json (the
 plot stages), compares every pair of strategies on every metric in
 study.metrics, corrects over all of them together (pipeline/verdicts.py), and
 writes metrics/verdicts/<dataset>.json and the same numbers to each dataset's
-MLflow summary run. One stage for the whole study, because the correction
+MLflow study run. One stage for the whole study, because the correction
 spans every dataset: a new dataset's results change every adjusted p-value.
 """
 from __future__ import annotations
@@ -13,9 +13,7 @@ import argparse
 import json
 import logging
 
-import mlflow
-
-from pipeline import tracking, verdicts
+from pipeline import study_runs, tracking, verdicts
 from pipeline.cli import run_stage
 from pipeline.errors import PipelineError
 from pipeline.fileio import save_json
@@ -45,8 +43,8 @@ def main(argv: list[str] | None = None) -> None:
 
     experiment_id = tracking.setup(params.base)
     for dataset in datasets:
-        with tracking.summary_run(experiment_id, dataset, tracking.summary_config(params)):
-            mlflow.log_metrics(verdicts.mlflow_metrics([v for v in results if v.dataset == dataset]))
+        with study_runs.open_parent(experiment_id, dataset, params):
+            study_runs.log_summary(verdicts.mlflow_metrics([v for v in results if v.dataset == dataset]))
     for v in results:
         log.info("%s %s - %s (%s): AUBC %+.4f, p %s, Holm p %.3g: %s", v.dataset, v.a, v.b, v.metric, v.mean,
                  "-" if v.p_value is None else f"{v.p_value:.3g}", v.p_holm, v.decision)

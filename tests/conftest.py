@@ -31,6 +31,13 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
+
+def pytest_configure(config):
+    # No pytest config file: markers are registered here. `-m "not browser"` leaves these out.
+    config.addinivalue_line("markers", "browser: opens a page in headless Chromium (Debian's chromium) and "
+                                       "checks what a person sees there")
+
+
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 FASHION_FILES = (
     "train-images-idx3-ubyte.gz",

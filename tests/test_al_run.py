@@ -18,6 +18,7 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from pipeline import strategies
+from pipeline.datasets import FASHION_MNIST
 from pipeline.errors import PipelineError
 from pipeline.model import cpu_has_bfloat16
 from pipeline.preprocess import one_hot, write_splits, Split
@@ -55,7 +56,7 @@ def make_project(root: Path, overrides: dict | None = None, dataset: str = "fash
     else:
         (root / "pipeline").symlink_to(REPO / "pipeline")  # checkpoint fingerprints read the code
     write_splits(root / "data" / "prepared" / dataset, learnable_split(120, 0), learnable_split(40, 1),
-                 {"dataset": dataset})
+                 {"dataset": dataset, "class_names": list(FASHION_MNIST.class_names)})
     return root
 
 
@@ -66,6 +67,14 @@ def run_al(project: Path, monkeypatch, strategy: str = "entropy", seed: int = 0,
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{project / 'mlflow.db'}")
     al.main(["--dataset", dataset, "--strategy", strategy, "--seed", str(seed)])
     return project / "results" / dataset / strategy / f"s{seed}"
+
+
+def runs_of(project: Path, kind: str) -> list:
+    """The project's MLflow runs of one kind: "cell" (one per dataset x strategy x seed) or "summary"
+    (a study's parent)."""
+    mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow.db'}")
+    return mlflow.search_runs(experiment_names=["deep-active-learning"], output_format="list",
+                              filter_string=f"tags.kind = '{kind}'")
 
 
 def read_csv(path: Path) -> list[dict]:
@@ -93,13 +102,20 @@ def test_run_logs_rounds_models_and_results(al_project, monkeypatch):
     assert all(len(r["f1_per_class"]) == 10 for r in rounds)
     assert not (project / "checkpoints" / "fashion_mnist" / "margin" / "s0").exists()
 
-    mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow.db'}")
-    (run,) = mlflow.search_runs(experiment_names=["deep-active-learning"], output_format="list")
+    (run,) = runs_of(project, "cell")
     assert run.info.run_name == "fashion_mnist-margin-s0" and run.info.status == "FINISHED"
     assert {run.data.tags[k] for k in ("dataset", "strategy", "seed")} == {"fashion_mnist", "margin", "0"}
+    # The first cell of a study made its parent, before any plot stage: the cell is nested under it.
+    (parent,) = runs_of(project, "summary")
+    assert parent.info.run_name == "fashion_mnist-summary" and run.data.tags["mlflow.parentRunId"] == parent.info.run_id
+    assert parent.data.tags["dataset"] == "fashion_mnist" and parent.data.params["al.query_size"] == "10"
+    assert "fashion_mnist" in mlflow.get_experiment(run.info.experiment_id).tags["mlflow.note.content"]
     assert run.data.params["al.query_size"] == "10" and run.data.params["model.epochs"] == "3"
     client = MlflowClient()
-    for key in ("accuracy", "balanced_accuracy", "f1_macro", "n_labeled", "f1_class_9", "queried_class_0"):
+    # Per-class metrics by class name ("T-shirt/top" is not a name MLflow stores: its key is in a tag).
+    assert json.loads(run.data.tags["class_keys"])["t_shirt_top"] == "T-shirt/top"
+    for key in ("accuracy", "balanced_accuracy", "f1_macro", "n_labeled", "f1/ankle_boot", "queried/t_shirt_top",
+                "time/train_seconds"):
         assert [m.step for m in client.get_metric_history(run.info.run_id, key)] == [0, 1, 2, 3], key
     n_labeled = [m.value for m in client.get_metric_history(run.info.run_id, "n_labeled")]
     assert n_labeled == [20, 30, 40, 50]
@@ -161,10 +177,11 @@ def test_crash_after_a_round_then_resume_equals_uninterrupted(tmp_path, monkeypa
     resumed = run_al(project, monkeypatch)
 
     assert _comparable(resumed) == _comparable(reference)
-    mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow.db'}")
-    (run,) = mlflow.search_runs(experiment_names=["deep-active-learning"], output_format="list")
+    (run,) = runs_of(project, "cell")
     steps = [m.step for m in MlflowClient().get_metric_history(run.info.run_id, "accuracy")]
     assert steps == [0, 1, 2, 3]  # one MLflow run, no step logged twice
+    (parent,) = runs_of(project, "summary")
+    assert run.data.tags["mlflow.parentRunId"] == parent.info.run_id  # the resumed run kept its study
 
 
 @pytest.mark.parametrize("strategy", list(strategies.STRATEGIES))
@@ -190,11 +207,12 @@ def test_sigkill_mid_run_resumes_in_the_same_mlflow_run(tmp_path, monkeypatch, s
     assert "resuming after round" in resumed.stderr
     out = project / "results" / "fashion_mnist" / strategy / "s0"
     assert _comparable(out) == _comparable(reference)
-    mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow.db'}")
-    (run,) = mlflow.search_runs(experiment_names=["deep-active-learning"], output_format="list")
+    (run,) = runs_of(project, "cell")
     assert run.info.status == "FINISHED"
     steps = [m.step for m in MlflowClient().get_metric_history(run.info.run_id, "accuracy")]
     assert steps == [0, 1, 2, 3, 4]
+    (parent,) = runs_of(project, "summary")
+    assert run.data.tags["mlflow.parentRunId"] == parent.info.run_id
 
 
 def crash_after_round_zero(project: Path, monkeypatch, strategy: str = "entropy") -> None:
@@ -221,8 +239,7 @@ def edit_params(project: Path, section: str, key: str, value) -> None:
 
 def runs_after_rerun(project: Path, monkeypatch, strategy: str = "entropy") -> list:
     run_al(project, monkeypatch, strategy=strategy)
-    mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow.db'}")
-    return mlflow.search_runs(experiment_names=["deep-active-learning"], output_format="list")
+    return runs_of(project, "cell")
 
 
 def test_changed_params_discard_the_checkpoint(tmp_path, monkeypatch):
@@ -233,6 +250,10 @@ def test_changed_params_discard_the_checkpoint(tmp_path, monkeypatch):
     assert len(runs) == 2  # the stale run is left as it was; the new params got a fresh run
     finished = next(r for r in runs if r.info.status == "FINISHED")
     assert finished.data.params["model.epochs"] == "2"
+    # Another model is another study: each run sits under the parent of its own configuration.
+    parents = {p.info.run_id: p for p in runs_of(project, "summary")}
+    assert len(parents) == 2 and {r.data.tags["mlflow.parentRunId"] for r in runs} == set(parents)
+    assert parents[finished.data.tags["mlflow.parentRunId"]].data.params["model.epochs"] == "2"
 
 
 def test_changed_code_discards_the_checkpoint(tmp_path, monkeypatch):
@@ -268,6 +289,9 @@ def test_changed_strategy_options_discard_that_strategys_checkpoint(tmp_path, mo
     assert len(runs) == 2
     finished = next(r for r in runs if r.info.status == "FINISHED")
     assert finished.data.params["al.strategy_options.bald.mc_passes"] == "3"
+    # A strategy's own options do not make another study: the other strategies' runs stay beside it.
+    (parent,) = runs_of(project, "summary")
+    assert {r.data.tags["mlflow.parentRunId"] for r in runs} == {parent.info.run_id}
 
 
 def test_budget_larger_than_pool_fails_at_start(tmp_path, monkeypatch):
@@ -289,8 +313,7 @@ def test_starting_over_without_the_checkpoint_removes_the_lost_attempts_run(tmp_
     over, and the run its killed attempt left RUNNING must not stay beside the new one."""
     project = make_project(tmp_path / "p")
     crash_after_round_zero(project, monkeypatch)
-    mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow.db'}")
-    (lost,) = mlflow.search_runs(experiment_names=["deep-active-learning"], output_format="list")
+    (lost,) = runs_of(project, "cell")
     MlflowClient().update_run(lost.info.run_id, status="RUNNING")  # as SIGKILL leaves it
     shutil.rmtree(project / "checkpoints")
     (run,) = runs_after_rerun(project, monkeypatch)

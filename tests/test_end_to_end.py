@@ -137,16 +137,21 @@ def test_dvc_repro_runs_the_whole_study(repro):
     expected = {f"{d}-{s}-s{seed}" for d in DATASETS for s in STRATEGIES for seed in SEEDS}
     assert expected | {f"{d}-summary" for d in DATASETS} | {f"label-{LABELLING}"} == set(by_name)
     client = MlflowClient()
-    assert by_name["parts-random-s0"].data.tags["class_names"] == "bolt, gear, nut"
+    assert json.loads(by_name["parts-random-s0"].data.tags["class_keys"]) == {"bolt": "bolt", "gear": "gear",
+                                                                              "nut": "nut"}
+    assert [m.step for m in client.get_metric_history(by_name["parts-random-s0"].info.run_id, "f1/gear")] == [0, 1, 2]
     for name in expected:
         run = by_name[name]
         assert run.info.status == "FINISHED"
         assert [m.step for m in client.get_metric_history(run.info.run_id, "f1_macro")] == [0, 1, 2]
+        # nested under its dataset's study run
+        assert run.data.tags["mlflow.parentRunId"] == by_name[f"{run.data.tags['dataset']}-summary"].info.run_id
+    assert all(by_name[f"{d}-summary"].info.status == "FINISHED" for d in DATASETS)
     models = mlflow.search_logged_models(experiment_ids=[runs[0].info.experiment_id], output_format="list")
     assert sorted(m.name for m in models) == ["round-002"] * len(expected)
     summary_run = by_name["fashion_mnist_imbalanced-summary"]
-    assert "bald.aubc_accuracy" in summary_run.data.metrics
-    assert "bald.aubc_accuracy_vs_random_p_holm" in summary_run.data.metrics  # from the verdicts stage
+    assert "summary/bald.aubc_accuracy" in summary_run.data.metrics
+    assert "summary/bald.aubc_accuracy_vs_random_p_holm" in summary_run.data.metrics  # from the verdicts stage
     artifacts = {a.path for a in client.list_artifacts(summary_run.info.run_id, "plots")}
     assert {"plots/queried_classes.png", "plots/penalty_accuracy.png", "plots/per_class_f1.png"} <= artifacts
     assert "study.md" in {a.path for a in client.list_artifacts(summary_run.info.run_id)}
@@ -186,9 +191,12 @@ def test_dvc_repro_runs_the_whole_study(repro):
                "-S", "data.datasets=[fashion_mnist]"], project)
     assert exp.returncode == 0, exp.stdout[-3000:] + exp.stderr[-3000:]
     runs = mlflow.search_runs(experiment_names=["deep-active-learning"], output_format="list")
-    small = [r for r in runs if r.data.params.get("al.query_size") == "3"]
+    small = [r for r in runs if r.data.params.get("al.query_size") == "3" and r.data.tags["kind"] == "cell"]
     assert sorted(r.info.run_name for r in small) == sorted(
         f"fashion_mnist-{s}-s{seed}" for s in STRATEGIES for seed in SEEDS)
     assert all(r.info.status == "FINISHED" for r in small)
+    # another budget, another study: a parent of its own
+    (study,) = [r for r in runs if r.data.params.get("al.query_size") == "3" and r.data.tags["kind"] == "summary"]
+    assert {r.data.tags["mlflow.parentRunId"] for r in small} == {study.info.run_id}
     table = dvc(["exp", "show", "--json"], project)
     assert table.returncode == 0 and "small-queries" in table.stdout and "aubc_accuracy" in table.stdout

@@ -181,6 +181,9 @@ def test_ray_cluster_runs_the_grid_like_local_repro(tmp_path, data, sequential):
         cells = [r for r in runs if r.data.tags.get("kind") != "summary"]
         names = sorted(r.info.run_name for r in cells)
         assert names == sorted(f"fashion_mnist-{s}-s{seed}" for s in STRATEGIES for seed in SEEDS)
+        # One study: its parent, made by whichever worker came first, holds every cell, the retried one too.
+        (parent,) = [r for r in runs if r.data.tags.get("kind") == "summary"]
+        assert {r.data.tags.get("mlflow.parentRunId") for r in cells} == {parent.info.run_id}
         client = MlflowClient()
         for run in cells:
             assert run.info.status == "FINISHED"

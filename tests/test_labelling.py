@@ -123,7 +123,8 @@ def test_two_batches_labelled_as_a_person_would(tmp_path, monkeypatch):
     client = MlflowClient()
     assert [m.value for m in client.get_metric_history(run.info.run_id, "n_labelled")] == [0, 6, 12]
     assert [m.step for m in client.get_metric_history(run.info.run_id, "test_accuracy")] == [2, 3]
-    assert [m.step for m in client.get_metric_history(run.info.run_id, "labelled_class_0")] == [2, 3]
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "labelled/bolt")] == [2, 3]
+    assert json.loads(run.data.tags["class_keys"]) == {c: c for c in CLASSES}
     models = mlflow.search_logged_models(experiment_ids=[run.info.experiment_id], output_format="list")
     assert sorted(m.name for m in models) == ["batch-002", "batch-003"]
     # The contact sheet: every row's thumbnail and id, from disk.

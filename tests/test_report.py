@@ -173,3 +173,20 @@ def test_the_detail_follows_the_study_baseline_and_metrics():
     assert "`random` (balanced accuracy): worse than margin at the final budget" in text
     assert "final balanced accuracy − margin (95% CI)" in text
     assert "No strategy is significantly better in balanced accuracy than margin" in text
+
+
+def test_the_report_names_the_metrics_as_the_mlflow_runs_log_them():
+    from pipeline import metric_names, tracking
+    from pipeline.loop import RoundResult
+
+    text = render(with_verdicts([dataset("fashion_mnist")]), [], alpha=ALPHA, experiment="deep-active-learning")
+    section = text[text.index("## In MLflow"):]
+    assert "`deep-active-learning`" in section and "`fashion_mnist-summary`" not in section  # a pattern, not a run
+    result = RoundResult(round=1, n_labeled=20, accuracy=0.5, balanced_accuracy=0.5, f1_macro=0.5, f1_per_class=[0.5],
+                         query_class_counts=[1], epochs=1, train_seconds=1.0, score_seconds=0.0, eval_seconds=0.0)
+    logged = tracking.round_metrics(result, ["<class>"])  # every name a cell logs per round
+    for key in logged:
+        assert f"`{key}`" in section, key
+    assert f"`{metric_names.metric_name(metric_names.SUMMARY, 'margin.aubc_accuracy')}`" in section
+    assert f"`{metric_names.CLASS_KEYS_TAG}`" in section
+    assert "## In MLflow" not in render(with_verdicts([dataset("fashion_mnist")]), [], alpha=ALPHA)

@@ -45,9 +45,14 @@ def test_parallel_cells_log_every_step_and_model_to_a_server_on_postgres(postgre
         monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
         mlflow.set_tracking_uri(url)
         runs = mlflow.search_runs(experiment_names=["deep-active-learning"], output_format="list")
-        assert sorted(r.info.run_name for r in runs) == sorted(f"fashion_mnist-{s}-s0" for s in STRATEGIES)
+        cells = [r for r in runs if r.data.tags.get("kind") == "cell"]
+        assert sorted(r.info.run_name for r in cells) == sorted(f"fashion_mnist-{s}-s0" for s in STRATEGIES)
+        # The cells started together, each looking for the study's parent: one made it, all are under it.
+        (parent,) = [r for r in runs if r.data.tags.get("kind") == "summary"]
+        assert len(runs) == len(cells) + 1 and parent.info.run_name == "fashion_mnist-summary"
+        assert {r.data.tags["mlflow.parentRunId"] for r in cells} == {parent.info.run_id}
         client = MlflowClient()
-        for run in runs:
+        for run in cells:
             assert run.info.status == "FINISHED"
             for key in ("accuracy", "balanced_accuracy", "f1_macro", "n_labeled"):
                 steps = sorted(m.step for m in client.get_metric_history(run.info.run_id, key))
