@@ -97,15 +97,15 @@ def run_loops(args, config: dict, params) -> dict:
     al_defaults = ALParams(**{**al_same.model_dump(), "pool_subsample": params.al.pool_subsample})
     mp_defaults = ModelParams(**{**params.model.model_dump(), "epochs": config["epochs"]})
     variants = {"same_protocol": (al_same, mp_same), "project_defaults": (al_defaults, mp_defaults)}
+    if cpu_has_bfloat16():  # the defaults in the other model.precision, run next so that the two see the same load
+        other = "bfloat16" if mp_defaults.precision == "float32" else "float32"
+        variants[f"defaults_{other}"] = (al_defaults, mp_defaults.model_copy(update={"precision": other}))
     if mp_defaults.validation_fraction == 0:
         variants["early_stopping"] = (al_defaults, ModelParams(**{**mp_defaults.model_dump(), **EARLY_STOPPING}))
     if mp_defaults.retrain_from_scratch:
         variants["warm_start"] = (al_defaults, ModelParams(**{
             **mp_defaults.model_dump(), "retrain_from_scratch": False,
             "epochs": max(1, mp_defaults.epochs // WARM_START_EPOCH_SHARE)}))
-    if cpu_has_bfloat16():  # the defaults in the other model.precision: a default round's time in both
-        other = "bfloat16" if mp_defaults.precision == "float32" else "float32"
-        variants[f"defaults_{other}"] = (al_defaults, mp_defaults.model_copy(update={"precision": other}))
 
     pool, test = load_splits(args.data_dir)
     if args.pool_size:

@@ -21,10 +21,10 @@ NO_BF16 = "this CPU has neither AVX512-BF16 nor AMX-BF16"
 # This project's loop is measured in these configurations; early stopping is shown
 # even when params.yaml leaves it off, because it changes results and speed.
 VARIANTS = (("same_protocol", "ours, same protocol"), ("project_defaults", "ours, project defaults"),
-            ("early_stopping", "ours, defaults + early stop"),
-            ("warm_start", "ours, defaults + warm start"),
             # the defaults in the model.precision that params.yaml does not set
-            ("defaults_bfloat16", "ours, defaults in bfloat16"), ("defaults_float32", "ours, defaults in float32"))
+            ("defaults_bfloat16", "ours, defaults in bfloat16"), ("defaults_float32", "ours, defaults in float32"),
+            ("early_stopping", "ours, defaults + early stop"),
+            ("warm_start", "ours, defaults + warm start"))
 
 
 def default_rounds_by_precision(results: dict) -> dict[str, dict]:
@@ -74,7 +74,7 @@ def print_precision(results: dict) -> None:
     for threads, t in sorted((results.get("training") or {}).items()):
         if t.get("project_bfloat16"):
             print(f"training, {threads} thread(s), bfloat16: {t['project_bfloat16']['images_per_s']:.0f} images/s "
-                  f"({100 * t['project_bfloat16']['share_of_matmul']:.0f}% of bfloat16 matmul, "
+                  f"({100 * t['project_bfloat16']['share_of_matmul']:.0f}% of bfloat16 matmul, which ran at "
                   f"{t['matmul_bfloat16_gflops']:.0f} GFLOP/s)")
     rounds = default_rounds_by_precision(results)
     if len(rounds) == 2:
