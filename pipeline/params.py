@@ -36,6 +36,13 @@ def _image_size(size) -> tuple[int, int]:
     return tuple(size)
 
 
+def _known_strategy(name: str) -> str:
+    """A registered strategy's name (the registry is the one list of them)."""
+    if name not in strategy_registry.names():
+        raise ValueError(f"unknown strategy {name!r}; allowed: {', '.join(strategy_registry.names())}")
+    return name
+
+
 class FolderParams(_Section):
     """One image-folder dataset: <path>/<class>/<image> (or <path>/train/... and <path>/test/...)."""
     path: str = Field(min_length=1)
@@ -253,12 +260,7 @@ class LabelProject(_Section):
             raise ValueError("must be distinct, non-empty class names")
         return classes
 
-    @field_validator("strategy")
-    @classmethod
-    def _known_strategy(cls, name: str) -> str:
-        if name not in strategy_registry.names():
-            raise ValueError(f"unknown strategy {name!r}; allowed: {', '.join(strategy_registry.names())}")
-        return name
+    _strategy = field_validator("strategy")(_known_strategy)
 
 
 class LabelParams(_Section):
@@ -287,12 +289,7 @@ class StudyParams(_Section):
         "that would decide it"))
     max_seeds: int = Field(100, ge=2, description="that estimate's cap: beyond it the report says 'more than'")
 
-    @field_validator("baseline")
-    @classmethod
-    def _known_strategy(cls, name: str) -> str:
-        if name not in strategy_registry.names():
-            raise ValueError(f"unknown strategy {name!r}; allowed: {', '.join(strategy_registry.names())}")
-        return name
+    _baseline = field_validator("baseline")(_known_strategy)
 
     @field_validator("metrics")
     @classmethod
