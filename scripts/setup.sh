@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Set up a fresh machine: Debian's Fashion-MNIST (when apt is available) and a
-# virtual environment in .venv with the pinned requirements. Safe to rerun.
-#   --tests   also what the tests start themselves: PostgreSQL (tracking-server tests), Chromium (contact sheet, MLflow UI)
+# Set up a fresh machine: Debian's Fashion-MNIST (when apt is available) and a virtual
+# environment in .venv with this project installed in it (editable: `pip install -e .`),
+# which puts the `alstudy` command on the venv's PATH. Safe to rerun.
+#   --tests   also the tests' extras (a tracking server, Ray, pytest, ruff) and what the tests
+#             start themselves: PostgreSQL (tracking-server tests), Chromium (contact sheet, MLflow UI)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,13 +26,18 @@ if [ ! -x .venv/bin/python ]; then
   echo "setup: creating .venv"
   python3 -m venv .venv
 fi
-stamp=.venv/.requirements.sha256
-want=$(sha256sum requirements.txt | cut -d' ' -f1)
-if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  echo "setup: installing requirements into .venv"
+target="."
+[ "${1:-}" = "--tests" ] && target=".[tests]"
+stamp=.venv/.install.sha256
+want=$( (sha256sum pyproject.toml; echo "$target") | sha256sum | cut -d' ' -f1)
+# A stamp from a --tests install also covers the plain one (it installed more).
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ] && ! { [ "$target" = "." ] && [ -f .venv/.install-tests ] \
+     && [ "$(cat .venv/.install-tests)" = "$(sha256sum pyproject.toml | cut -d' ' -f1)" ]; }; then
+  echo "setup: installing alstudy (editable, $target) into .venv"
   .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -r requirements.txt
+  .venv/bin/python -m pip install -q -e "$target"
   echo "$want" > "$stamp"
+  [ "$target" = ".[tests]" ] && sha256sum pyproject.toml | cut -d' ' -f1 > .venv/.install-tests
 fi
 # DVC needs a git repository; a downloaded zip of the project has none.
 [ -d .git ] || git init -q

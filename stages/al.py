@@ -3,7 +3,7 @@
 Writes results/<dataset>/<strategy>/s<seed>/ (learning curve, per-round details,
 queried indices, final metrics). A killed run resumes from its last completed
 round at the next `dvc repro`, in the same MLflow run, which stays nested under
-its dataset's study run (pipeline/study_runs.py).
+its dataset's study run (alstudy/tracking/study_runs.py).
 """
 from __future__ import annotations
 
@@ -13,20 +13,29 @@ import json
 import logging
 from pathlib import Path
 
-from pipeline import checkpoint, metric_names, strategies, study_runs, tracking
-from pipeline.cli import run_stage
-from pipeline.fileio import atomic_path, save_json
-from pipeline.loop import LoopState, RoundResult, check_budget, run_loop
-from pipeline.model import CNN, configure
-from pipeline.params import Params, load_params
-from pipeline.paths import checkpoint_dir, prepared_dir, run_dir
-from pipeline.preprocess import SPLIT_FILES, load_splits
+from alstudy import strategies
+from alstudy.data.preprocess import SPLIT_FILES, load_splits
+from alstudy.fileio import atomic_path, save_json
+from alstudy.learning import checkpoint
+from alstudy.learning.loop import LoopState, RoundResult, check_budget, run_loop
+from alstudy.learning.model import CNN, configure
+from alstudy.params import Params, load_params
+from alstudy.paths import checkpoint_dir, prepared_dir, run_dir
+from alstudy.runner import run_stage
+from alstudy.tracking import metric_names, study_runs
+from alstudy.tracking import runs as tracking
 
 log = logging.getLogger("al")
-# The library modules whose code shapes a run's numbers: a change to any discards checkpoints.
-RESULT_CODE = [Path("pipeline") / name for name in
-               ("loop.py", "learner.py", "model.py", "training.py", "strategies.py", "evaluation.py",
-                "preprocess.py")]
+# The code that shapes a run's numbers: a change to any of it discards the run's checkpoints. The other
+# strategies' modules are not in it, so that fixing one strategy resumes every other strategy's cells.
+LEARNING_CODE = [Path("alstudy/learning") / name for name in
+                 ("loop.py", "learner.py", "model.py", "training.py", "evaluation.py")]
+SHARED_STRATEGY_CODE = [Path("alstudy/strategies") / name for name in ("__init__.py", "_base.py", "_scores.py")]
+
+
+def result_code(strategy: str) -> list[Path]:
+    own = Path("alstudy/strategies") / f"{strategies.canonical(strategy)}.py"
+    return [*LEARNING_CODE, Path("alstudy/data/preprocess.py"), *SHARED_STRATEGY_CODE, own]
 
 
 def run_config(params: Params, dataset: str, strategy: str, seed: int) -> dict:
@@ -83,7 +92,7 @@ def main(argv: list[str] | None = None) -> None:
 
     folder = checkpoint_dir(args.dataset, args.strategy, args.seed)
     fp = checkpoint.fingerprint(run_config(params, args.dataset, args.strategy, args.seed),
-                                [data_dir / f for f in SPLIT_FILES], RESULT_CODE)
+                                [data_dir / f for f in SPLIT_FILES], result_code(args.strategy))
     resumed = checkpoint.load(folder, fp)
 
     def wants_model(round_: int) -> bool:

@@ -4,12 +4,12 @@ from __future__ import annotations
 import argparse
 import logging
 
-from pipeline import datasets
-from pipeline.cli import run_stage
-from pipeline.download import fetch_dataset
-from pipeline.errors import PipelineError
-from pipeline.params import load_params
-from pipeline.paths import raw_dir
+from alstudy.data import datasets
+from alstudy.data.download import fetch_dataset
+from alstudy.errors import PipelineError
+from alstudy.params import load_params
+from alstudy.paths import raw_dir
+from alstudy.runner import run_stage
 
 log = logging.getLogger("download")
 

@@ -9,11 +9,11 @@ import argparse
 import logging
 from pathlib import Path
 
-from pipeline.cli import run_stage
-from pipeline.errors import PipelineError
-from pipeline.image_folder import prepare_folder
-from pipeline.params import load_params
-from pipeline.paths import prepared_dir
+from alstudy.data.image_folder import prepare_folder
+from alstudy.errors import PipelineError
+from alstudy.params import load_params
+from alstudy.paths import prepared_dir
+from alstudy.runner import run_stage
 
 log = logging.getLogger("folder")
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 import argparse
 import logging
 
-from pipeline import datasets
-from pipeline.cli import run_stage
-from pipeline.fileio import save_json
-from pipeline.imbalance import imbalance_split, retention_profile
-from pipeline.params import load_params
-from pipeline.paths import METRICS_DIR, prepared_dir
-from pipeline.preprocess import class_counts, load_splits, write_splits
+from alstudy.data import datasets
+from alstudy.data.imbalance import imbalance_split, retention_profile
+from alstudy.data.preprocess import class_counts, load_splits, write_splits
+from alstudy.fileio import save_json
+from alstudy.params import load_params
+from alstudy.paths import METRICS_DIR, prepared_dir
+from alstudy.runner import run_stage
 
 log = logging.getLogger("imbalance")
 DERIVED = datasets.FASHION_MNIST_IMBALANCED
@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> None:
 
     train, test = load_splits(prepared_dir(DERIVED.derived_from))
     n_classes = len(DERIVED.class_names)
-    fractions = retention_profile(params.imbalance, n_classes)
+    fractions = retention_profile(params.imbalance.ratio, n_classes, params.imbalance.fractions)
     train = imbalance_split(train, fractions, params.base.seed)
     if params.imbalance.imbalance_test:
         test = imbalance_split(test, fractions, params.base.seed + 1)

@@ -1,95 +1,10 @@
-"""Labelling real images, batch by batch (label.projects.<name> in params.yaml).
+"""DVC stage `label@<name>`: `next`, the next batch of a labelling project (alstudy/console/label.py).
 
-    python -m stages.label next [--project NAME]               # the next batch to label
-    python -m stages.label import [--project NAME] FILE [--relabel]   # the labels a person gave
-
-`next` is also the DVC stage `label@<name>`: it depends on labels/ and its output is the batches
-folder, so `dvc repro` asks for a new batch after an import or after labels were typed into a
-manifest (it imports those first). See pipeline/label_project.py.
+It depends on labels/ and its output is the batches folder, so `dvc repro` asks for a new batch
+after an import, or after labels were typed into a manifest (`next` imports those first).
 """
-from __future__ import annotations
-
-import argparse
-import logging
-from pathlib import Path
-
-import mlflow
-
-from pipeline import metric_names, tracking
-from pipeline.cli import run_stage
-from pipeline.errors import PipelineError
-from pipeline.label_project import harvest, import_labels, issued_batches, labels_file, next_batch, write_batch
-from pipeline.labelling import read_labels, write_labels
-from pipeline.params import Params, load_params
-
-log = logging.getLogger("label")
-
-
-def project_of(params: Params, name: str | None):
-    projects = params.label.projects
-    if name is None and len(projects) == 1:
-        name = next(iter(projects))
-    if name not in projects:
-        known = ", ".join(projects) or "none declared"
-        raise PipelineError(f"no labelling project {name!r} under label.projects in params.yaml ({known}); "
-                            "declare it there" + (" or pass --project" if name is None else ""))
-    return name, projects[name]
-
-
-def log_step(params: Params, name: str, batch) -> None:
-    """Step <batch number> of the project's MLflow run; a batch asked again is not logged twice."""
-    experiment_id = tracking.setup(params.base)
-    run_id = tracking.labelling_run(experiment_id, name)
-    with mlflow.start_run(run_id=run_id):
-        mlflow.set_tags(metric_names.class_tags(params.label.projects[name].classes))  # what labelled/<class> is
-        if batch.number in tracking.logged_steps(run_id, "n_labelled"):
-            return
-        model_id = None
-        if batch.model is not None:
-            model_id = tracking.log_model(batch.model, f"batch-{batch.number:03d}", batch.number)
-        mlflow.log_metrics(batch.metrics, step=batch.number, model_id=model_id)
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["next", "import"])
-    parser.add_argument("file", nargs="?", type=Path, help="import: the filled-in manifest.csv or a Label Studio export")
-    parser.add_argument("--project", help="the project under label.projects (optional when there is one)")
-    parser.add_argument("--relabel", action="store_true", help="import: allow changing labels already given")
-    args = parser.parse_args(argv)
-    params = load_params()
-    name, project = project_of(params, args.project)
-
-    if args.command == "import":
-        if args.file is None:
-            raise PipelineError("import needs the file: python -m stages.label import <manifest.csv or export.json>")
-        new, known, unlabelled = import_labels(name, project, args.file, args.relabel)
-        total = len(read_labels(labels_file(name)))
-        left = f"; {unlabelled} without a label come back in the next batch" if unlabelled else ""
-        log.info("%s: %d new label(s) from %s (%d already there%s); %d labelled in all, in %s",
-                 name, new, args.file, known, left, total, labels_file(name))
-        return
-
-    if not labels_file(name).exists():
-        write_labels(labels_file(name), {})
-    batches = issued_batches(name)
-    harvest(name, project, batches)
-    from pipeline.model import configure  # TensorFlow only where a model is trained
-
-    configure(params.model)
-    batch = next_batch(name, project, params, batches)
-    if batch is None:
-        latest = batches[-1]
-        log.info("%s: batch %d is still out (none of its %d images labelled yet): kept as issued, in %s; "
-                 "delete that folder to draw it afresh", name, latest.number, len(latest.rows), latest.manifest.parent)
-        return
-    write_batch(name, project, batch)
-    log_step(params, name, batch)
-    scores = ", ".join(f"test {k.removeprefix('test_')} {v:.4f}" for k, v in batch.metrics.items() if k.startswith("test_"))
-    carried = f", {batch.carried} of them from earlier batches" if batch.carried else ""
-    log.info("%s: batch %d, %d images to label%s, in %s%s", name, batch.number, len(batch.rows), carried,
-             batch.folder, f" ({scores})" if scores else "")
-
+from alstudy.console.label import main
+from alstudy.runner import run_stage
 
 if __name__ == "__main__":
     run_stage(main)

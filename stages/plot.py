@@ -16,13 +16,15 @@ from pathlib import Path
 
 import mlflow
 
-from pipeline import plotting, statistics, study_runs, tracking
-from pipeline.cli import run_stage
-from pipeline.errors import PipelineError
-from pipeline.fileio import atomic_path, save_json
-from pipeline.params import StudyParams, load_params
-from pipeline.paths import METRICS_DIR, PLOTS_DIR, STATISTICS_DIR, prepared_dir, run_dir
-from pipeline.summary import METRICS, Curves, aubc_per_seed, summarise
+from alstudy.errors import PipelineError
+from alstudy.fileio import atomic_path, save_json
+from alstudy.params import StudyParams, load_params
+from alstudy.paths import METRICS_DIR, PLOTS_DIR, STATISTICS_DIR, prepared_dir, run_dir
+from alstudy.runner import run_stage
+from alstudy.study import plotting, statistics
+from alstudy.study.summary import METRICS, Curves, aubc_per_seed, summarise
+from alstudy.tracking import runs as tracking
+from alstudy.tracking import study_runs
 
 log = logging.getLogger("plot")
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 import argparse
 import logging
 
-from pipeline import datasets
-from pipeline.cli import run_stage
-from pipeline.params import load_params
-from pipeline.paths import prepared_dir, raw_dir
-from pipeline.preprocess import prepare, write_splits
+from alstudy.data import datasets
+from alstudy.data.preprocess import prepare, write_splits
+from alstudy.params import load_params
+from alstudy.paths import prepared_dir, raw_dir
+from alstudy.runner import run_stage
 
 log = logging.getLogger("preprocess")
 

@@ -13,14 +13,15 @@ import logging
 
 import mlflow
 
-from pipeline import study_runs, tracking
-from pipeline.cli import run_stage
-from pipeline.errors import PipelineError
-from pipeline.fileio import atomic_path
-from pipeline.params import Params, load_params
-from pipeline.paths import METRICS_DIR, PLOTS_DIR, REPORT_FILE, STATISTICS_DIR, VERDICTS_DIR
-from pipeline.report import DatasetResults, plural, render
-from pipeline.verdicts import from_metrics
+from alstudy.errors import PipelineError
+from alstudy.fileio import atomic_path
+from alstudy.params import Params, load_params
+from alstudy.paths import METRICS_DIR, PLOTS_DIR, REPORT_FILE, STATISTICS_DIR, VERDICTS_DIR
+from alstudy.runner import run_stage
+from alstudy.study.report import DatasetResults, plural, render
+from alstudy.study.verdicts import from_metrics
+from alstudy.tracking import runs as tracking
+from alstudy.tracking import study_runs
 
 log = logging.getLogger("report")
 

@@ -2,7 +2,7 @@
 
 Reads each dataset's per-seed AUBC from metrics/statistics/<dataset>.json (the
 plot stages), compares every pair of strategies on every metric in
-study.metrics, corrects over all of them together (pipeline/verdicts.py), and
+study.metrics, corrects over all of them together (alstudy/study/verdicts.py), and
 writes metrics/verdicts/<dataset>.json and the same numbers to each dataset's
 MLflow study run. One stage for the whole study, because the correction
 spans every dataset: a new dataset's results change every adjusted p-value.
@@ -13,12 +13,14 @@ import argparse
 import json
 import logging
 
-from pipeline import study_runs, tracking, verdicts
-from pipeline.cli import run_stage
-from pipeline.errors import PipelineError
-from pipeline.fileio import save_json
-from pipeline.params import load_params
-from pipeline.paths import STATISTICS_DIR, VERDICTS_DIR
+from alstudy.errors import PipelineError
+from alstudy.fileio import save_json
+from alstudy.params import load_params
+from alstudy.paths import STATISTICS_DIR, VERDICTS_DIR
+from alstudy.runner import run_stage
+from alstudy.study import verdicts
+from alstudy.tracking import runs as tracking
+from alstudy.tracking import study_runs
 
 log = logging.getLogger("verdicts")
 

@@ -36,7 +36,8 @@ class Browser:
     def __init__(self, width: int = 1600, height: int = 1000):
         self._profile = tempfile.mkdtemp(prefix="chromium-")
         # Our ends of the two pipes; the browser's ends are moved to fds 10 and up first, so that putting
-        # them on 3 and 4 (in the bash that starts chromium; dash takes single-digit fds only) cannot overwrite one with the other.
+        # them on 3 and 4 (in the bash that starts chromium; dash takes single-digit fds only) cannot overwrite
+        # one with the other.
         to_browser_r, self._to_browser = os.pipe()
         self._from_browser, from_browser_w = os.pipe()
         low = (to_browser_r, from_browser_w)

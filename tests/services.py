@@ -4,8 +4,8 @@ from __future__ import annotations
 import glob
 import os
 import shutil
-import socket
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -83,9 +83,9 @@ def create_database(uri: str, name: str) -> str:
 
 @contextmanager
 def tracking_server(backend_uri: str, folder: Path, auth: bool = False, env: dict | None = None) -> Iterator[str]:
-    """The project's scripts/tracking_server.py on 127.0.0.1; yields its URL once it answers."""
+    """The project's alstudy/console/tracking_server.py on 127.0.0.1; yields its URL once it answers."""
     port = free_port()
-    command = [sys.executable, "-m", "scripts.tracking_server", "--backend-store-uri", backend_uri,
+    command = [sys.executable, "-m", "alstudy.console.tracking_server", "--backend-store-uri", backend_uri,
                "--artifacts-destination", str(folder / "artifacts"), "--port", str(port), "--workers", "1",
                "--auth-db", str(folder / "auth.db")] + (["--auth"] if auth else [])
     folder.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,88 @@
+"""Compare two studies of the same protocol run by seed: what one setting (precision, threads, a
+code change) does to the results. Run by hand on two results/ trees.
+
+    .venv/bin/python -m alstudy.console.compare_studies A/results B/results [--strategies random margin]
+
+For every dataset x strategy both studies ran, the cells pair by seed: per seed, B minus A of the
+area under the accuracy and macro-F1 curves (AUBC) and of the final accuracy, in points; their
+mean, a 95% t interval and a paired two-sided t-test, as a Markdown table. Reads each cell's
+curve.csv, the file the al stage writes and git tracks.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import logging
+from pathlib import Path
+
+import numpy as np
+from scipy import stats
+
+from alstudy.errors import PipelineError
+from alstudy.runner import run_stage
+from alstudy.study.summary import aubc, mean_ci
+
+log = logging.getLogger("compare")
+MEASURES = {"AUBC accuracy": lambda n, acc, f1: aubc(n, acc), "AUBC macro-F1": lambda n, acc, f1: aubc(n, f1),
+            "final accuracy": lambda n, acc, f1: acc[-1]}
+
+
+def read_curve(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    with open(path, newline="") as stream:
+        rows = list(csv.DictReader(stream))
+    return tuple(np.array([float(r[key]) for r in rows]) for key in ("n_labeled", "accuracy", "f1_macro"))
+
+
+def cells(results: Path) -> dict[tuple[str, str], dict[int, Path]]:
+    """(dataset, strategy) -> seed -> curve.csv."""
+    found: dict[tuple[str, str], dict[int, Path]] = {}
+    for curve in sorted(results.glob("*/*/s*/curve.csv")):
+        seed_dir = curve.parent
+        found.setdefault((seed_dir.parent.parent.name, seed_dir.parent.name), {})[int(seed_dir.name[1:])] = curve
+    return found
+
+
+def compare(a: Path, b: Path, strategies: list[str] | None) -> list[str]:
+    left, right = cells(a), cells(b)
+    lines = ["| dataset | strategy | seeds | measure | A | B − A, points (95% CI) | p |",
+             "|---|---|---|---|---|---|---|"]
+    for key in sorted(set(left) & set(right)):
+        if strategies and key[1] not in strategies:
+            continue
+        seeds = sorted(set(left[key]) & set(right[key]))
+        if len(seeds) < 2:
+            continue
+        curves_a = [read_curve(left[key][s]) for s in seeds]
+        curves_b = [read_curve(right[key][s]) for s in seeds]
+        for (n_a, *_), (n_b, *_) in zip(curves_a, curves_b):
+            if not np.array_equal(n_a, n_b):
+                raise PipelineError(f"{key[0]}/{key[1]}: the studies label different counts per round; "
+                                    "compare runs of the same protocol")
+        for name, measure in MEASURES.items():
+            values_a = np.array([measure(*c) for c in curves_a]) * 100
+            values_b = np.array([measure(*c) for c in curves_b]) * 100
+            diff = np.round(values_b - values_a, 9)  # float noise is no spread: a constant gap tests as one
+            mean, half = mean_ci(diff)
+            p = float(stats.ttest_rel(values_b, values_a).pvalue) if np.ptp(diff) > 0 else (1.0 if mean == 0 else 0.0)
+            lines.append(f"| {key[0]} | `{key[1]}` | {len(seeds)} | {name} | {values_a.mean():.1f} | "
+                         f"{mean:+.2f} ({mean - half:+.2f} to {mean + half:+.2f}) | {p:.2g} |")
+    return lines
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("a", type=Path, help="the first study's results/ folder")
+    parser.add_argument("b", type=Path, help="the second study's results/ folder")
+    parser.add_argument("--strategies", nargs="*", help="only these strategies (default: all both ran)")
+    args = parser.parse_args(argv)
+    for folder in (args.a, args.b):
+        if not folder.is_dir():
+            raise PipelineError(f"{folder}: no such folder; give two studies' results/ folders")
+    lines = compare(args.a, args.b, args.strategies)
+    if len(lines) == 2:
+        raise PipelineError(f"{args.a} and {args.b}: no dataset x strategy with two or more seeds in both")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    run_stage(main)

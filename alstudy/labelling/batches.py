@@ -1,0 +1,194 @@
+"""The labelling loop's files: the labels file, query batches, and imports of a person's labels.
+
+The labels file (CSV: path, label, batch) is the project's record of every label given,
+appended to atomically, so `git log` of it is the labelling history. A batch is what
+`next` asks a person to label: a manifest (CSV: row_id, path, suggested_label, score,
+label) that the person fills in, in place or in a copy, and the same rows as a Label
+Studio task file. `import` reads a filled manifest (as this tool, a spreadsheet or an
+editor saved it) or a Label Studio export (JSON, "choices" results) and validates every
+row against the batches issued and the class list before anything is written.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from alstudy.errors import PipelineError
+from alstudy.fileio import atomic_path
+
+LABELS_HEADER = ["path", "label", "batch"]
+MANIFEST_HEADER = ["row_id", "path", "suggested_label", "score", "label"]
+
+
+@dataclass(frozen=True)
+class BatchRow:
+    row_id: int
+    path: str              # relative to the unlabelled folder
+    suggested_label: str
+    score: float
+
+
+@dataclass(frozen=True)
+class Label:
+    path: str
+    label: str
+    batch: int
+
+
+def read_labels(path: Path) -> dict[str, Label]:
+    """The labels given so far, by image path (empty when the file does not exist yet)."""
+    if not path.exists():
+        return {}
+    with open(path, newline="") as stream:
+        reader = csv.DictReader(stream)
+        if reader.fieldnames != LABELS_HEADER:
+            raise PipelineError(f"{path}: expected the columns {','.join(LABELS_HEADER)}; "
+                                "restore it from git (`git checkout -- <file>`)")
+        return {row["path"]: Label(row["path"], row["label"], int(row["batch"])) for row in reader}
+
+
+def write_labels(path: Path, labels: dict[str, Label]) -> None:
+    """All labels, in one atomic replace: a crash leaves the old file or the new one, never half."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(LABELS_HEADER)
+    for label in sorted(labels.values(), key=lambda item: (item.batch, item.path)):
+        writer.writerow([label.path, label.label, label.batch])
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", newline="") as stream:
+            stream.write(buffer.getvalue())
+            stream.flush()
+            os.fsync(stream.fileno())
+
+
+def write_manifest(path: Path, rows: list[BatchRow]) -> None:
+    """The batch as a CSV for a person: fill in the `label` column (or accept the suggestion)."""
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as stream:
+        writer = csv.writer(stream, lineterminator="\n")
+        writer.writerow(MANIFEST_HEADER)
+        for row in rows:
+            writer.writerow([row.row_id, row.path, row.suggested_label, f"{row.score:.6f}", ""])
+
+
+def label_studio_tasks(rows: list[BatchRow], image_url: str) -> list[dict]:
+    """Label Studio tasks for the batch: the image, our row id and path, the suggestion as a prediction."""
+    return [{"data": {"image": f"{image_url.rstrip('/')}/{row.path}", "row_id": row.row_id, "path": row.path},
+             "predictions": [{"model_version": "active-learning", "score": row.score,
+                              "result": [{"from_name": "label", "to_name": "image", "type": "choices",
+                                          "value": {"choices": [row.suggested_label]}}]}]}
+            for row in rows]
+
+
+# An import row: (where, for messages; path of the image; label as typed, "" for none).
+ImportRow = tuple[str, str, str]
+EXPECTED = "the batch's manifest.csv (filled in) or a Label Studio JSON export"
+
+
+def _text(path: Path) -> str:
+    """The file as text; a spreadsheet's byte-order mark dropped, a binary file refused in one line."""
+    try:
+        return path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise PipelineError(f"{path}: not a text file; expected {EXPECTED}") from None
+
+
+def _delimiter(header: str) -> str:
+    """Comma, semicolon (LibreOffice and Excel in many locales) or tab: whichever the header uses most."""
+    return max(",;\t", key=header.count)
+
+
+def parse_manifest(path: Path) -> list[ImportRow]:
+    """One row per image of a manifest CSV, as saved by this tool, a spreadsheet or a text editor."""
+    text = _text(path)
+    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=_delimiter(text.partition("\n")[0]))
+    fields = [(name or "").strip() for name in reader.fieldnames or []]
+    reader.fieldnames = fields
+    missing = {"path", "label"} - set(fields)
+    if missing:
+        raise PipelineError(f"{path}: not a batch manifest (no {', '.join(sorted(missing))} column); "
+                            f"expected {EXPECTED}")
+    return [(f"{path}:{line}", (row["path"] or "").strip(), (row["label"] or "").strip())
+            for line, row in enumerate(reader, start=2)
+            if (row["path"] or "").strip() or (row["label"] or "").strip()]  # blank lines are no rows
+
+
+def _from_label_studio(path: Path) -> list[ImportRow]:
+    """One row per task of a Label Studio JSON export ("choices" results); skipped and cancelled
+    tasks have no label."""
+    try:
+        tasks = json.loads(_text(path))
+    except json.JSONDecodeError as error:
+        raise PipelineError(f"{path}: not valid JSON ({error.msg} at line {error.lineno}); "
+                            "export again from Label Studio as JSON") from None
+    if not isinstance(tasks, list) or not all(isinstance(task, dict) for task in tasks):
+        got = type(tasks).__name__ if not isinstance(tasks, list) else \
+            f"a list holding a {next(type(t).__name__ for t in tasks if not isinstance(t, dict))}"
+        raise PipelineError(f"{path}: expected Label Studio's JSON export, a list of tasks (objects with "
+                            f"\"data\" and \"annotations\"), got {got}")
+    rows = []
+    for number, task in enumerate(tasks, start=1):
+        data = task.get("data") if isinstance(task.get("data"), dict) else {}
+        where = f"{path}: task {task.get('id', number)}"
+        if "path" not in data:
+            raise PipelineError(f"{where}: has no data.path; import tasks from the tasks.json `next` wrote")
+        annotations = [a for a in task.get("annotations") or [] if isinstance(a, dict) and not a.get("was_cancelled")]
+        choices = [c for a in annotations[-1:] for r in a.get("result") or []
+                   if r.get("type") == "choices" for c in r.get("value", {}).get("choices", [])]
+        if len(choices) > 1:
+            raise PipelineError(f"{where}: {len(choices)} choices ({', '.join(choices)}); give one label per image")
+        rows.append((where, str(data["path"]), choices[0].strip() if choices else ""))
+    return rows
+
+
+def read_import(path: Path) -> list[ImportRow]:
+    if not path.is_file():
+        raise PipelineError(f"{path}: no such file; expected {EXPECTED}")
+    return _from_label_studio(path) if path.suffix.lower() == ".json" else parse_manifest(path)
+
+
+def class_lookup(classes: list[str]) -> dict[str, str]:
+    """Label as typed -> the project's spelling: exact, else ignoring case (when that is unambiguous)."""
+    folded: dict[str, list[str]] = {}
+    for name in classes:
+        folded.setdefault(name.casefold(), []).append(name)
+    lookup = {key: names[0] for key, names in folded.items() if len(names) == 1}
+    lookup.update({name: name for name in classes})
+    return lookup
+
+
+def validate_import(rows: list[ImportRow], issued: dict[str, int], classes: list[str],
+                    existing: dict[str, Label], relabel: bool) -> list[Label]:
+    """The new labels in `rows`; one line naming the row for the first problem found.
+
+    `issued` maps every image the tool asked a person to label to its latest batch: a label for
+    any of them is accepted, whatever changed since. Rows without a label are left for a later
+    batch. A row already imported with the same label is skipped (importing twice adds nothing);
+    a different label for an image already labelled needs `relabel`."""
+    lookup = class_lookup(classes)
+    seen: set[str] = set()
+    new: list[Label] = []
+    for where, image, typed in rows:
+        if image not in issued:
+            raise PipelineError(f"{where}: image {image!r} is not in any batch issued for this project; "
+                                "import a file made for one of its batches")
+        if image in seen:
+            raise PipelineError(f"{where}: {image} is labelled twice in this file; keep one row per image")
+        seen.add(image)
+        if not typed:
+            continue
+        label = lookup.get(typed, lookup.get(typed.casefold()))
+        if label is None:
+            raise PipelineError(f"{where}: {typed!r} is not a class of this project ({', '.join(classes)}); "
+                                "fix the label or add the class to label.classes")
+        before = existing.get(image)
+        if before is not None and before.label == label:
+            continue
+        if before is not None and not relabel:
+            raise PipelineError(f"{where}: {image} is already labelled {before.label!r}; "
+                                "pass --relabel to change it")
+        new.append(Label(image, label, issued[image]))
+    return new

@@ -1,0 +1,267 @@
+"""A labelling project's two steps: `next` (which images to label now) and `import` (the labels given).
+
+Nothing a person typed is lost, and nothing they are labelling moves under them:
+- a batch, once written, is never rewritten: while none of its images is labelled it is kept
+  as issued (a rerun after a params change does not redraw it), and a new batch goes to a new
+  folder;
+- labels typed straight into a batch's manifest.csv (as its page says) are imported by the
+  next `next` (so `dvc repro` picks them up) before anything else happens;
+- a label for any image the tool issued, in any batch, is accepted; images issued and not
+  labelled yet (skipped, or a batch labelled in part) come first in the next batch.
+
+`next` trains the project's CNN on the labels so far, scores the images not labelled yet with
+the project's strategy and writes batch <n> for a person: manifest.csv, tasks.json (Label
+Studio) and contact_sheet.html, under labelling/<project>/batch-<n>/. With no labels yet the
+first batch is a seeded random draw. Each new batch is step n of the project's MLflow run:
+labelled count, class mix, test metrics (with a test folder) and the model.
+
+`import` checks every row of a filled-in manifest or Label Studio export against the issued
+batches and the classes, then rewrites labels/<project>.csv in one atomic replace.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from alstudy import strategies
+from alstudy.data.image_folder import list_images, load_image
+from alstudy.data.preprocess import Split, one_hot, scale_images
+from alstudy.errors import PipelineError
+from alstudy.fileio import atomic_path
+from alstudy.labelling.batches import (
+    BatchRow,
+    ImportRow,
+    Label,
+    label_studio_tasks,
+    parse_manifest,
+    read_import,
+    read_labels,
+    validate_import,
+    write_labels,
+    write_manifest,
+)
+from alstudy.labelling.contact_sheet import write_contact_sheet
+from alstudy.learning.evaluation import evaluate
+from alstudy.learning.loop import MC_DROPOUT, round_rng, round_seed, strategy_inputs
+from alstudy.params import LabelProject, Params
+from alstudy.strategies._scores import entropy
+from alstudy.strategies.bald import mutual_information
+from alstudy.tracking import metric_names
+
+log = logging.getLogger("label")
+LABELS_DIR, BATCHES_DIR = Path("labels"), Path("labelling")
+
+
+@dataclass(frozen=True)
+class NextBatch:
+    number: int
+    rows: list[BatchRow]
+    folder: Path
+    metrics: dict[str, float]
+    model: object | None  # the trained keras model, or None for a random first batch
+    carried: int = 0      # images issued before and not labelled yet, first in the batch
+
+
+@dataclass(frozen=True)
+class IssuedBatch:
+    number: int
+    manifest: Path
+    rows: list[ImportRow]  # each image's row as the manifest holds it now, with any label typed there
+
+    @property
+    def images(self) -> list[str]:
+        return [image for _, image, _ in self.rows]
+
+
+def labels_file(name: str) -> Path:
+    return LABELS_DIR / f"{name}.csv"
+
+
+def batch_dir(name: str, number: int) -> Path:
+    return BATCHES_DIR / name / f"batch-{number:03d}"
+
+
+def image_files(folder: Path) -> list[str]:
+    """The images of a folder, at any depth, as sorted paths relative to it."""
+    if not folder.is_dir():
+        raise PipelineError(f"{folder}: no such folder (label.projects.<name>.unlabelled); put the images there")
+    return [str(p.relative_to(folder)) for p in list_images(folder)]
+
+
+def class_folder(folder: Path, classes: list[str]) -> list[tuple[Path, str]]:
+    """(image, class) of a <class>/<image> folder whose class names are the project's."""
+    if not folder.is_dir():
+        raise PipelineError(f"{folder}: no such folder; fix the path in params.yaml")
+    pairs = []
+    for sub in sorted(p for p in folder.iterdir() if p.is_dir()):
+        if sub.name not in classes:
+            raise PipelineError(f"{sub}: {sub.name!r} is not a class of this project ({', '.join(classes)})")
+        pairs += [(f, sub.name) for f in list_images(sub)]
+    return pairs
+
+
+def score(strategy: str, proba: np.ndarray, mc_proba: np.ndarray | None, picks: np.ndarray,
+          first: int = 1) -> np.ndarray:
+    """Each pick's score under the strategy: its uncertainty where the strategy ranks by one, else
+    the order of picking (`first` = first), for strategies that build a batch rather than rank images."""
+    top2 = np.sort(proba, axis=1)[:, -2:]
+    per_image = {"least_confidence": 1.0 - top2[:, 1], "uncertainty": 1.0 - top2[:, 1],
+                 "margin": top2[:, 1] - top2[:, 0], "entropy": entropy(proba)}
+    if mc_proba is not None:
+        per_image["bald"] = mutual_information(mc_proba)
+    if strategy in per_image:
+        return per_image[strategy][picks]
+    return np.arange(first, first + len(picks), dtype=np.float64)
+
+
+def issued_batches(name: str) -> list[IssuedBatch]:
+    """Every batch handed out so far, oldest first, read from its manifest as the person left it."""
+    batches = []
+    for folder in sorted((BATCHES_DIR / name).glob("batch-[0-9][0-9][0-9]")):
+        manifest = folder / "manifest.csv"
+        if manifest.is_file():  # written last: a folder without it was never handed out
+            batches.append(IssuedBatch(int(folder.name.split("-")[1]), manifest, parse_manifest(manifest)))
+    return batches
+
+
+def issued_images(batches: list[IssuedBatch]) -> dict[str, int]:
+    """Every image issued, with the latest batch that asked for it."""
+    return {image: batch.number for batch in batches for image in batch.images}
+
+
+def harvest(name: str, project: LabelProject, batches: list[IssuedBatch]) -> int:
+    """Import the labels typed into the batches' manifests; return how many were new.
+
+    Only images without a label yet: the labels file holds what was imported or relabelled on
+    purpose. A row that cannot be imported (a misspelt class, a manifest label that disagrees
+    with the labels file) is named in a warning and left in its manifest; its image comes back
+    in the next batch, so nothing typed is lost and the study's `dvc repro` goes on."""
+    existing = read_labels(labels_file(name))
+    issued, classes = issued_images(batches), list(project.classes)
+    found: dict[str, Label] = {}
+    for batch in batches:
+        for where, image, typed in batch.rows:
+            before = existing.get(image)
+            if not typed or image in found:
+                continue
+            if before is not None:
+                if before.label.casefold() != typed.casefold():
+                    log.warning("%s: %r for %s, but the labels file has %r (kept); to change it: "
+                                "alstudy label import --project %s %s --relabel",
+                                where, typed, image, before.label, name, batch.manifest)
+                continue
+            try:
+                found.update((label.path, label) for label in
+                             validate_import([(where, image, typed)], issued, classes, existing, relabel=False))
+            except PipelineError as error:
+                log.warning("%s (not imported; the image comes back in the next batch)", error)
+    if found:
+        write_labels(labels_file(name), {**existing, **found})
+        log.info("%s: imported %d label(s) typed into the batch manifests", name, len(found))
+    return len(found)
+
+
+def next_batch(name: str, project: LabelProject, params: Params, batches: list[IssuedBatch]) -> NextBatch | None:
+    """The batch a person labels next after the issued `batches`, or None when the latest one is
+    still out (none of its images labelled yet): that one stays as it was issued."""
+    from alstudy.learning.model import CNN  # TensorFlow only where a model is trained
+
+    root = Path(project.unlabelled)
+    labels = read_labels(labels_file(name))
+    if batches and not any(image in labels for image in batches[-1].images):
+        return None
+    number = batches[-1].number + 1 if batches else 1
+    files = image_files(root)
+    present = set(files)
+    unlabelled = [image for image in issued_images(batches) if image not in labels and image in present]
+    carried, waiting = unlabelled[:project.batch_size], set(unlabelled)
+    candidates = [f for f in files if f not in labels and f not in waiting]
+    if not candidates and not carried:
+        raise PipelineError(f"{root}: every image is labelled ({len(files)}); add images to label more")
+    n = min(project.batch_size - len(carried), len(candidates))
+    rng = round_rng(project.seed, number)
+    classes = list(project.classes)
+    known = [(root / path, label.label) for path, label in labels.items()]
+    if project.labelled:
+        known += class_folder(Path(project.labelled), classes)
+
+    if not known:  # nothing to learn from yet: a seeded random draw
+        picks = np.sort(rng.choice(len(candidates), size=n, replace=False))
+        rows = [BatchRow(i + 1, image, "", 0.0) for i, image in enumerate(carried + [candidates[p] for p in picks])]
+        return NextBatch(number, rows, batch_dir(name, number), {"n_labelled": 0.0}, None, len(carried))
+
+    size, mode = project.image_size, project.color_mode
+    images = scale_images(np.stack([load_image(path, size, mode) for path, _ in known] +
+                                   [load_image(root / f, size, mode) for f in carried + candidates]))
+    labels_idx = np.array([classes.index(c) for _, c in known])
+    y = np.zeros((len(images), len(classes)), np.float32)
+    y[:len(known)] = one_hot(labels_idx, len(classes))
+    pool = Split(images, y)
+    seed = round_seed(project.seed, number)
+    cnn = CNN(images.shape[1:], len(classes), params.model)
+    cnn.reinitialize(seed)
+    cnn.fit(images[:len(known)], y[:len(known)], seed)
+    rows = []
+    if carried:
+        carried_idx = np.arange(len(known), len(known) + len(carried))
+        proba = cnn.predict_proba(pool.x, carried_idx)
+        scores = score(project.strategy, proba, None, np.arange(len(carried)))
+        rows += [(image, p, s) for image, p, s in zip(carried, proba, scores)]
+    if n:
+        spec = strategies.get(project.strategy)
+        cand_idx = np.arange(len(known) + len(carried), len(images))
+        inputs = strategy_inputs(spec, params.al.options(project.strategy), cnn, pool, list(range(len(known))),
+                                 cand_idx, n, rng, round_seed(project.seed, number, MC_DROPOUT))
+        picks = np.asarray(spec.select(inputs))
+        proba = inputs.proba if inputs.proba is not None else cnn.predict_proba(pool.x, cand_idx)
+        scores = score(project.strategy, proba, inputs.mc_proba, picks, first=len(carried) + 1)
+        rows += [(candidates[p], proba[p], s) for p, s in zip(picks, scores)]
+    rows = [BatchRow(i + 1, image, classes[int(p.argmax())], float(s)) for i, (image, p, s) in enumerate(rows)]
+    metrics = {"n_labelled": float(len(known)),
+               **metric_names.per_class(metric_names.LABELLED, metric_names.class_keys(classes),
+                                        [np.sum(labels_idx == c) for c in range(len(classes))])}
+    if project.test:
+        test = class_folder(Path(project.test), classes)
+        x_test = scale_images(np.stack([load_image(p, size, mode) for p, _ in test]))
+        truth = np.array([classes.index(c) for _, c in test])
+        scores_test = evaluate(truth, cnn.predict_proba(x_test).argmax(axis=1), len(classes))
+        metrics.update(test_accuracy=scores_test["accuracy"], test_f1_macro=scores_test["f1_macro"])
+    return NextBatch(number, rows, batch_dir(name, number), metrics, cnn.model, len(carried))
+
+
+def write_batch(name: str, project: LabelProject, batch: NextBatch) -> None:
+    """The batch's files; the manifest last, since a batch counts as handed out once it is there."""
+    if (batch.folder / "manifest.csv").exists():  # never rewrite what a person may be filling in
+        raise PipelineError(f"{batch.folder / 'manifest.csv'}: already issued; it is never rewritten")
+    batch.folder.mkdir(parents=True, exist_ok=True)
+    url = project.image_url or f"/data/local-files/?d={Path(project.unlabelled).resolve().relative_to('/')}"
+    with atomic_path(batch.folder / "tasks.json") as tmp:
+        tmp.write_text(json.dumps(label_studio_tasks(batch.rows, url), indent=1))
+    how = ("a random draw: no labels yet" if batch.model is None else
+           f"picked by {project.strategy} from a CNN trained on {int(batch.metrics['n_labelled'])} labelled images")
+    if batch.carried:
+        how += f"; the first {batch.carried} were issued before and are not labelled yet"
+    write_contact_sheet(batch.folder / "contact_sheet.html", batch.rows, Path(project.unlabelled),
+                        f"{name}: batch {batch.number} ({len(batch.rows)} images)",
+                        f"{how}. Label them in manifest.csv (the label column; the next `next` or `dvc repro` "
+                        f"imports what you typed) or in Label Studio (tasks.json), then: "
+                        f"alstudy label import --project {name} <file>")
+    write_manifest(batch.folder / "manifest.csv", batch.rows)
+
+
+def import_labels(name: str, project: LabelProject, file: Path, relabel: bool) -> tuple[int, int, int]:
+    """Add the file's labels to the project's labels file; return (new, already there, left unlabelled)."""
+    batches = issued_batches(name)
+    if not batches:
+        raise PipelineError(f"no batch issued for {name!r} yet; run `alstudy label next --project {name}` first")
+    imported = read_import(file)
+    existing = read_labels(labels_file(name))
+    new = validate_import(imported, issued_images(batches), list(project.classes), existing, relabel)
+    if new:
+        write_labels(labels_file(name), {**existing, **{label.path: label for label in new}})
+    unlabelled = sum(1 for _, _, typed in imported if not typed)
+    return len(new), len(imported) - len(new) - unlabelled, unlabelled

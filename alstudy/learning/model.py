@@ -1,0 +1,255 @@
+"""The CNN, its training, and compiled batched inference."""
+from __future__ import annotations
+
+import logging
+import mmap
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from alstudy.errors import PipelineError
+from alstudy.learning.learner import Inference
+from alstudy.learning.training import Trainer
+from alstudy.params import ModelParams
+
+# Keras' dtype policy per model.precision: the layer's compute dtype, with float32 variables.
+POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16"}
+BFLOAT16_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+def cpu_has_bfloat16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
+    """Whether this CPU has bfloat16 units (AVX512-BF16 or AMX-BF16), from the kernel's flags.
+
+    False where /proc/cpuinfo cannot be read (not Linux): bfloat16 is then refused, not emulated.
+    """
+    try:
+        lines = cpuinfo.read_text().splitlines()
+    except OSError:
+        return False
+    flags = {flag for line in lines if line.startswith("flags") for flag in line.partition(":")[2].split()}
+    return any(flag in flags for flag in BFLOAT16_FLAGS)
+
+
+def configure(params: ModelParams) -> None:
+    """Set up TensorFlow for a run with these model params; call it before the first op.
+
+    A bfloat16 run on a CPU without bfloat16 units stops here, in one line: TensorFlow would
+    emulate the arithmetic, slower than float32 and with other numbers.
+    """
+    if params.precision == "bfloat16" and not cpu_has_bfloat16():
+        raise PipelineError("model.precision: bfloat16 needs a CPU with AVX512-BF16 or AMX-BF16 "
+                            "(this one has neither); set model.precision: float32")
+    configure_tensorflow(params.threads)
+
+
+def configure_tensorflow(threads: int) -> None:
+    """TensorFlow as every run uses it: deterministic kernels (same seed, same numbers on CPU) on
+    `threads` threads. The one place TensorFlow's global settings change; call it before the first op."""
+    tf.config.experimental.enable_op_determinism()
+    configure_threads(threads)
+
+
+def configure_threads(threads: int) -> None:
+    """Run TensorFlow's kernels on `threads` threads (only possible before its first op)."""
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    except RuntimeError:  # TensorFlow already running in this process (tests call stages in-process)
+        current = tf.config.threading.get_intra_op_parallelism_threads()
+        if current != threads:
+            logging.getLogger("model").warning(
+                "TensorFlow already runs with %s intra-op threads here; model.threads=%d applies to new processes",
+                current or "default", threads)
+
+
+def set_seed(seed: int) -> None:
+    """Seed Python, NumPy and TensorFlow (weight init, shuffling) in one go."""
+    keras.utils.set_random_seed(int(seed))
+
+
+def build_cnn(input_shape: tuple[int, ...], n_classes: int, params: ModelParams) -> keras.Model:
+    """Three Conv2D + max-pooling blocks, Flatten, a hidden Dense layer, a softmax Dense output.
+
+    With model.dropout > 0, dropout sits before each Dense layer, where Gal et al. (2017) put it:
+    it regularises training and gives BALD its MC passes. With 0 there is no dropout layer at all.
+    Every layer but the output computes in model.precision (its own dtype policy; nothing global
+    changes); the output layer, and so the softmax and the loss, stays float32.
+    """
+    policy = POLICIES[params.precision]
+    layers: list = [keras.Input(shape=input_shape)]
+    for filters in params.filters:
+        layers += [keras.layers.Conv2D(filters, params.kernel_size, padding="same", activation="relu", dtype=policy),
+                   keras.layers.MaxPooling2D(2, dtype=policy)]
+    layers.append(keras.layers.Flatten(name="flatten", dtype=policy))
+    if params.dropout:
+        layers.append(keras.layers.Dropout(params.dropout, name="dropout_features", dtype=policy))
+    layers.append(keras.layers.Dense(params.dense_units, activation="relu", name="hidden", dtype=policy))
+    if params.dropout:
+        layers.append(keras.layers.Dropout(params.dropout, name="dropout_hidden", dtype=policy))
+    layers.append(keras.layers.Dense(n_classes, activation="softmax", name="output", dtype="float32"))
+    model = keras.Sequential(layers, name="cnn")
+    model.compile(optimizer=keras.optimizers.Adam(params.learning_rate), loss="categorical_crossentropy")
+    return model
+
+
+class CNN:
+    """One compiled CNN for a whole run, re-initialised in place between rounds.
+
+    Rebuilding the model each round would make Keras trace its train step again
+    (about 0.8 s a round on 2 cores); copying seeded fresh weights into the same
+    model and zeroing Adam's state gives the same numbers without the retrace.
+    The inference function is traced once too, and reads the current weights.
+    """
+
+    def __init__(self, input_shape: tuple[int, ...], n_classes: int, params: ModelParams,
+                 model: keras.Model | None = None):
+        self.params = params
+        self.model = model if model is not None else build_cnn(input_shape, n_classes, params)
+        self._predictor = Predictor(self.model, params.predict_batch_size, params.dropout)
+        self._trainer = Trainer(self.model, params.batch_size)
+
+    def reinitialize(self, seed: int) -> None:
+        """Weights as a model freshly built under `seed` would have, and a fresh optimizer state."""
+        set_seed(seed)
+        fresh = build_cnn(self.model.input_shape[1:], self.model.output_shape[-1], self.params)
+        self.model.set_weights(fresh.get_weights())
+        for variable in self.model.optimizer.variables:
+            if not variable.path.endswith("learning_rate"):
+                variable.assign(tf.zeros_like(variable))
+
+    def fit(self, x: np.ndarray, y: np.ndarray, seed: int) -> int:
+        """Train on the labelled set; return the number of epochs run (fewer with early stopping)."""
+        set_seed(seed)
+        seed_dropout(self.model, seed)
+        return self._trainer.fit(x, y, epochs=self.params.epochs, seed=seed,
+                                 validation_fraction=self.params.validation_fraction,
+                                 patience=self.params.early_stopping_patience)
+
+    def infer(self, images: np.ndarray, rows: np.ndarray | None = None, *, embeddings: bool = False,
+              mc_passes: int = 0, mc_seed: int = 0) -> Inference:
+        return self._predictor.infer(images, rows, embeddings=embeddings, mc_passes=mc_passes, mc_seed=mc_seed)
+
+    def predict_proba(self, images: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+        return self.infer(images, rows).proba
+
+
+def seed_dropout(model: keras.Model, seed: int) -> None:
+    """Set each dropout layer's random state from `seed`.
+
+    Keras keeps that state outside the weights, so neither set_weights nor a saved
+    checkpoint resets it; seeding it per round makes training masks depend only on
+    (seed, round), also after a resume or with a warm-started model.
+    """
+    for i, layer in enumerate(model.layers):
+        generator = getattr(layer, "seed_generator", None)
+        if generator is not None:
+            generator.state.assign(np.array([(seed + i) % 2 ** 31, 0], dtype=generator.state.dtype))
+
+
+def release_mapped_pages(array: np.ndarray) -> None:
+    """Drop a memory-mapped array's pages from this process's resident set.
+
+    They stay in the OS page cache, so the next read costs no disk I/O; without
+    this, scoring a 600 MB pool would count all of it as this process's memory.
+    Safe because the splits are mapped read-only (np.load(mmap_mode="r")).
+    """
+    mapping = getattr(array, "_mmap", None)  # numpy keeps the mmap object of a memmap here
+    if mapping is not None and hasattr(mmap, "MADV_DONTNEED"):
+        mapping.madvise(mmap.MADV_DONTNEED)
+
+
+# What the activations of one inference batch may take. A batch of 2,048 Fashion-MNIST or CIFAR-10
+# images stays under it (unchanged); larger images get smaller batches, so that 64 x 64 images do
+# not hold over a gigabyte of convolution outputs at once.
+ACTIVATION_BUDGET_BYTES = 512 * 2 ** 20
+
+
+def inference_batch(model: keras.Model, batch_size: int) -> int:
+    """model.predict_batch_size, lowered where one batch's convolution outputs would pass the budget."""
+    per_image = sum(4 * int(np.prod(layer.output.shape[1:])) for layer in model.layers
+                    if isinstance(layer, keras.layers.Conv2D))
+    return max(1, min(batch_size, ACTIVATION_BUDGET_BYTES // max(1, per_image)))
+
+
+class Predictor:
+    """Model outputs for rows of a (possibly memory-mapped) image array, in one pass per batch.
+
+    The convolutional trunk runs once per image; probabilities, penultimate
+    embeddings and the MC-dropout passes all come from that one result. MC passes
+    re-run only the dense head (where the dropout is), T at a time as one batched
+    matmul. Each pass uses one dropout mask for every image (one sampled network
+    per pass, as in BALD's definition), drawn with NumPy from `mc_seed`, so the
+    passes are the same whatever the batch size. Rows are gathered a batch at a
+    time, so a large pool is never copied whole. One traced function per kind of
+    request serves every call.
+
+    In bfloat16 the masks are cast to bfloat16 and multiply the bfloat16
+    activations, as Keras' dropout does in training (tf.nn.dropout scales by
+    1 / keep in the activations' dtype); every output comes back float32.
+    """
+
+    def __init__(self, model: keras.Model, batch_size: int, dropout: float = 0.0):
+        self.batch_size = inference_batch(model, batch_size)
+        self.dropout = dropout
+        self.model = model
+        flatten = [layer.name for layer in model.layers].index("flatten")
+        self._trunk = model.layers[:flatten + 1]
+        self._hidden, self._output = model.get_layer("hidden"), model.get_layer("output")
+        self._n_features = int(np.prod(model.get_layer("flatten").output.shape[1:]))
+        self._functions: dict[tuple[bool, bool], tf.types.experimental.GenericFunction] = {}
+
+    def _function(self, embeddings: bool, mc: bool):
+        key = (embeddings, mc)
+        if key not in self._functions:
+            images = tf.TensorSpec(shape=(None, *self.model.input_shape[1:]), dtype=tf.float32)
+            masks = tf.TensorSpec(shape=(None, None), dtype=tf.float32)
+
+            def forward(x, feature_masks, hidden_masks):
+                features = x
+                for layer in self._trunk:
+                    features = layer(features)
+                hidden = self._hidden(features)
+                out = {"proba": self._output(hidden)}
+                if embeddings:
+                    out["embeddings"] = tf.cast(hidden, tf.float32)
+                if mc:  # T x B x F: every pass's mask on every image, then the head as one batched matmul
+                    dropped = self._hidden(features[None] * tf.cast(feature_masks, features.dtype)[:, None, :])
+                    passes = self._output(dropped * tf.cast(hidden_masks, dropped.dtype)[:, None, :])
+                    out["mc_proba"] = tf.transpose(passes, [1, 2, 0])  # B x C x T, Baal's order
+                return out
+
+            self._functions[key] = tf.function(forward, input_signature=[images, masks, masks])
+        return self._functions[key]
+
+    def _masks(self, passes: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        """Inverted-dropout masks for the features and the hidden layer, one row per pass."""
+        if passes == 0:
+            return np.zeros((0, 0), np.float32), np.zeros((0, 0), np.float32)
+        rng = np.random.default_rng(seed)
+        keep = 1.0 - self.dropout
+        return tuple((rng.random((passes, n)) < keep).astype(np.float32) / np.float32(keep)
+                     for n in (self._n_features, self._hidden.units))
+
+    def infer(self, images: np.ndarray, rows: np.ndarray | None = None, *, embeddings: bool = False,
+              mc_passes: int = 0, mc_seed: int = 0) -> Inference:
+        if mc_passes and not self.dropout:
+            raise ValueError("MC-dropout passes need a model with dropout (model.dropout > 0)")
+        forward = self._function(embeddings, mc_passes > 0)
+        feature_masks, hidden_masks = self._masks(mc_passes, mc_seed)
+        n = len(images) if rows is None else len(rows)
+        out: dict[str, np.ndarray] = {}
+        for start in range(0, n, self.batch_size):
+            stop = min(start + self.batch_size, n)
+            batch = images[start:stop] if rows is None else images[rows[start:stop]]
+            result = forward(np.asarray(batch, dtype=np.float32), feature_masks, hidden_masks)
+            release_mapped_pages(images)
+            for name, value in result.items():
+                value = value.numpy()
+                if name not in out:
+                    out[name] = np.empty((n, *value.shape[1:]), dtype=np.float32)
+                out[name][start:stop] = value
+        if n == 0:
+            return Inference(np.empty((0, self._output.units), np.float32))
+        return Inference(out["proba"], out.get("embeddings"), out.get("mc_proba"))

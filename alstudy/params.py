@@ -1,0 +1,387 @@
+"""params.yaml, loaded once into a typed, validated object.
+
+Every stage calls ``load_params()`` first: an unknown key, a wrong type or an
+out-of-range value stops it with one line naming the key and what is allowed.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+
+from alstudy import strategies as strategy_registry
+from alstudy.data import datasets as dataset_registry
+from alstudy.errors import PipelineError
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class BaseParams(_Section):
+    """Settings every stage shares."""
+    seed: int = Field(0, ge=0, description="seeds the imbalanced subset and image folders' train/test split")
+    mlflow_tracking_uri: str = Field("", description=(
+        "where runs are logged; empty: `sqlite:///<project root>/mlflow.db`; `MLFLOW_TRACKING_URI` overrides both"))
+    experiment: str = Field("deep-active-learning", min_length=1, description="the MLflow experiment's name")
+
+
+def _image_size(size) -> tuple[int, int]:
+    """[height, width], at least 8 each so that the CNN's three 2x2 poolings leave a pixel."""
+    if not isinstance(size, (list, tuple)) or len(size) != 2 or not all(isinstance(v, int) and v >= 8 for v in size):
+        raise ValueError("must be [height, width], two integers >= 8")
+    return tuple(size)
+
+
+def _known_strategy(name: str) -> str:
+    """A registered strategy's name (the registry is the one list of them)."""
+    if name not in strategy_registry.names():
+        raise ValueError(f"unknown strategy {name!r}; allowed: {', '.join(strategy_registry.names())}")
+    return name
+
+
+class FolderParams(_Section):
+    """One image-folder dataset: <path>/<class>/<image> (or <path>/train/... and <path>/test/...)."""
+    path: str = Field(min_length=1, description="the folder: one sub-folder per class, or train/ and test/ with "
+                      "class folders inside")
+    image_size: tuple[int, int] = Field(description=(
+        "[height, width] after resizing; at least 8 each, so that the CNN's three 2x2 poolings leave a pixel"))
+    color_mode: Literal["rgb", "grayscale"] = Field("rgb", description="`rgb` or `grayscale`")
+    test_fraction: float = Field(0.2, gt=0, lt=1, description=(
+        "share of each class held out for testing (seeded, stratified) when the folder has no train/ and test/"))
+
+    _size = field_validator("image_size", mode="before")(_image_size)
+
+
+class DataParams(_Section):
+    """What the grid runs on."""
+    # Validated before `datasets`, which may name them.
+    folders: dict[str, FolderParams] = Field({}, description=(
+        "your own image folders, one dataset each by name (keys below); list a name in `data.datasets` "
+        "to put it in the grid"))
+    datasets: list[str] = Field(min_length=1, description=(
+        "the grid's datasets: `cifar10`, `fashion_mnist`, `fashion_mnist_imbalanced`, or a name under "
+        "`data.folders`"))
+
+    @field_validator("folders")
+    @classmethod
+    def _folder_names(cls, folders: dict[str, FolderParams]) -> dict[str, FolderParams]:
+        for name in folders:
+            if name in dataset_registry.BUILT_IN:
+                raise ValueError(f"{name}: clashes with the built-in dataset of that name; "
+                                 "give the folder another name")
+            if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
+                raise ValueError(f"{name!r}: use letters, digits, '_', '-' or '.' (it names stages and folders)")
+        return folders
+
+    @field_validator("datasets")
+    @classmethod
+    def _known_unique(cls, names: list[str], info: ValidationInfo) -> list[str]:
+        known = [*dataset_registry.BUILT_IN, *info.data.get("folders", {})]
+        for name in names:
+            if name not in known:
+                raise ValueError(f"unknown dataset {name!r}; allowed: {', '.join(known)} "
+                                 "(or declare an image folder under data.folders)")
+        if len(set(names)) != len(names):
+            raise ValueError("lists a dataset twice")
+        return names
+
+    def check(self, name: str) -> str:
+        """`name`, if the grid has it; a stage asked for another dataset stops in one line."""
+        if name not in self.datasets:
+            raise PipelineError(f"dataset {name!r} is not in params.yaml's data.datasets "
+                                f"({', '.join(self.datasets)}); add it there")
+        return name
+
+
+class DownloadParams(_Section):
+    """Where the built-in datasets come from, and how they are verified."""
+    sources: dict[str, list[str]] = Field(description=(
+        "per downloaded dataset, tried in order: local folders, `file://` or `http(s)://` base URLs"))
+    checksums: dict[str, str] = Field({}, description=(
+        "per-file overrides of the published checksums, `sha256:<hex>` or `md5:<hex>` (a private mirror, "
+        "a test copy)"))
+    timeout_s: float = Field(60.0, gt=0, description="network timeout per request, in seconds")
+
+    @field_validator("sources")
+    @classmethod
+    def _downloaded_datasets(cls, sources: dict[str, list[str]]) -> dict[str, list[str]]:
+        for name in sources:
+            if name not in dataset_registry.DOWNLOADED:
+                raise ValueError(f"{name}: not a downloaded dataset; sources are for "
+                                 f"{', '.join(dataset_registry.DOWNLOADED)}")
+        return sources
+
+    @field_validator("checksums")
+    @classmethod
+    def _checksum_form(cls, checksums: dict[str, str]) -> dict[str, str]:
+        for name, value in checksums.items():
+            algo, _, digest = value.partition(":")
+            if algo not in ("sha256", "md5") or not digest:
+                raise ValueError(f"{name}: expected 'sha256:<hex>' or 'md5:<hex>', got {value!r}")
+        return checksums
+
+
+class ImbalanceParams(_Section):
+    """The imbalanced variant of Fashion-MNIST (`fashion_mnist_imbalanced`)."""
+    ratio: float = Field(10.0, ge=1.0, description=(
+        "long tail: class c keeps `ratio ** (-c / 9)` of its training images (class 0 all, class 9 1/ratio)"))
+    fractions: list[float] | None = Field(None, description=(
+        "or 10 explicit per-class shares in (0, 1]; overrides `ratio`"))
+    imbalance_test: bool = Field(False, description="also imbalance the test split (default: keep it balanced)")
+
+    @field_validator("fractions")
+    @classmethod
+    def _ten_fractions(cls, fractions: list[float] | None) -> list[float] | None:
+        if fractions is None:
+            return None
+        n_classes = len(dataset_registry.get(dataset_registry.FASHION_MNIST_IMBALANCED.derived_from).class_names)
+        if len(fractions) != n_classes or not all(0 < f <= 1 for f in fractions):
+            raise ValueError(f"must be {n_classes} numbers in (0, 1], one per class")
+        return fractions
+
+
+class ModelParams(_Section):
+    """The CNN and its training, the same for every strategy."""
+    filters: list[int] = Field([32, 64, 64], min_length=3, max_length=3, description=(
+        "the three Conv2D layers' filters, each layer followed by 2x2 max-pooling"))
+    kernel_size: int = Field(3, ge=1, description="Conv2D kernel size (\"same\" padding)")
+    dense_units: int = Field(128, ge=1, description="the hidden Dense layer before the softmax output")
+    epochs: int = Field(10, ge=1, description="training epochs per round")
+    batch_size: int = Field(32, ge=1, description="training batch size")
+    learning_rate: float = Field(1e-3, gt=0, description="Adam's learning rate")
+    retrain_from_scratch: bool = Field(True, description=(
+        "a fresh model each round (the usual protocol); `false` keeps training last round's model"))
+    validation_fraction: float = Field(0.0, ge=0, lt=1, description=(
+        "> 0 holds out this share of the labelled set for early stopping; 0 disables it"))
+    early_stopping_patience: int = Field(3, ge=1, description=(
+        "epochs without a better validation loss before stopping (the best weights are kept)"))
+    predict_batch_size: int = Field(2048, ge=1, description=(
+        "inference batch for pool scoring and evaluation (no effect on results); lowered for large images "
+        "so that one batch's activations stay under 512 MB"))
+    dropout: float = Field(0.25, ge=0, lt=1, description=(
+        "dropout before each Dense layer; 0 = no dropout layers (then `bald`, which needs MC-dropout passes, "
+        "cannot run)"))
+    threads: int = Field(1, ge=1, description=(
+        "TensorFlow threads per run; part of the numbers (the thread count splits float sums differently); "
+        "`alstudy grid` runs cores // threads cells at once"))
+    precision: Literal["float32", "bfloat16"] = Field("float32", description=(
+        "`float32` or `bfloat16`: bfloat16 arithmetic with float32 weights and a float32 softmax output and "
+        "loss (Keras' `mixed_bfloat16`) in training, pool scoring, MC passes and evaluation; part of the "
+        "numbers, like `threads`. bfloat16 needs a CPU with AVX512-BF16 or AMX-BF16 (`lscpu` lists "
+        "`avx512_bf16` or `amx_bf16`); on another, a run stops at start in one line"))
+
+    @field_validator("filters")
+    @classmethod
+    def _positive(cls, filters: list[int]) -> list[int]:
+        if any(f < 1 for f in filters):
+            raise ValueError("every filter count must be >= 1")
+        return filters
+
+
+class ALParams(_Section):
+    """The active-learning grid: strategies, seeds and the labelling budget."""
+    strategies: list[str] = Field(min_length=1, description=(
+        "the grid's query strategies, by module name (`least_confidence`, not its alias `uncertainty`)"))
+    seeds: list[int] = Field([0, 1, 2, 3, 4], min_length=1, description=(
+        "one run per seed; runs pair by seed in the statistics (at least 2 for any test)"))
+    initial_size: int = Field(200, ge=1, description="random labelled images before round 1")
+    query_size: int = Field(200, ge=1, description="images labelled per round")
+    rounds: int = Field(10, ge=1, description=(
+        "query rounds; the budget is `initial_size + rounds x query_size`"))
+    pool_subsample: int = Field(10000, ge=0, description=(
+        "score this many random unlabelled images per round; 0 scores the whole pool"))
+    log_models: Literal["every", "last", "never"] = Field("every", description=(
+        "`every`, `last` or `never`: which rounds' models go to MLflow"))
+    strategy_options: dict[str, dict] = Field({}, description=(
+        "each strategy's own options, by name (keys below; `{}` for none); every strategy in `strategies` "
+        "needs an entry, and changing one reruns only that strategy's cells"))
+
+    @field_validator("strategies")
+    @classmethod
+    def _known_strategies(cls, names: list[str]) -> list[str]:
+        for name in names:
+            if name not in strategy_registry.names():
+                raise ValueError(f"unknown strategy {name!r}; allowed: {', '.join(strategy_registry.STRATEGIES)}")
+            if strategy_registry.canonical(name) != name:  # each cell depends on its strategy's own module
+                raise ValueError(f"{name!r} is another name for {strategy_registry.canonical(name)}; "
+                                 f"list it as {strategy_registry.canonical(name)}")
+        if len(set(names)) != len(names):
+            raise ValueError("lists a strategy twice")
+        return names
+
+    @field_validator("strategy_options", mode="before")
+    @classmethod
+    def _valid_options(cls, options: dict) -> dict:
+        if not isinstance(options, dict):
+            raise ValueError("expected a mapping from strategy name to its options")
+        for name, values in options.items():
+            if name not in strategy_registry.names():
+                raise ValueError(f"{name}: unknown strategy; allowed: {', '.join(strategy_registry.names())}")
+            try:
+                strategy_registry.get(name).options.model_validate(values or {})
+            except ValidationError as error:
+                raise ValueError(f"{name}.{_describe(error.errors()[0])}") from None
+        return {name: dict(values or {}) for name, values in options.items()}
+
+    @field_validator("strategy_options")
+    @classmethod
+    def _every_strategy_has_options(cls, options: dict, info: ValidationInfo) -> dict:
+        # DVC tracks al.strategy_options.<name> per cell and refuses to run a cell whose key is missing.
+        for name in info.data.get("strategies", []):
+            if name not in options:
+                raise ValueError(f"no entry for {name}; add `{name}: {{}}` (DVC tracks each strategy's options)")
+        return options
+
+    def options(self, strategy: str):
+        """The strategy's validated options, defaults filled in."""
+        return strategy_registry.get(strategy).options.model_validate(self.strategy_options.get(strategy, {}))
+
+    @field_validator("seeds")
+    @classmethod
+    def _non_negative_unique(cls, seeds: list[int]) -> list[int]:
+        if any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
+            raise ValueError("seeds must be distinct integers >= 0")
+        return seeds
+
+    @model_validator(mode="after")
+    def _subsample_covers_a_query(self) -> "ALParams":
+        if self.pool_subsample and self.pool_subsample < self.query_size:
+            raise ValueError(f"pool_subsample ({self.pool_subsample}) must be 0 or >= query_size ({self.query_size})")
+        return self
+
+    @property
+    def budget(self) -> int:
+        """Labels used by the end of the last round."""
+        return self.initial_size + self.rounds * self.query_size
+
+
+class LabelProject(_Section):
+    """One labelling project: images a person labels, batch by batch, in the order a strategy picks."""
+    unlabelled: str = Field(min_length=1, description="the folder of images to label (searched at any depth)")
+    classes: list[str] = Field(min_length=2, description="the class names a person chooses from")
+    strategy: str = Field("margin", description="the registered strategy that picks each batch")
+    batch_size: int = Field(20, ge=1, description="images per batch")
+    image_size: tuple[int, int] = Field(description="[height, width] the images are resized to for the CNN")
+    color_mode: Literal["rgb", "grayscale"] = Field("rgb", description="`rgb` or `grayscale`")
+    labelled: str | None = Field(None, description="optional `<class>/<image>` folder of labels to start from")
+    test: str | None = Field(None, description="optional labelled `<class>/<image>` folder to measure progress on")
+    seed: int = Field(0, ge=0, description="seeds the first batch's draw and the model")
+    image_url: str = Field("", description=(
+        "where Label Studio finds the images; empty: its local-files URL for the `unlabelled` folder"))
+
+    _size = field_validator("image_size", mode="before")(_image_size)
+
+    @field_validator("classes")
+    @classmethod
+    def _distinct(cls, classes: list[str]) -> list[str]:
+        if len(set(classes)) != len(classes) or not all(c.strip() for c in classes):
+            raise ValueError("must be distinct, non-empty class names")
+        return classes
+
+    _strategy = field_validator("strategy")(_known_strategy)
+
+
+class LabelParams(_Section):
+    """Labelling your own images, batch by batch."""
+    projects: dict[str, LabelProject] = Field({}, description=(
+        "labelling projects by name (keys below): `alstudy label next --project <name>`, or the "
+        "`label@<name>` stage"))
+
+
+class PlotParams(_Section):
+    """Figures and summary metrics per dataset."""
+    target_fraction: float = Field(0.95, gt=0, le=1, description=(
+        "\"labels to target\": the labels needed to reach this share of the best final accuracy"))
+
+
+class StudyParams(_Section):
+    """How the study reaches its verdicts (alstudy/study/verdicts.py; read by the plot, verdicts and report stages)."""
+    alpha: float = Field(0.05, gt=0, lt=1, description=(
+        "significance level of every test; the headline verdicts are Holm-corrected over the study's "
+        "comparisons at this level, the per-round detail is not corrected"))
+    baseline: str = Field("random", description=(
+        "the strategy the others are compared with first (strategy minus baseline); usually random"))
+    metrics: list[Literal["accuracy", "balanced_accuracy", "f1_macro"]] = Field(
+        ["accuracy", "f1_macro"], min_length=1, description=(
+            "the learning curves compared: each gets curve-level verdicts (in the Holm family), "
+            "per-round tests and penalty matrices"))
+    power: float = Field(0.8, gt=0, lt=1, description=(
+        "for a comparison that is not significant: the power at which the report estimates the seeds "
+        "that would decide it"))
+    max_seeds: int = Field(100, ge=2, description="that estimate's cap: beyond it the report says 'more than'")
+
+    _baseline = field_validator("baseline")(_known_strategy)
+
+    @field_validator("metrics")
+    @classmethod
+    def _distinct(cls, metrics: list[str]) -> list[str]:
+        if len(set(metrics)) != len(metrics):
+            raise ValueError("lists a metric twice")
+        return metrics
+
+
+class Params(_Section):
+    base: BaseParams = BaseParams()
+    data: DataParams
+    download: DownloadParams
+    imbalance: ImbalanceParams = ImbalanceParams()
+    model: ModelParams = ModelParams()
+    al: ALParams
+    plot: PlotParams = PlotParams()
+    study: StudyParams = StudyParams()
+    label: LabelParams = LabelParams()
+
+    @model_validator(mode="after")
+    def _mc_dropout_has_dropout(self) -> "Params":
+        for name in self.al.strategies:
+            if strategy_registry.Need.MC_PROBA in strategy_registry.get(name).needs and not self.model.dropout:
+                raise ValueError(f"al.strategies: {name} needs MC dropout, but model.dropout is 0; "
+                                 f"set model.dropout (e.g. 0.25) or take {name} out of al.strategies")
+        return self
+
+    def run_settings(self, strategies: list[str] | None = None) -> dict:
+        """The settings that shape the numbers of runs of these strategies (default: the grid's):
+        not which cells run, nor what is logged, nor other strategies' options."""
+        names = self.al.strategies if strategies is None else strategies
+        al = self.al.model_dump(exclude={"strategies", "seeds", "log_models", "strategy_options"})
+        al["strategy_options"] = {n: self.al.options(n).model_dump() for n in names}
+        return {"al": al, "model": self.model.model_dump()}
+
+
+def _describe(error: dict) -> str:
+    where = ".".join(str(part) for part in error["loc"])
+    if error["type"] == "extra_forbidden":
+        return f"{where}: unknown key; remove it or check its spelling against docs/reference/params.md"
+    message = error["msg"].removeprefix("Value error, ")
+    if error["type"] != "missing" and "input" in error and not isinstance(error["input"], (dict, list)):
+        message += f" (got {error['input']!r})"
+    return f"{where}: {message}" if where else message
+
+
+def parse_params(raw: dict, source: str = "params.yaml") -> Params:
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as error:
+        first = error.errors()[0]
+        more = len(error.errors()) - 1
+        suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
+        raise PipelineError(f"{source}: {_describe(first)}{suffix}") from None
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise PipelineError(f"{path}: not found; run from the project root, where params.yaml lives") from None
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise PipelineError(f"{path}: not valid YAML{where}; fix the syntax") from None
+    if not isinstance(raw, dict):
+        raise PipelineError(f"{path}: expected a mapping of sections (base, data, download, ...)")
+    return parse_params(raw, str(path))

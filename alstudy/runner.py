@@ -1,0 +1,31 @@
+"""Entry-point plumbing for the DVC stages and the `alstudy` command: logging and error reporting."""
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Callable
+
+from alstudy.errors import PipelineError
+
+
+def configure_logging() -> None:
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+        stream=sys.stderr,
+    )
+
+
+def run_stage(main: Callable[[list[str] | None], int | None], argv: list[str] | None = None) -> int | None:
+    """Run a stage's (or a command's) main() and return what it returns; a PipelineError becomes one
+    line on stderr and exit code 2."""
+    configure_logging()
+    try:
+        return main(argv)
+    except PipelineError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("interrupted: finished work is kept; rerun `dvc repro` to continue", file=sys.stderr)
+        sys.exit(130)

@@ -1,0 +1,119 @@
+"""Run the grid's al cells side by side, and let DVC record them as if `dvc repro` had.
+
+`dvc repro` runs one stage at a time, and a run uses `model.threads` cores, so on a
+machine with more cores most of them idle. The runner:
+
+1. brings the stages the al cells depend on up to date (`dvc repro <those stages>`);
+2. asks DVC which al cells are stale and runs their commands side by side, on this
+   machine (`local_launcher`) or as Ray tasks (`alstudy.scale.cluster.ray_launcher`);
+3. records each finished cell with `dvc commit`, one at a time (dvc.lock has one
+   writer), so dvc.lock, `dvc status` and `dvc metrics show` read as after `dvc repro`;
+4. ends with `dvc repro`, which finds the cells up to date and makes plots and report.
+
+A failed cell stops no other: the rest finish and are recorded, then the runner names
+the failures and stops. Rerunning goes on from there (cells resume from checkpoints).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from pathlib import Path
+from typing import Callable, Iterator
+
+from dvc.repo import Repo
+
+from alstudy.errors import PipelineError
+from alstudy.scale.cell_task import Cell, run_command, venv_env
+
+log = logging.getLogger("grid")
+GRID_STAGE = "al"
+
+# Runs the given cells somewhere; yields each cell when it has finished, with its error if it failed.
+Launcher = Callable[[Path, list[Cell]], Iterator[tuple[Cell, Exception | None]]]
+
+
+def dvc(args: list[str], root: Path, *, quiet: bool = False) -> str:
+    """Run a DVC command in the project; a failure becomes one line naming the command."""
+    done = subprocess.run([str(Path(sys.executable).parent / "dvc"), *args], cwd=root, env=venv_env(),
+                          capture_output=quiet, text=True)
+    if done.returncode != 0:
+        last = (done.stderr or "").strip().splitlines()[-1:] if quiet else []
+        detail = f": {last[0]}" if last else " (its output is above)"
+        raise PipelineError(f"`dvc {' '.join(args)}` failed{detail}")
+    return done.stdout or ""
+
+
+def available_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def upstream_of(graph, stage) -> set:
+    """Every stage `stage` depends on, directly or not (DVC's graph: edges point to dependencies)."""
+    seen, todo = set(), [stage]
+    while todo:
+        for before in graph.successors(todo.pop()):
+            if before not in seen:
+                seen.add(before)
+                todo.append(before)
+    return seen
+
+
+def grid_cells(root: Path) -> tuple[list[Cell], list[str]]:
+    """The al cells, with the commands dvc.yaml gives them, and the stages they depend on."""
+    with Repo(str(root)) as repo:
+        graph = repo.index.graph  # edges run from a stage to the stages it depends on
+        cells, upstream = [], set()
+        for stage in repo.index.stages:
+            if not getattr(stage, "name", "").startswith(GRID_STAGE + "@"):
+                continue
+            before = upstream_of(graph, stage)
+            upstream |= {s.addressing for s in before}
+            made_upstream = {str(out.def_path) for s in before for out in s.outs}
+            cells.append(Cell(stage=stage.addressing, cmd=stage.cmd,
+                              outs=tuple(str(out.def_path) for out in stage.outs),
+                              data=tuple(str(d.def_path) for d in stage.deps if str(d.def_path) in made_upstream)))
+    return cells, sorted(upstream)
+
+
+def stale_cells(root: Path, cells: list[Cell]) -> list[Cell]:
+    with Repo(str(root)) as repo:
+        changed = repo.status(targets=[cell.stage for cell in cells])
+    return [cell for cell in cells if cell.stage in changed]
+
+
+def local_launcher(jobs: int) -> Launcher:
+    """Cells as processes on this machine, `jobs` at a time."""
+    def launch(root: Path, cells: list[Cell]) -> Iterator[tuple[Cell, Exception | None]]:
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            futures = {pool.submit(run_command, cell, root): cell for cell in cells}
+            for future in as_completed(futures):
+                yield futures[future], future.exception()
+    return launch
+
+
+def run_grid(root: Path, launch: Launcher, where: str) -> None:
+    cells, upstream = grid_cells(root)
+    if upstream:
+        log.info("bringing %s up to date", ", ".join(upstream))
+        dvc(["repro", *upstream], root)
+    todo = stale_cells(root, cells)
+    log.info("%d of %d al cells to run, %s", len(todo), len(cells), where)
+    failed: list[str] = []
+    started = time.monotonic()
+    for done, (cell, error) in enumerate(launch(root, todo), start=1):
+        if error is not None:
+            failed.append(cell.stage)
+            log.error("%s", error)
+            continue
+        dvc(["commit", "--force", "--quiet", cell.stage], root, quiet=True)
+        log.info("%s recorded in dvc.lock (%d/%d, %.0f s so far)", cell.stage, done, len(todo),
+                 time.monotonic() - started)
+    if failed:
+        raise PipelineError(f"{len(failed)} of {len(todo)} cells failed ({', '.join(failed)}); the others are "
+                            "recorded in dvc.lock; fix the cause and rerun to run only these")
+    log.info("all cells recorded; `dvc repro` for the stages after them")
+    dvc(["repro"], root)

@@ -1,0 +1,60 @@
+"""Arithmetic several strategies share: top-k, entropy, squared distances, and modAL's samplers."""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from alstudy.strategies._base import QueryInputs
+
+
+def top(scores: np.ndarray, n: int) -> np.ndarray:
+    """Indices of the n highest scores; ties go to the lower index."""
+    return np.sort(np.argsort(-scores, kind="stable")[:n])
+
+
+def entropy(proba: np.ndarray, axis: int = 1) -> np.ndarray:
+    return -np.sum(proba * np.log(np.clip(proba, 1e-12, None)), axis=axis)
+
+
+def sq_distances(norms: np.ndarray, norm_j: float, dots_j: np.ndarray) -> np.ndarray:
+    """||x_i - x_j||^2 for every i from norms and dot products; rounding below zero is clipped."""
+    return np.maximum(norms + norm_j - 2.0 * dots_j, 0.0)
+
+
+def min_sq_distances(x: np.ndarray, centres: np.ndarray, chunk: int = 2048) -> np.ndarray:
+    """For each row of x, the squared distance to its nearest centre, in chunks of both, so memory
+    stays at chunk x chunk however large the pool and the labelled set are."""
+    x_norms = np.einsum("ij,ij->i", x, x)
+    c_norms = np.einsum("ij,ij->i", centres, centres)
+    nearest = np.full(len(x), np.inf)
+    for i in range(0, len(x), chunk):
+        block = x[i:i + chunk]
+        for j in range(0, len(centres), chunk):
+            d = x_norms[i:i + chunk, None] + c_norms[None, j:j + chunk] - 2.0 * block @ centres[j:j + chunk].T
+            nearest[i:i + chunk] = np.minimum(nearest[i:i + chunk], d.min(axis=1))
+    return np.maximum(nearest, 0.0)
+
+
+class _PrecomputedProba:
+    """Stands in for a classifier in modAL: X is a vector of row numbers into the probabilities."""
+
+    def __init__(self, proba: np.ndarray):
+        self.proba = proba
+
+    def predict_proba(self, rows: np.ndarray) -> np.ndarray:
+        return self.proba[rows]
+
+
+def from_modal(sampling_function) -> Callable[[QueryInputs], np.ndarray]:
+    """A selection function that runs one of modAL's samplers on the probabilities the loop computed."""
+    def select(inputs: QueryInputs) -> np.ndarray:
+        rows = np.arange(len(inputs.proba))
+        # random_tie_break=False keeps modAL off numpy's global generator: picks depend only on proba.
+        query_idx, _ = sampling_function(_PrecomputedProba(inputs.proba), rows, n_instances=inputs.n_instances)
+        return np.sort(np.asarray(query_idx))
+
+    select.__name__ = sampling_function.__name__
+    select.__doc__ = (f"modAL's {sampling_function.__name__} on the probabilities the loop computed "
+                      "(uncertainty sampling as surveyed by Settles 2009).")
+    return select

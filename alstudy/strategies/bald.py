@@ -1,0 +1,28 @@
+"""bald: Bayesian active learning by disagreement, from MC-dropout passes."""
+from __future__ import annotations
+
+import numpy as np
+from pydantic import Field
+
+from alstudy.strategies._base import Need, NoOptions, QueryInputs, register
+from alstudy.strategies._scores import entropy, top
+
+
+class BaldOptions(NoOptions):
+    mc_passes: int = Field(20, ge=2, description=(
+        "MC-dropout forward passes per candidate (Gal et al. 2017 used 20 on MNIST)"))
+
+
+@register("bald", needs={Need.MC_PROBA}, options=BaldOptions,
+          summary="mutual information from MC-dropout passes (Houlsby et al. 2011; Gal et al. 2017)")
+def bald(inputs: QueryInputs) -> np.ndarray:
+    """BALD: mutual information between the prediction and the weights, estimated from T MC-dropout
+    passes (Houlsby et al. 2011; Gal et al. 2017): H[mean_t p_t] - mean_t H[p_t]. High where the
+    passes disagree; zero where every pass is equally unsure in the same way."""
+    return top(mutual_information(inputs.mc_proba), inputs.n_instances)
+
+
+def mutual_information(mc_proba: np.ndarray) -> np.ndarray:
+    """Each candidate's BALD score from its N x C x T passes: entropy of the mean minus mean entropy."""
+    mc = np.asarray(mc_proba, dtype=np.float64)
+    return entropy(mc.mean(axis=2)) - entropy(mc, axis=1).mean(axis=1)

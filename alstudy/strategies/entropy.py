@@ -1,0 +1,10 @@
+"""entropy: uncertainty sampling through modAL's `entropy_sampling` (Settles 2009, a survey)."""
+from __future__ import annotations
+
+from modAL.uncertainty import entropy_sampling
+
+from alstudy.strategies._base import Need, register
+from alstudy.strategies._scores import from_modal
+
+entropy = register("entropy", needs={Need.PROBA},
+                   summary="highest entropy of the class probabilities (modAL)")(from_modal(entropy_sampling))

@@ -1,0 +1,355 @@
+"""The labelling loop on real image files: next, a person's labels (CSV and Label Studio), import, next.
+
+A folder of unlabelled PNG and JPEG files is written with Pillow; the "person" is this test,
+labelling from the classes the images were drawn from.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import mlflow
+import pytest
+import yaml
+from mlflow.tracking import MlflowClient
+
+from alstudy.errors import PipelineError
+from helpers import copy_repo, dvc, make_image_folder
+
+REPO = Path(__file__).resolve().parents[2]
+CLASSES = ["bolt", "gear", "nut"]
+
+
+def make_label_project(root: Path, per_class: int = 14, batch_size: int = 6) -> tuple[Path, dict[str, str]]:
+    """An unlabelled flat folder (the truth kept aside), a labelled test folder, params.yaml."""
+    source = make_image_folder(root / "source", per_class=per_class, classes=tuple(CLASSES))
+    unlabelled = root / "project/data/unlabelled"
+    unlabelled.mkdir(parents=True)
+    truth = {}
+    for i, path in enumerate(sorted(source.rglob("*.*"))):
+        name = f"{i:04d}{path.suffix}"
+        shutil.copy(path, unlabelled / name)
+        truth[name] = path.parent.name
+    make_image_folder(root / "project/data/test", per_class=4, seed=7, classes=tuple(CLASSES))
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["model"].update(filters=[4, 8, 8], dense_units=16, epochs=3, batch_size=8, predict_batch_size=64)
+    params["label"] = {"projects": {"parts": {
+        "unlabelled": "data/unlabelled", "classes": CLASSES, "strategy": "margin", "batch_size": batch_size,
+        "image_size": [16, 16], "color_mode": "rgb", "test": "data/test"}}}
+    (root / "project/params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    return root / "project", truth
+
+
+def label(project: Path, monkeypatch, *args: str) -> None:
+    from stages import label as stage
+
+    monkeypatch.chdir(project)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{project / 'mlflow.db'}")
+    stage.main(list(args))
+
+
+def fill_manifest(manifest: Path, truth: dict[str, str], out: Path) -> Path:
+    """What a person does: the label column filled in."""
+    with open(manifest, newline="") as stream:
+        rows = list(csv.DictReader(stream))
+    with open(out, "w", newline="") as stream:
+        writer = csv.DictWriter(stream, fieldnames=list(rows[0]))
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({**row, "label": truth[row["path"]]})
+    return out
+
+
+def label_studio_export(tasks_file: Path, truth: dict[str, str], out: Path) -> Path:
+    """Label Studio's JSON export of the imported tasks, each annotated with one "choices" result."""
+    tasks = json.loads(tasks_file.read_text())
+    export = []
+    for i, task in enumerate(tasks, start=1):
+        export.append({
+            "id": 100 + i, "data": task["data"], "meta": {}, "created_at": "2026-11-26T07:00:00.000000Z",
+            "updated_at": "2026-11-26T07:01:00.000000Z", "inner_id": i, "total_annotations": 1,
+            "cancelled_annotations": 0, "total_predictions": 1, "comment_count": 0, "project": 1,
+            "annotations": [{"id": 200 + i, "completed_by": 1, "was_cancelled": False, "ground_truth": False,
+                             "lead_time": 2.5, "result_count": 0, "task": 100 + i, "project": 1,
+                             "result": [{"id": f"r{i}", "type": "choices", "from_name": "label", "to_name": "image",
+                                         "origin": "manual",
+                                         "value": {"choices": [truth[task["data"]["path"]]]}}]}],
+            "predictions": [200 + i]})
+    out.write_text(json.dumps(export))
+    return out
+
+
+def read_labels(project: Path) -> dict[str, str]:
+    with open(project / "labels/parts.csv", newline="") as stream:
+        return {row["path"]: row["label"] for row in csv.DictReader(stream)}
+
+
+def test_two_batches_labelled_as_a_person_would(tmp_path, monkeypatch):
+    project, truth = make_label_project(tmp_path)
+
+    label(project, monkeypatch, "next")  # no labels yet: a seeded random first batch
+    batch1 = project / "labelling/parts/batch-001"
+    rows = list(csv.DictReader(open(batch1 / "manifest.csv")))
+    assert len(rows) == 6 and [r["row_id"] for r in rows] == [str(i) for i in range(1, 7)]
+    assert all(r["path"] in truth and r["suggested_label"] == "" for r in rows)
+    label(project, monkeypatch, "import", str(fill_manifest(batch1 / "manifest.csv", truth, tmp_path / "b1.csv")))
+    assert read_labels(project) == {r["path"]: truth[r["path"]] for r in rows}
+
+    label(project, monkeypatch, "next")  # trained on 6 labels; margin picks batch 2
+    batch2 = project / "labelling/parts/batch-002"
+    rows2 = list(csv.DictReader(open(batch2 / "manifest.csv")))
+    assert len(rows2) == 6 and not {r["path"] for r in rows2} & {r["path"] for r in rows}
+    assert all(r["suggested_label"] in CLASSES for r in rows2)
+    scores = [float(r["score"]) for r in rows2]
+    assert all(0 <= s <= 1 for s in scores)  # margins
+    export = label_studio_export(batch2 / "tasks.json", truth, tmp_path / "export.json")
+    label(project, monkeypatch, "import", str(export))
+    labels = read_labels(project)
+    assert len(labels) == 12 and all(labels[p] == truth[p] for p in labels)
+
+    # Importing the same file again adds nothing.
+    label(project, monkeypatch, "import", str(export))
+    assert read_labels(project) == labels
+
+    label(project, monkeypatch, "next")
+    # MLflow: one run for the project, one step per batch, test metrics once there are labels, models.
+    mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow.db'}")
+    (run,) = mlflow.search_runs(experiment_names=["deep-active-learning"], output_format="list",
+                                filter_string="tags.kind = 'labelling'")
+    client = MlflowClient()
+    assert [m.value for m in client.get_metric_history(run.info.run_id, "n_labelled")] == [0, 6, 12]
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "test_accuracy")] == [2, 3]
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "labelled/bolt")] == [2, 3]
+    assert json.loads(run.data.tags["class_keys"]) == {c: c for c in CLASSES}
+    models = mlflow.search_logged_models(experiment_ids=[run.info.experiment_id], output_format="list")
+    assert sorted(m.name for m in models) == ["batch-002", "batch-003"]
+    # The contact sheet: every row's thumbnail and id, from disk.
+    sheet = (batch2 / "contact_sheet.html").read_text()
+    assert sheet.count("<img ") == 6 and all(f'id="row-{i}"' in sheet for i in range(1, 7))
+
+
+def test_a_batch_never_imported_is_asked_again(tmp_path, monkeypatch):
+    project, truth = make_label_project(tmp_path)
+    label(project, monkeypatch, "next")
+    first = (project / "labelling/parts/batch-001/manifest.csv").read_text()
+    label(project, monkeypatch, "next")
+    assert (project / "labelling/parts/batch-001/manifest.csv").read_text() == first
+    assert not (project / "labelling/parts/batch-002").exists()
+
+
+@pytest.mark.parametrize("damage, message", [
+    ("unknown_class", "'washer' is not a class of this project"),
+    ("not_in_batch", "is not in any batch issued for this project"),
+    ("duplicate", "labelled twice in this file"),
+])
+def test_bad_import_names_the_row_and_writes_nothing(tmp_path, monkeypatch, damage, message):
+    project, truth = make_label_project(tmp_path)
+    label(project, monkeypatch, "next")
+    filled = fill_manifest(project / "labelling/parts/batch-001/manifest.csv", truth, tmp_path / "filled.csv")
+    rows = list(csv.DictReader(open(filled)))
+    if damage == "unknown_class":
+        rows[2]["label"] = "washer"
+    elif damage == "not_in_batch":
+        rows[2]["row_id"], rows[2]["path"] = "99", "9999.png"
+    elif damage == "duplicate":
+        rows.append(dict(rows[0]))
+    with open(filled, "w", newline="") as stream:
+        writer = csv.DictWriter(stream, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    before = (project / "labels/parts.csv").read_text()
+    with pytest.raises(PipelineError) as caught:
+        label(project, monkeypatch, "import", str(filled))
+    assert message in str(caught.value) and "filled.csv:" in str(caught.value) and "\n" not in str(caught.value)
+    assert (project / "labels/parts.csv").read_text() == before
+
+
+def test_a_changed_label_needs_relabel(tmp_path, monkeypatch):
+    project, truth = make_label_project(tmp_path)
+    label(project, monkeypatch, "next")
+    filled = fill_manifest(project / "labelling/parts/batch-001/manifest.csv", truth, tmp_path / "filled.csv")
+    label(project, monkeypatch, "import", str(filled))
+    rows = list(csv.DictReader(open(filled)))
+    changed = next(c for c in CLASSES if c != rows[0]["label"])
+    rows[0]["label"] = changed
+    with open(filled, "w", newline="") as stream:
+        writer = csv.DictWriter(stream, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    with pytest.raises(PipelineError, match="already labelled .*--relabel"):
+        label(project, monkeypatch, "import", str(filled))
+    label(project, monkeypatch, "import", str(filled), "--relabel")
+    assert read_labels(project)[rows[0]["path"]] == changed
+
+
+def test_a_crash_while_writing_leaves_the_old_labels_file(tmp_path, monkeypatch):
+    project, truth = make_label_project(tmp_path)
+    label(project, monkeypatch, "next")
+    filled = fill_manifest(project / "labelling/parts/batch-001/manifest.csv", truth, tmp_path / "filled.csv")
+    before = (project / "labels/parts.csv").read_text()
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt  # as if killed after the new file was written, before it replaced the old
+
+    monkeypatch.setattr(os, "replace", killed)
+    with pytest.raises(KeyboardInterrupt):
+        label(project, monkeypatch, "import", str(filled))
+    monkeypatch.undo()
+    assert (project / "labels/parts.csv").read_text() == before
+    assert not list((project / "labels").glob(".*part*"))
+
+
+@pytest.mark.browser
+def test_contact_sheet_renders_every_image_in_a_real_browser(tmp_path, monkeypatch):
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is not installed (apt-get install -y chromium; scripts/setup.sh --tests does it)")
+        pytest.skip("chromium is not installed")
+    project, truth = make_label_project(tmp_path)
+    label(project, monkeypatch, "next")
+    sheet = project / "labelling/parts/batch-001/contact_sheet.html"
+    dom = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=5000",
+                          "--dump-dom", sheet.as_uri()], capture_output=True, text=True, timeout=120).stdout
+    assert 'data-images="6"' in dom and 'data-rendered="6"' in dom, dom[:500]
+
+
+def write_rows(path: Path, rows: list[dict], **csv_options) -> Path:
+    with open(path, "w", newline="", encoding=csv_options.pop("encoding", "utf-8")) as stream:
+        writer = csv.DictWriter(stream, fieldnames=list(rows[0]), **csv_options)
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def type_into_manifest(manifest: Path, truth: dict[str, str], count: int) -> dict[str, str]:
+    """A person opens the manifest in a spreadsheet, types `count` labels and saves it in place as
+    LibreOffice and Excel do in many locales: UTF-8 with a byte-order mark, semicolons, CRLF."""
+    rows = list(csv.DictReader(open(manifest, newline="")))
+    typed = {}
+    for row in rows[:count]:
+        row["label"] = truth[row["path"]].upper() if len(typed) % 2 else truth[row["path"]]  # case as typed
+        typed[row["path"]] = truth[row["path"]]
+    write_rows(manifest, rows, delimiter=";", lineterminator="\r\n", encoding="utf-8-sig")
+    return typed
+
+
+def test_a_partly_labelled_batch_imports_what_is_labelled_and_the_rest_comes_back(tmp_path, monkeypatch):
+    project, truth = make_label_project(tmp_path)
+    label(project, monkeypatch, "next")
+    rows = list(csv.DictReader(open(fill_manifest(project / "labelling/parts/batch-001/manifest.csv", truth,
+                                                  tmp_path / "filled.csv"))))
+    for row in rows[3:]:
+        row["label"] = ""
+    label(project, monkeypatch, "import", str(write_rows(tmp_path / "part.csv", rows)))
+    assert read_labels(project) == {r["path"]: truth[r["path"]] for r in rows[:3]}
+    label(project, monkeypatch, "next")
+    batch2 = [r["path"] for r in csv.DictReader(open(project / "labelling/parts/batch-002/manifest.csv"))]
+    assert batch2[:3] == [r["path"] for r in rows[3:]] and len(batch2) == 6  # the rest first, then new picks
+    # The rest of batch 1, labelled later in batch 1's own file, is accepted although batch 2 is out.
+    label(project, monkeypatch, "import", str(fill_manifest(project / "labelling/parts/batch-001/manifest.csv",
+                                                            truth, tmp_path / "rest.csv")))
+    assert read_labels(project) == {r["path"]: truth[r["path"]] for r in rows}
+
+
+def test_spreadsheet_saved_manifests_and_any_case_import(tmp_path, monkeypatch):
+    project, truth = make_label_project(tmp_path)
+    label(project, monkeypatch, "next")
+    manifest = project / "labelling/parts/batch-001/manifest.csv"
+    typed = type_into_manifest(manifest, truth, 6)
+    saved = tmp_path / "saved.csv"
+    shutil.copy(manifest, saved)
+    assert saved.read_bytes().startswith(b"\xef\xbb\xbf") and b";" in saved.read_bytes()
+    label(project, monkeypatch, "import", str(saved))
+    assert read_labels(project) == typed  # stored in the project's spelling
+
+
+@pytest.mark.parametrize("content, suffix, expected", [
+    (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xfe", ".csv", "not a text file; expected the batch's manifest.csv"),
+    (b'["0001.png", "0002.png"]', ".json", "expected Label Studio's JSON export, a list of tasks"),
+    (b'{"tasks": []}', ".json", "expected Label Studio's JSON export, a list of tasks"),
+    (b"image,class\n0001.png,bolt\n", ".csv", "not a batch manifest (no label, path column)"),
+])
+def test_a_file_of_another_kind_gets_one_line(tmp_path, monkeypatch, content, suffix, expected):
+    project, truth = make_label_project(tmp_path)
+    label(project, monkeypatch, "next")
+    wrong = tmp_path / f"export{suffix}"
+    wrong.write_bytes(content)
+    with pytest.raises(PipelineError) as caught:
+        label(project, monkeypatch, "import", str(wrong))
+    assert expected in str(caught.value) and str(wrong) in str(caught.value) and "\n" not in str(caught.value)
+    assert read_labels(project) == {}
+
+
+def test_next_imports_labels_typed_into_the_manifest_and_warns_about_a_misspelt_one(tmp_path, monkeypatch, caplog):
+    project, truth = make_label_project(tmp_path)
+    label(project, monkeypatch, "next")
+    manifest = project / "labelling/parts/batch-001/manifest.csv"
+    rows = list(csv.DictReader(open(manifest, newline="")))
+    rows[0]["label"], rows[1]["label"] = truth[rows[0]["path"]], "washer"
+    write_rows(manifest, rows, lineterminator="\n")
+    typed = manifest.read_bytes()
+    label(project, monkeypatch, "next")
+    assert read_labels(project) == {rows[0]["path"]: truth[rows[0]["path"]]}
+    assert manifest.read_bytes() == typed  # what the person typed stays where they typed it
+    assert "'washer' is not a class of this project" in caplog.text
+    batch2 = [r["path"] for r in csv.DictReader(open(project / "labelling/parts/batch-002/manifest.csv"))]
+    assert batch2[:5] == [r["path"] for r in rows[1:]]  # the misspelt one comes back too
+
+
+def dvc_label_project(tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    """A git copy of the repository with a declared labelling project and no labels yet."""
+    copy_repo(tmp_path / "project")
+    project, truth = make_label_project(tmp_path)
+    assert not (project / "labels/parts.csv").exists()
+    return project, truth
+
+
+def repro(project: Path, *targets: str) -> subprocess.CompletedProcess:
+    done = dvc(["repro", *targets], project)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return done
+
+
+@pytest.mark.slow
+def test_dvc_repro_keeps_labels_typed_into_the_manifest(tmp_path, monkeypatch):
+    project, truth = dvc_label_project(tmp_path)
+    repro(project, "label@parts")  # declared, no labels file yet: runs, batch 1
+    manifest = project / "labelling/parts/batch-001/manifest.csv"
+    typed = type_into_manifest(manifest, truth, 4)
+    saved = manifest.read_bytes()
+    status = dvc(["status", "label@parts"], project).stdout
+    assert "modified" in status and "labelling/parts" in status, status  # DVC sees the edit, and reruns
+    repro(project, "label@parts")
+    assert read_labels(project) == typed  # imported, not overwritten
+    assert manifest.read_bytes() == saved
+    batch2 = [r["path"] for r in csv.DictReader(open(project / "labelling/parts/batch-002/manifest.csv"))]
+    assert len(batch2) == 6 and not set(batch2) & set(typed)
+    assert set(batch2[:2]) == {r["path"] for r in csv.DictReader(open(manifest, encoding="utf-8-sig"),
+                                                                  delimiter=";")} - set(typed)
+    assert "up to date" in dvc(["status", "label@parts"], project).stdout
+
+
+@pytest.mark.slow
+def test_dvc_repro_never_redraws_a_batch_that_is_out(tmp_path, monkeypatch):
+    project, truth = dvc_label_project(tmp_path)
+    repro(project, "label@parts")
+    label(project, monkeypatch, "import", str(fill_manifest(project / "labelling/parts/batch-001/manifest.csv",
+                                                            truth, tmp_path / "b1.csv")))
+    repro(project, "label@parts")  # batch 2, picked by margin
+    batch2 = project / "labelling/parts/batch-002"
+    issued = {name: (batch2 / name).read_bytes() for name in ("manifest.csv", "tasks.json", "contact_sheet.html")}
+    export = label_studio_export(batch2 / "tasks.json", truth, tmp_path / "export.json")  # the person is at work
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["model"]["epochs"] += 2  # a model setting changes meanwhile
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    done = repro(project, "label@parts")
+    assert "batch 2 is still out" in done.stdout + done.stderr
+    assert {name: (batch2 / name).read_bytes() for name in issued} == issued
+    assert not (project / "labelling/parts/batch-003").exists()
+    label(project, monkeypatch, "import", str(export))  # the person's finished file: every label accepted
+    assert len(read_labels(project)) == 12

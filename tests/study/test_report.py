@@ -1,0 +1,194 @@
+"""The report's verdicts claim only what the paired tests support; the curve-level verdicts come first."""
+import pytest
+
+from alstudy.study.report import DatasetResults, curve_verdict, render
+from alstudy.study.report_detail import verdict
+from alstudy.study.verdicts import pairs, study_verdicts
+
+ALPHA = 0.05
+
+
+def versus(mean, low, high, p, wins=0, losses=0):
+    return {"final_mean": mean, "final_ci": [low, high], "final_p_value": p, "wins": wins, "losses": losses}
+
+
+def test_detail_verdicts_follow_the_final_round_test():
+    assert "beats random" in verdict("margin", versus(0.02, 0.01, 0.03, 0.01, wins=7), 10, "accuracy", ALPHA)
+    assert "worse than random" in verdict("entropy", versus(-0.02, -0.03, -0.01, 0.02), 10, "f1_macro", ALPHA)
+    within = verdict("bald", versus(0.015, -0.01, 0.04, 0.2, wins=2), 10, "accuracy", ALPHA)
+    assert "no significant difference" in within and "within the noise" in within and "beats" not in within
+    assert "better in 2 and worse in 0 of 10" in within
+    assert "no significant difference" in verdict("x", versus(0.0, 0.0, 0.0, None), 10, "accuracy", ALPHA)
+    # the level is the study's: p = 0.02 is not significant at alpha = 0.01
+    assert "no significant difference" in verdict("m", versus(0.02, 0.01, 0.03, 0.02), 10, "accuracy", 0.01)
+
+
+def row(acc, n_labeled=400, needs=None, ratio=None):
+    out = {"final_accuracy": acc, "final_accuracy_ci95": 0.01, "final_f1_macro": acc, "final_f1_macro_ci95": 0.01,
+           "final_balanced_accuracy": acc, "aubc_accuracy": acc - 0.1, "n_labeled": n_labeled}
+    if needs is not None or ratio is not None:
+        out.update(labels_random_needs=needs, labels_saved_ratio=ratio)
+    return out
+
+
+STRATEGIES = ["random", "margin", "coreset"]
+
+
+def aubcs(seeds, gaps):
+    """Per-seed AUBC of each strategy: random's plus a per-seed gap (hand-made, so the answer is known)."""
+    random = [0.80 + 0.01 * s for s in range(len(seeds))]
+    return {"random": random, **{name: [r + g for r, g in zip(random, gap)] for name, gap in gaps.items()}}
+
+
+# margin: mean +2.8 points, SD 0.6 (the issue's numbers: t = 8.08, p = 0.015 with 3 seeds);
+# coreset: within the noise; identical to random on f1 for a "no difference" case.
+GAPS = {"margin": [0.022, 0.028, 0.034], "coreset": [-0.02, 0.015, -0.01]}
+
+
+def with_verdicts(datasets, alpha=ALPHA):
+    """The datasets with their curve-level verdicts, Holm-corrected over all of them as the verdicts stage does."""
+    found = study_verdicts({d.name: {"accuracy": aubcs(d.statistics["seeds"], GAPS),
+                                     "f1_macro": aubcs(d.statistics["seeds"], {"margin": GAPS["margin"],
+                                                                               "coreset": [0.0] * 3})}
+                            for d in datasets if len(d.statistics["seeds"]) > 1}, pairs(STRATEGIES, "random"), alpha)
+    return [DatasetResults(d.name, d.summary, d.statistics, d.figures, [v for v in found if v.dataset == d.name])
+            for d in datasets]
+
+
+def dataset(name, seeds=(0, 1, 2), margin_p=0.01):
+    summary = {"random": row(0.80), "margin": row(0.83, needs=None, ratio=None),
+               "coreset": row(0.79, needs=350.0, ratio=0.875)}
+    summary["margin"].update(labels_random_needs=None, labels_saved_ratio=None)
+    stats = {"query_rounds": 3, "seeds": list(seeds), "strategies": STRATEGIES}
+    if len(seeds) > 1:
+        vs = {"margin": versus(0.03, 0.02, 0.04, margin_p, wins=3), "coreset": versus(-0.01, -0.03, 0.01, 0.3)}
+        stats.update(accuracy={"versus_random": vs}, f1_macro={"versus_random": vs})
+    else:
+        stats["note"] = "1 seed: no statistical test is possible; set at least 2 seeds in al.seeds"
+    return DatasetResults(name, summary, stats, ["accuracy.png", "penalty_accuracy.png"])
+
+
+def test_the_report_names_every_dataset_strategy_and_figure():
+    text = render(with_verdicts([dataset("fashion_mnist"), dataset("parts", margin_p=0.2)]),
+                  ["datasets: fashion_mnist, parts"], alpha=ALPHA)
+    for name in ("fashion_mnist", "parts", "`random`", "`margin`", "`coreset`"):
+        assert name in text
+    assert "## Across datasets" in text and "## fashion_mnist" in text and "## parts" in text
+    assert "![fashion_mnist: Pairwise penalty matrix (accuracy)](plots/fashion_mnist/penalty_accuracy.png)" in text
+    assert "more than the budget (400)" in text and "350 (0.88x)" in text
+    assert "+3.0 (+2.0 to +4.0) *" in text                 # significant on fashion_mnist
+    assert "Significantly more accurate than random at the final budget: `margin`" in text
+    # On `parts` margin's final gap is not significant: the report must not call it better.
+    parts = text.split("## parts", 1)[1]
+    assert "No strategy is significantly more accurate than random" in parts and "beats random" not in parts
+    # the per-round and final-round tests are labelled as the detail they are
+    assert text.count("(detail: per-round tests, uncorrected)") == 2
+    assert "## Across datasets (detail: final round, uncorrected)" in text
+
+
+def test_the_headline_table_of_curve_level_verdicts_comes_first():
+    text = render(with_verdicts([dataset("fashion_mnist"), dataset("parts")]), ["datasets: fashion_mnist, parts"],
+                  alpha=ALPHA)
+    headings = [line for line in text.splitlines() if line.startswith("## ")]
+    assert headings[0] == "## Verdicts: whole learning curves, Holm-corrected"
+    tables = [line for line in text.splitlines() if line.startswith("| ")]
+    assert tables[0] == "| dataset | comparison | metric | AUBC difference, points (95% CI) | p | Holm p | verdict |"
+    against = text.split("### Against `random`", 1)[1].split("### Between strategies", 1)[0]
+    # 2 datasets x 2 metrics x 3 pairs = 12 comparisons corrected together
+    assert "Holm-corrected over all 12 comparisons" in text and "alpha / 12 = 0.0042" in text
+    assert "| fashion_mnist | `margin` − `random` | accuracy | +2.8 (+1.3 to +4.3) | 0.015 | 0.18 |" in against
+    identical = "| parts | `coreset` − `random` | macro-F1 | +0.0 (+0.0 to +0.0) | – | 1.0 | no difference observed |"
+    assert identical in against
+    between = text.split("### Between strategies", 1)[1].split("## Configuration", 1)[0]
+    assert "| fashion_mnist | `margin` − `coreset` | accuracy |" in between
+    assert text.index("## Verdicts") < text.index("## Configuration") < text.index("## Statistics used")
+    assert "Holm's (1979)" in text and "m = 12 in this study" in text and "scipy.stats.nct" in text
+
+
+def test_a_non_significant_verdict_names_the_seeds_that_would_decide_it():
+    [alone] = with_verdicts([dataset("fashion_mnist")])
+    margin = {(v.a, v.b, v.metric): v for v in alone.verdicts}
+    # Alone (2 metrics x 3 pairs = 6), margin's p = 0.015 x 6 = 0.09 after Holm: not significant.
+    v = margin[("margin", "random", "accuracy")]
+    assert v.p_value == pytest.approx(0.01496, abs=1e-5) and v.decision == "not significant"
+    line = curve_verdict(v)
+    assert line.startswith("`margin` vs `random` (accuracy): +2.8 AUBC points (95% CI +1.3 to +4.3), p = 0.015, "
+                           "Holm-adjusted p = 0.090: not significant; about ")
+    assert f"about {v.seeds_needed} seeds would be likely to decide it (power 0.8; 3 seeds now)" in line
+    assert v.seeds_needed == 4  # d = 2.8 / 0.6 = 4.67 at alpha / 6: 3 seeds give power 0.42, 4 give 0.91
+    coreset = curve_verdict(margin[("coreset", "random", "accuracy")])
+    assert "not significant; more than 100 seeds would be needed to decide it" in coreset
+    assert curve_verdict(margin[("coreset", "random", "f1_macro")]).endswith(
+        "no difference observed (the same AUBC on every seed)")
+    text = render([alone], [], alpha=ALPHA)
+    assert f"- fashion_mnist, {line}." in text
+
+
+def test_a_curve_level_verdict_says_better_only_after_correction():
+    # The same margin gap at alpha = 0.1: 0.015 x 6 = 0.09 < 0.1, so it is significant after Holm.
+    [loose] = with_verdicts([dataset("fashion_mnist")], alpha=0.1)
+    v = next(v for v in loose.verdicts if (v.a, v.b, v.metric) == ("margin", "random", "accuracy"))
+    assert v.decision == "better" and v.seeds_needed is None
+    assert curve_verdict(v).endswith("Holm-adjusted p = 0.090: **`margin` better than `random`**")
+
+
+def test_one_seed_gives_a_note_instead_of_a_test():
+    text = render(with_verdicts([dataset("fashion_mnist", seeds=(0,))]), [], alpha=ALPHA)
+    assert "no statistical test is possible" in text and "beats random" not in text
+    assert "No curve-level test is possible" in text and "than `random`**" not in text
+
+
+def test_the_results_page_is_regenerated_from_the_report(tmp_path, monkeypatch):
+    from alstudy.console import results_page
+
+    monkeypatch.chdir(tmp_path)
+    for name in ("accuracy.png", "penalty_accuracy.png"):
+        (tmp_path / "plots" / "fashion_mnist").mkdir(parents=True, exist_ok=True)
+        (tmp_path / "plots" / "fashion_mnist" / name).write_bytes(b"\x89PNG fake")
+    (tmp_path / "report").mkdir()
+    text = render(with_verdicts([dataset("fashion_mnist")]), ["datasets: fashion_mnist"], figure_root="../plots",
+                  alpha=ALPHA)
+    (tmp_path / "report" / "study.md").write_text(text)
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs/results.md").write_text("# Results\n\nOur reading.\n\n<!-- results:start -->\nold\n"
+                                              "<!-- results:end -->\n\n## Next\n")
+    results_page.main(["--note", "2 cores."])
+    readme = (tmp_path / "docs/results.md").read_text()
+    assert "old" not in readme and "Our reading." in readme and readme.endswith("## Next\n")
+    assert "### Across datasets" in readme and "### fashion_mnist" in readme and "2 cores." in readme
+    # the headline comes first there too, its sub-headings demoted with the rest
+    assert readme.index("### Verdicts") < readme.index("### Configuration") < readme.index("### Across datasets")
+    assert "#### Against `random`" in readme and "about 4 seeds would be likely to decide it" in readme
+    assert "](results/fashion_mnist-accuracy.png)" in readme  # relative to the page: renders in a clone and on the site
+    assert "penalty_accuracy" not in readme  # not one of the page's figures
+    assert (tmp_path / "docs" / "results" / "fashion_mnist-accuracy.png").read_bytes() == b"\x89PNG fake"
+
+
+def test_the_detail_follows_the_study_baseline_and_metrics():
+    d = dataset("fashion_mnist")
+    vs = {"random": versus(-0.03, -0.04, -0.02, 0.01, losses=3), "coreset": versus(-0.04, -0.05, -0.03, 0.01)}
+    stats = {**{k: v for k, v in d.statistics.items() if k not in ("accuracy", "f1_macro")},
+             "balanced_accuracy": {"versus_margin": vs}}
+    text = render([DatasetResults(d.name, d.summary, stats, d.figures)], [], alpha=ALPHA, baseline="margin")
+    assert "rounds better / worse than margin (balanced accuracy)" in text and "not in the grid" not in text
+    assert "`random` (balanced accuracy): worse than margin at the final budget" in text
+    assert "final balanced accuracy − margin (95% CI)" in text
+    assert "No strategy is significantly better in balanced accuracy than margin" in text
+
+
+def test_the_report_names_the_metrics_as_the_mlflow_runs_log_them():
+    from alstudy.learning.loop import RoundResult
+    from alstudy.tracking import metric_names
+    from alstudy.tracking import runs as tracking
+
+    text = render(with_verdicts([dataset("fashion_mnist")]), [], alpha=ALPHA, experiment="deep-active-learning")
+    section = text[text.index("## In MLflow"):]
+    assert "`deep-active-learning`" in section and "`fashion_mnist-summary`" not in section  # a pattern, not a run
+    result = RoundResult(round=1, n_labeled=20, accuracy=0.5, balanced_accuracy=0.5, f1_macro=0.5, f1_per_class=[0.5],
+                         query_class_counts=[1], epochs=1, train_seconds=1.0, score_seconds=0.0, eval_seconds=0.0)
+    logged = tracking.round_metrics(result, ["<class>"])  # every name a cell logs per round
+    for key in logged:
+        assert f"`{key}`" in section, key
+    assert f"`{metric_names.metric_name(metric_names.SUMMARY, 'margin.aubc_accuracy')}`" in section
+    assert f"`{metric_names.CLASS_KEYS_TAG}`" in section
+    assert "## In MLflow" not in render(with_verdicts([dataset("fashion_mnist")]), [], alpha=ALPHA)

@@ -1,0 +1,17 @@
+"""ruff (settings in pyproject.toml) finds nothing in the code, the stages and the tests."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+RUFF = Path(sys.executable).parent / "ruff"
+
+
+@pytest.mark.skipif(not RUFF.exists(), reason="ruff is not installed (pip install -e .[tests])")
+def test_ruff_finds_nothing():
+    done = subprocess.run([str(RUFF), "check", "alstudy", "stages", "tests"], cwd=REPO, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout[-3000:]

@@ -1,0 +1,86 @@
+"""The MLflow store with several writers at once: real processes, a real sqlite file."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import mlflow
+import pytest
+from mlflow.tracking import MlflowClient
+
+from alstudy.errors import PipelineError
+from alstudy.params import BaseParams
+from alstudy.tracking import runs as tracking
+from alstudy.tracking import store
+
+REPO = Path(__file__).resolve().parents[2]
+WRITER = """
+import sys, time
+import mlflow
+from alstudy.tracking import runs as tracking
+from alstudy.params import BaseParams
+start = float(sys.argv[1])
+while time.time() < start:
+    time.sleep(0.001)
+experiment_id = tracking.setup(BaseParams())
+with mlflow.start_run(experiment_id=experiment_id, run_name="writer-" + sys.argv[2]):
+    for step in range(15):
+        mlflow.log_metrics({"accuracy": step / 15, "f1_macro": step / 20, "n_labeled": step}, step=step)
+"""
+
+
+@pytest.mark.slow  # six processes importing MLflow at once
+def test_writers_starting_together_on_a_fresh_store_lose_nothing(tmp_path):
+    db = tmp_path / "mlflow.db"
+    assert not db.exists()
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{db}"}
+    start = time.time() + 6  # every process imports MLflow first, then all open the store at once
+    writers = [subprocess.Popen([sys.executable, "-c", WRITER, str(start), str(i)], cwd=tmp_path, env=env,
+                                stderr=subprocess.PIPE, text=True) for i in range(6)]
+    for writer in writers:
+        _, err = writer.communicate(timeout=300)
+        assert writer.returncode == 0, err[-2000:]
+    mlflow.set_tracking_uri(f"sqlite:///{db}")
+    runs = mlflow.search_runs(experiment_names=["deep-active-learning"], output_format="list")
+    assert sorted(r.info.run_name for r in runs) == [f"writer-{i}" for i in range(6)]
+    client = MlflowClient()
+    for run in runs:
+        assert run.info.status == "FINISHED"
+        for key in ("accuracy", "f1_macro", "n_labeled"):
+            assert sorted(m.step for m in client.get_metric_history(run.info.run_id, key)) == list(range(15))
+
+
+def test_sqlite_connections_wait_for_a_busy_store():
+    uri = store.with_busy_timeout("sqlite:////data/mlflow.db")
+    assert uri == f"sqlite:////data/mlflow.db?timeout={store.BUSY_TIMEOUT_S}"
+    assert store.with_busy_timeout("sqlite:////data/mlflow.db?timeout=5") == "sqlite:////data/mlflow.db?timeout=5"
+    assert store.with_busy_timeout("postgresql://u@127.0.0.1/db") == "postgresql://u@127.0.0.1/db"
+    assert store.sqlite_path(uri) == Path("/data/mlflow.db")
+
+
+def test_a_damaged_store_is_one_line_naming_it(tmp_path, monkeypatch):
+    db = tmp_path / "mlflow.db"
+    db.write_text("this is not a database")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{db}")
+    with pytest.raises(PipelineError) as caught:
+        tracking.setup(BaseParams())
+    message = str(caught.value)
+    assert "\n" not in message and str(db) in message and "move it aside" in message
+
+
+def test_an_experiment_created_by_another_worker_meanwhile_is_used(tmp_path, monkeypatch):
+    # On a tracking server no file lock spans the workers: two can both find no experiment and create it.
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    real_create = mlflow.create_experiment
+
+    def created_by_someone_else_first(name, **kwargs):
+        real_create(name, **kwargs)  # the other worker wins the race
+        raise mlflow.exceptions.MlflowException(f"Experiment(name={name}) already exists",
+                                                error_code=mlflow.protos.databricks_pb2.RESOURCE_ALREADY_EXISTS)
+
+    monkeypatch.setattr(mlflow, "create_experiment", created_by_someone_else_first)
+    experiment_id = tracking.setup(BaseParams())
+    assert mlflow.get_experiment(experiment_id).name == "deep-active-learning"
