@@ -168,11 +168,12 @@ class ModelParams(_Section):
     threads: int = Field(1, ge=1, description=(
         "TensorFlow threads per run; part of the numbers (the thread count splits float sums differently); "
         "`alstudy grid` runs cores // threads cells at once"))
-    precision: Literal["float32", "bfloat16"] = Field("float32", description=(
+    precision: Literal["float32", "bfloat16"] = Field("bfloat16", description=(
         "`float32` or `bfloat16`: bfloat16 arithmetic with float32 weights and a float32 softmax output and "
         "loss (Keras' `mixed_bfloat16`) in training, pool scoring, MC passes and evaluation; part of the "
         "numbers, like `threads`. bfloat16 needs a CPU with AVX512-BF16 or AMX-BF16 (`lscpu` lists "
-        "`avx512_bf16` or `amx_bf16`); on another, a run stops at start in one line"))
+        "`avx512_bf16` or `amx_bf16`); on another, a run stops at start in one line: set `float32` there (its "
+        "results are within the seed noise of bfloat16's, docs/explanation/speed.md)"))
 
     @field_validator("filters")
     @classmethod

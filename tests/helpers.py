@@ -291,8 +291,16 @@ def truncate_file(path: Path, keep: float = 0.5) -> None:
 
 REPO = REPO_ROOT
 
+def machine_precision() -> str:
+    """params.yaml's precision (bfloat16) where this CPU has bfloat16 units, else float32: the tests run
+    the default wherever they can, and run at all on a CPU that would stop a bfloat16 run at start."""
+    from alstudy.learning.model import cpu_has_bfloat16
+
+    return "bfloat16" if cpu_has_bfloat16() else "float32"
+
+
 TINY = {
-    "model": {"filters": [4, 8, 8], "dense_units": 16, "epochs": 3, "batch_size": 16,
+    "model": {"precision": machine_precision(), "filters": [4, 8, 8], "dense_units": 16, "epochs": 3, "batch_size": 16,
               "predict_batch_size": 64},
     "al": {"strategies": list(strategies.STRATEGIES), "seeds": [0],
            "initial_size": 20, "query_size": 10, "rounds": 3, "log_models": "every"},

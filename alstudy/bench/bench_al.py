@@ -86,7 +86,8 @@ def mean_summary(per_seed: list[dict]) -> dict:
 
 def run_loops(args, config: dict, params) -> dict:
     """Sections 1 and 2: the baseline and the project's variants, once per seed."""
-    al_same = ALParams(strategies=[args.strategy], strategy_options={args.strategy: {}}, seeds=args.seeds,
+    name = strategies.canonical(args.strategy)  # the loop's params take a strategy by its module's name
+    al_same = ALParams(strategies=[name], strategy_options={name: {}}, seeds=args.seeds,
                        initial_size=config["initial_size"], query_size=config["query_size"],
                        rounds=config["rounds"], pool_subsample=0, log_models="never")
     mp_same = ModelParams(**{**params.model.model_dump(), "epochs": config["epochs"], "validation_fraction": 0.0})

@@ -7,7 +7,7 @@ import pytest
 
 from alstudy.data.preprocess import write_splits
 from alstudy.learning.model import cpu_has_bfloat16
-from alstudy.params import ModelParams
+from alstudy.params import ModelParams, load_params
 from helpers import learnable_split
 
 pytestmark = pytest.mark.slow
@@ -43,7 +43,8 @@ def test_loop_benchmark_runs_baseline_and_every_variant_over_seeds(tmp_path, cap
                    "--skip-convolutions", "--json", str(out)])
     results = json.loads(out.read_text())
     loops = results["loops"]
-    bfloat16 = {"defaults_bfloat16"} if cpu_has_bfloat16() else set()
+    other = {"float32": "defaults_bfloat16", "bfloat16": "defaults_float32"}[load_params().model.precision]
+    bfloat16 = {other} if cpu_has_bfloat16() else set()
     assert set(loops) == {"baseline", "same_protocol", "project_defaults", "early_stopping", "warm_start", *bfloat16}
     for loop in loops.values():
         assert set(loop["per_seed"]) == {"0", "1"}

@@ -18,7 +18,7 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from alstudy.errors import PipelineError
-from helpers import copy_repo, dvc, make_image_folder
+from helpers import copy_repo, dvc, machine_precision, make_image_folder
 
 REPO = Path(__file__).resolve().parents[2]
 CLASSES = ["bolt", "gear", "nut"]
@@ -36,6 +36,7 @@ def make_label_project(root: Path, per_class: int = 14, batch_size: int = 6) -> 
         truth[name] = path.parent.name
     make_image_folder(root / "project/data/test", per_class=4, seed=7, classes=tuple(CLASSES))
     params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["model"].update(precision=machine_precision())
     params["model"].update(filters=[4, 8, 8], dense_units=16, epochs=3, batch_size=8, predict_batch_size=64)
     params["label"] = {"projects": {"parts": {
         "unlabelled": "data/unlabelled", "classes": CLASSES, "strategy": "margin", "batch_size": batch_size,

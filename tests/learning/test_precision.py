@@ -42,9 +42,9 @@ def outputs(inference) -> list[np.ndarray]:
     return [inference.proba, inference.embeddings, inference.mc_proba]
 
 
-def test_the_default_is_float32_and_float16_is_refused_in_one_line():
-    assert repo_params().model.precision == "float32"
-    assert repo_params(precision="bfloat16").model.precision == "bfloat16"
+def test_the_default_is_bfloat16_and_float16_is_refused_in_one_line():
+    assert repo_params().model.precision == "bfloat16"
+    assert repo_params(precision="float32").model.precision == "float32"
     with pytest.raises(PipelineError) as error:
         repo_params(precision="float16")
     message = str(error.value)

@@ -17,7 +17,7 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from helpers import copy_repo, dvc, make_cifar10_archive, make_fashion_mnist_dir, make_image_folder
+from helpers import copy_repo, dvc, machine_precision, make_cifar10_archive, make_fashion_mnist_dir, make_image_folder
 
 pytestmark = pytest.mark.slow
 
@@ -36,6 +36,7 @@ def tiny_params(dest: Path, fashion_url: str, cifar_url: str, checksums: dict[st
                                            "test_fraction": 0.25}}
     params["download"]["sources"] = {"fashion_mnist": [str(dead_url), str(fashion_url)], "cifar10": [str(cifar_url)]}
     params["download"]["checksums"] = checksums
+    params["model"].update(precision=machine_precision())
     params["model"].update(filters=[4, 4, 4], dense_units=8, epochs=1, batch_size=16, predict_batch_size=64)
     params["al"].update(strategies=STRATEGIES, seeds=SEEDS, initial_size=10, query_size=5, rounds=ROUNDS,
                         pool_subsample=30, log_models="last")

@@ -23,7 +23,7 @@ import yaml
 from mlflow.tracking import MlflowClient
 from services import create_database, postgres_cluster, ray_cluster, tracking_server
 
-from helpers import copy_repo, dvc, make_fashion_mnist_dir
+from helpers import copy_repo, dvc, machine_precision, make_fashion_mnist_dir
 
 pytestmark = pytest.mark.slow
 
@@ -44,6 +44,7 @@ def make_project(dest: Path, fashion_dir: Path, checksums: dict) -> Path:
     params["data"]["datasets"] = ["fashion_mnist"]
     params["download"]["sources"] = {"fashion_mnist": [str(fashion_dir)], "cifar10": ["http://127.0.0.1:9/"]}
     params["download"]["checksums"] = checksums
+    params["model"].update(precision=machine_precision())
     params["model"].update(filters=[4, 4, 4], dense_units=8, epochs=2, batch_size=8, predict_batch_size=64)
     params["al"].update(strategies=STRATEGIES, seeds=SEEDS, initial_size=10, query_size=5, rounds=ROUNDS,
                         pool_subsample=40, log_models="last")
