@@ -118,18 +118,23 @@ def bench_arithmetic(model: keras.Model, scoring: dict | None) -> dict:
            "matmul_bfloat16_gflops": {str(k): v for k, v in matmul_bf16.items()},
            "matmul_bfloat16_best_gflops": max(matmul_bf16.values(), default=None)}
     if scoring:
+        # Each throughput against the matmul of the precision it ran in (the model's is model.precision).
+        peaks = {"float32": peak, "bfloat16": out["matmul_bfloat16_best_gflops"]}
+        own = scoring["project_precision"]
         for key, label, ips in (("project", "project scoring", scoring["project_images_per_s"]),
                                 ("best_forward", "best forward pass", scoring["best"]["images_per_s"])):
             gflops = ips * flops / 1e9
-            out[f"{key}_gflops"], out[f"{key}_share_of_matmul"] = gflops, gflops / peak
-            print(f"  {label:18s}: {gflops:7.1f} GFLOP/s = {100 * gflops / peak:.0f}% of matmul", flush=True)
-        bf16_ips = scoring["project_images_per_s_by_precision"].get("bfloat16")
-        if bf16_ips and matmul_bf16:
-            gflops = bf16_ips * flops / 1e9
-            out["project_bfloat16_gflops"] = gflops
-            out["project_bfloat16_share_of_matmul"] = gflops / out["matmul_bfloat16_best_gflops"]
-            print(f"  project scoring, bfloat16: {gflops:7.1f} GFLOP/s = "
-                  f"{100 * out['project_bfloat16_share_of_matmul']:.0f}% of bfloat16 matmul", flush=True)
+            out[f"{key}_gflops"], out[f"{key}_share_of_matmul"] = gflops, gflops / peaks[own]
+            print(f"  {label:18s}: {gflops:7.1f} GFLOP/s = {100 * gflops / peaks[own]:.0f}% of {own} matmul",
+                  flush=True)
+        for precision, ips in scoring["project_images_per_s_by_precision"].items():
+            if precision == own or not peaks.get(precision):
+                continue
+            gflops = ips * flops / 1e9
+            out[f"project_{precision}_gflops"] = gflops
+            out[f"project_{precision}_share_of_matmul"] = gflops / peaks[precision]
+            print(f"  project scoring, {precision}: {gflops:7.1f} GFLOP/s = "
+                  f"{100 * gflops / peaks[precision]:.0f}% of {precision} matmul", flush=True)
     return out
 
 

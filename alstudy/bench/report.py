@@ -128,7 +128,7 @@ def print_summary(results: dict) -> list[tuple[str, str]]:
                 f"matmul {arithmetic['matmul_best_gflops']:.1f} GFLOP/s")
         if "project_gflops" in arithmetic:
             line += (f"; scoring {arithmetic['project_gflops']:.1f} GFLOP/s "
-                     f"= {100 * arithmetic['project_share_of_matmul']:.0f}% of matmul")
+                     f"= {100 * arithmetic['project_share_of_matmul']:.0f}% of matmul in its precision")
         print(line)
     if results.get("memory"):
         m = results["memory"]
