@@ -17,8 +17,7 @@ The package is the architecture, one concern per subpackage:
 Shared plumbing sits at the top: ``params`` (params.yaml, validated), ``paths``, ``fileio``,
 ``errors`` and ``runner`` (how an entry point reports errors). The DVC stages in ``stages/`` are
 thin entry points over this package.
-"""
-import os
 
-# Quiet TensorFlow's C++ logging before any module imports it (keras, mlflow.keras).
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+Importing the package changes no setting: the entry points do that (``runner.quiet_native_logs``,
+``learning.model.configure``).
+"""

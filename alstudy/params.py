@@ -27,6 +27,9 @@ class BaseParams(_Section):
     mlflow_tracking_uri: str = Field("", description=(
         "where runs are logged; empty: `sqlite:///<project root>/mlflow.db`; `MLFLOW_TRACKING_URI` overrides both"))
     experiment: str = Field("deep-active-learning", min_length=1, description="the MLflow experiment's name")
+    tracking_wait_seconds: int = Field(300, ge=0, description=(
+        "how long a run waits, retrying, for a tracking server or database that went away (a restart); "
+        "past that it stops in one line and the next `dvc repro` resumes from its last round"))
 
 
 def _image_size(size) -> tuple[int, int]:

@@ -2,10 +2,17 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from typing import Callable
 
 from alstudy.errors import PipelineError
+
+
+def quiet_native_logs() -> None:
+    """Keep TensorFlow's C++ start-up notices (CPU features, oneDNN) out of a stage's log. An entry point
+    calls it before anything imports TensorFlow, which reads the setting once; a user's own value wins."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
 def configure_logging() -> None:

@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> None:
                                                **tracking.flat_params("model", params.model),
                                                **tracking.flat_params(f"al.strategy_options.{args.strategy}",
                                                                       al.options(args.strategy))})
-    with run:
+    with tracking.ending(run):
         run_id = run.info.run_id
         state, model = (resumed.state, resumed.model) if resumed else (None, None)
         if resumed:

@@ -19,6 +19,8 @@ from typing import Iterator
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+_SERVERS: dict[str, subprocess.Popen] = {}  # tracking servers by URL, for kill_tracking_server
+_CLUSTERS: dict[str, list[list[str]]] = {}  # PostgreSQL clusters by URI: their stop and start commands
 
 
 def free_port() -> int:
@@ -60,13 +62,25 @@ def postgres_cluster(folder: Path) -> Iterator[str]:
     subprocess.run(_as_postgres([str(bin_dir / "initdb"), "-D", str(data), "-U", "mlflow", "-A", "trust",
                                  "--no-sync", "-E", "UTF8"]), check=True, capture_output=True)
     options = f"-h 127.0.0.1 -p {port} -k {folder} -c fsync=off"
-    subprocess.run(_as_postgres([str(bin_dir / "pg_ctl"), "-D", str(data), "-o", options, "-l",
-                                 str(folder / "server.log"), "-w", "start"]), check=True, capture_output=True)
+    start = _as_postgres([str(bin_dir / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(folder / "server.log"),
+                          "-w", "start"])
+    subprocess.run(start, check=True, capture_output=True)
+    uri = f"postgresql://mlflow@127.0.0.1:{port}/postgres"
+    _CLUSTERS[uri] = [_as_postgres([str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"]), start]
     try:
-        yield f"postgresql://mlflow@127.0.0.1:{port}/postgres"
+        yield uri
     finally:
+        _CLUSTERS.pop(uri, None)
         subprocess.run(_as_postgres([str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]),
                        capture_output=True)
+
+
+def restart_postgres(uri: str, down_s: float) -> None:
+    """Stop the cluster at `uri` (its clients' connections drop), wait `down_s` seconds, start it again."""
+    stop, start = _CLUSTERS[uri]
+    subprocess.run(stop, check=True, capture_output=True)
+    time.sleep(down_s)
+    subprocess.run(start, check=True, capture_output=True)
 
 
 def create_database(uri: str, name: str) -> str:
@@ -82,14 +96,16 @@ def create_database(uri: str, name: str) -> str:
 
 
 @contextmanager
-def tracking_server(backend_uri: str, folder: Path, auth: bool = False, env: dict | None = None) -> Iterator[str]:
-    """The project's alstudy/console/tracking_server.py on 127.0.0.1; yields its URL once it answers."""
-    port = free_port()
+def tracking_server(backend_uri: str, folder: Path, auth: bool = False, env: dict | None = None,
+                    port: int | None = None) -> Iterator[str]:
+    """The project's alstudy/console/tracking_server.py on 127.0.0.1 (at `port`, or a free one); yields its
+    URL once it answers."""
+    port = port or free_port()
     command = [sys.executable, "-m", "alstudy.console.tracking_server", "--backend-store-uri", backend_uri,
                "--artifacts-destination", str(folder / "artifacts"), "--port", str(port), "--workers", "1",
                "--auth-db", str(folder / "auth.db")] + (["--auth"] if auth else [])
     folder.mkdir(parents=True, exist_ok=True)
-    log = open(folder / "server.log", "w")
+    log = open(folder / "server.log", "a")
     server = subprocess.Popen(command, cwd=REPO, env={**os.environ, **(env or {})}, stdout=log,
                               stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
@@ -105,14 +121,23 @@ def tracking_server(backend_uri: str, folder: Path, auth: bool = False, env: dic
                 if server.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(f"tracking server did not start:\n{(folder / 'server.log').read_text()[-3000:]}")
                 time.sleep(0.5)
+        _SERVERS[url] = server
         yield url
     finally:
+        _SERVERS.pop(url, None)
         _signal_group(server.pid, signal.SIGTERM)  # the script, the server and its workers
         try:
             server.wait(timeout=20)
         except subprocess.TimeoutExpired:
             _signal_group(server.pid, signal.SIGKILL)
         log.close()
+
+
+def kill_tracking_server(url: str) -> None:
+    """SIGKILL the server at `url` and its workers, as a crash or a lost machine would stop it."""
+    server = _SERVERS[url]
+    _signal_group(server.pid, signal.SIGKILL)
+    server.wait(timeout=20)
 
 
 def _signal_group(pid: int, sig: int) -> None:

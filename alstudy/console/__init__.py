@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-from alstudy.runner import run_stage
+from alstudy.runner import quiet_native_logs, run_stage
 
 # name -> (module, one line of help)
 COMMANDS = {
@@ -49,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         module, rest = BENCHMARKS[rest[0]], rest[1:]
     sys.argv = [f"alstudy {name}", *rest]  # so that each command's --help names itself
+    quiet_native_logs()  # before the command's module imports TensorFlow
     return int(run_stage(importlib.import_module(module).main, rest) or 0)
 
 

@@ -1,9 +1,11 @@
 """MLflow: where the store is, how runs are named, and what each round logs."""
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+from contextlib import contextmanager
 from functools import partial
 from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING
@@ -11,6 +13,7 @@ from typing import TYPE_CHECKING
 import mlflow
 import numpy as np
 import sqlalchemy
+from mlflow.entities import LoggedModelStatus, RunStatus
 from mlflow.models.signature import ModelSignature
 from mlflow.tracking import MlflowClient
 from mlflow.types.schema import Schema, TensorSpec
@@ -18,7 +21,8 @@ from mlflow.types.schema import Schema, TensorSpec
 from alstudy.errors import PipelineError
 from alstudy.params import BaseParams
 from alstudy.paths import project_root
-from alstudy.tracking import metric_names, store
+from alstudy.tracking import metric_names, outage, store
+from alstudy.tracking.outage import TrackingUnavailable, patient, patiently
 
 if TYPE_CHECKING:  # a type only: tracking does not need the learning code to run
     from alstudy.learning.loop import RoundResult
@@ -47,6 +51,7 @@ def setup(base: BaseParams) -> str:
     Safe with many runs starting at once: see alstudy/tracking/store.py."""
     uri = tracking_uri(base)
     mlflow.set_tracking_uri(store.with_busy_timeout(uri))
+    outage.configure(uri, base.tracking_wait_seconds)
     with store.exclusive(uri):
         try:
             return _experiment_id(base.experiment, uri)
@@ -95,6 +100,7 @@ def round_metrics(result: RoundResult, classes: list[str]) -> dict[str, float]:
     return metrics
 
 
+@patient("reading the rounds already logged")
 def logged_steps(run_id: str, key: str = "accuracy") -> set[int]:
     return {m.step for m in MlflowClient().get_metric_history(run_id, key)}
 
@@ -122,16 +128,32 @@ def model_signature(model) -> ModelSignature:
 
 
 def log_model(model, name: str, step: int) -> str:
-    """Log a Keras model at `step` into the active run; return its model id."""
+    """Log a Keras model at `step` into the active run; return its model id.
+
+    Once per name and run: a model an earlier attempt logged in full is reused, and one it left
+    half-uploaded (the store went away) is deleted before logging again."""
+    run = mlflow.active_run().info
+    client = MlflowClient()
+    for earlier in mlflow.search_logged_models(
+            experiment_ids=[run.experiment_id], output_format="list",
+            filter_string=f"source_run_id = '{run.run_id}' AND name = '{name}'"):
+        if earlier.status == LoggedModelStatus.READY:
+            return earlier.model_id
+        client.delete_logged_model(earlier.model_id)
     info = mlflow.keras.log_model(model, name=name, step=step, signature=model_signature(model),
                                   pip_requirements=model_requirements())
     return info.model_id
 
 
 def log_round(result: RoundResult, classes: list[str], model=None) -> None:
-    """Log a round's metrics at step=round; with a model, log it too and link the metrics to it."""
-    model_id = log_model(model, model_name(result.round), result.round) if model is not None else None
-    mlflow.log_metrics(round_metrics(result, classes), step=result.round, model_id=model_id)
+    """Log a round's metrics at step=round; with a model, log it too and link the metrics to it.
+
+    Waits out a store that is away (alstudy/tracking/outage.py); logging a round again is harmless:
+    MLflow keeps one copy of a metric logged twice with the same step and value, and the model once."""
+    def log() -> None:
+        model_id = log_model(model, model_name(result.round), result.round) if model is not None else None
+        mlflow.log_metrics(round_metrics(result, classes), step=result.round, model_id=model_id)
+    patiently(f"logging round {result.round}", log)
 
 
 def labelling_run(experiment_id: str, project: str) -> str:
@@ -180,6 +202,29 @@ def remove_unfinished_runs(experiment_id: str, name: str, config: str) -> list[s
     return [run.info.run_id for run in stale]
 
 
+@contextmanager
+def ending(run):
+    """The block of a cell's run: the run ends FINISHED when the block completes (waiting out an outage),
+    KILLED or FAILED when it does not. After an outage longer than the wait it is left as it is: the
+    store is away, and the next attempt reopens it from the round checkpoint."""
+    try:
+        yield run
+    except TrackingUnavailable:
+        with contextlib.suppress(Exception):  # only takes it off MLflow's stack: the store is away
+            mlflow.end_run(RunStatus.to_string(RunStatus.FAILED))
+        raise
+    except KeyboardInterrupt:
+        mlflow.end_run(RunStatus.to_string(RunStatus.KILLED))
+        raise
+    except BaseException:
+        mlflow.end_run(RunStatus.to_string(RunStatus.FAILED))
+        raise
+    patiently("ending the run", MlflowClient().set_terminated, run.info.run_id, "FINISHED")
+    with contextlib.suppress(Exception):  # takes it off MLflow's stack; the store has it FINISHED already
+        mlflow.end_run()
+
+
+@patient("logging the run's results")
 def log_final(results_dir, metrics: dict) -> None:
     """The run's result files as artifacts, and its final metrics under final_*."""
     mlflow.log_artifacts(str(results_dir), artifact_path="results")
