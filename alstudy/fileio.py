@@ -1,4 +1,5 @@
 """Files written atomically (a reader, or a crash, never sees a half-written one), and file digests."""
+
 from __future__ import annotations
 
 import hashlib

@@ -3,6 +3,7 @@
 Every stage calls ``load_params()`` first: an unknown key, a wrong type or an
 out-of-range value stops it with one line naming the key and what is allowed.
 """
+
 from __future__ import annotations
 
 import re
@@ -23,13 +24,23 @@ class _Section(BaseModel):
 
 class BaseParams(_Section):
     """Settings every stage shares."""
+
     seed: int = Field(0, ge=0, description="seeds the imbalanced subset and image folders' train/test split")
-    mlflow_tracking_uri: str = Field("", description=(
-        "where runs are logged; empty: `sqlite:///<project root>/mlflow.db`; `MLFLOW_TRACKING_URI` overrides both"))
+    mlflow_tracking_uri: str = Field(
+        "",
+        description=(
+            "where runs are logged; empty: `sqlite:///<project root>/mlflow.db`; `MLFLOW_TRACKING_URI` overrides both"
+        ),
+    )
     experiment: str = Field("deep-active-learning", min_length=1, description="the MLflow experiment's name")
-    tracking_wait_seconds: int = Field(300, ge=0, description=(
-        "how long a run waits, retrying, for a tracking server or database that went away (a restart); "
-        "past that it stops in one line and the next `dvc repro` resumes from its last round"))
+    tracking_wait_seconds: int = Field(
+        300,
+        ge=0,
+        description=(
+            "how long a run waits, retrying, for a tracking server or database that went away (a restart); "
+            "past that it stops in one line and the next `dvc repro` resumes from its last round"
+        ),
+    )
 
 
 def _image_size(size) -> tuple[int, int]:
@@ -48,34 +59,55 @@ def _known_strategy(name: str) -> str:
 
 class FolderParams(_Section):
     """One image-folder dataset: <path>/<class>/<image> (or <path>/train/... and <path>/test/...)."""
-    path: str = Field(min_length=1, description="the folder: one sub-folder per class, or train/ and test/ with "
-                      "class folders inside")
-    image_size: tuple[int, int] = Field(description=(
-        "[height, width] after resizing; at least 8 each, so that the CNN's three 2x2 poolings leave a pixel"))
+
+    path: str = Field(
+        min_length=1, description="the folder: one sub-folder per class, or train/ and test/ with class folders inside"
+    )
+    image_size: tuple[int, int] = Field(
+        description=(
+            "[height, width] after resizing; at least 8 each, so that the CNN's three 2x2 poolings leave a pixel"
+        )
+    )
     color_mode: Literal["rgb", "grayscale"] = Field("rgb", description="`rgb` or `grayscale`")
-    test_fraction: float = Field(0.2, gt=0, lt=1, description=(
-        "share of each class held out for testing (seeded, stratified) when the folder has no train/ and test/"))
+    test_fraction: float = Field(
+        0.2,
+        gt=0,
+        lt=1,
+        description=(
+            "share of each class held out for testing (seeded, stratified) when the folder has no train/ and test/"
+        ),
+    )
 
     _size = field_validator("image_size", mode="before")(_image_size)
 
 
 class DataParams(_Section):
     """What the grid runs on."""
+
     # Validated before `datasets`, which may name them.
-    folders: dict[str, FolderParams] = Field({}, description=(
-        "your own image folders, one dataset each by name (keys below); list a name in `data.datasets` "
-        "to put it in the grid"))
-    datasets: list[str] = Field(min_length=1, description=(
-        "the grid's datasets: `cifar10`, `fashion_mnist`, `fashion_mnist_imbalanced`, or a name under "
-        "`data.folders`"))
+    folders: dict[str, FolderParams] = Field(
+        {},
+        description=(
+            "your own image folders, one dataset each by name (keys below); list a name in `data.datasets` "
+            "to put it in the grid"
+        ),
+    )
+    datasets: list[str] = Field(
+        min_length=1,
+        description=(
+            "the grid's datasets: `cifar10`, `fashion_mnist`, `fashion_mnist_imbalanced`, or a name under "
+            "`data.folders`"
+        ),
+    )
 
     @field_validator("folders")
     @classmethod
     def _folder_names(cls, folders: dict[str, FolderParams]) -> dict[str, FolderParams]:
         for name in folders:
             if name in dataset_registry.BUILT_IN:
-                raise ValueError(f"{name}: clashes with the built-in dataset of that name; "
-                                 "give the folder another name")
+                raise ValueError(
+                    f"{name}: clashes with the built-in dataset of that name; give the folder another name"
+                )
             if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
                 raise ValueError(f"{name!r}: use letters, digits, '_', '-' or '.' (it names stages and folders)")
         return folders
@@ -86,8 +118,10 @@ class DataParams(_Section):
         known = [*dataset_registry.BUILT_IN, *info.data.get("folders", {})]
         for name in names:
             if name not in known:
-                raise ValueError(f"unknown dataset {name!r}; allowed: {', '.join(known)} "
-                                 "(or declare an image folder under data.folders)")
+                raise ValueError(
+                    f"unknown dataset {name!r}; allowed: {', '.join(known)} "
+                    "(or declare an image folder under data.folders)"
+                )
         if len(set(names)) != len(names):
             raise ValueError("lists a dataset twice")
         return names
@@ -95,18 +129,25 @@ class DataParams(_Section):
     def check(self, name: str) -> str:
         """`name`, if the grid has it; a stage asked for another dataset stops in one line."""
         if name not in self.datasets:
-            raise PipelineError(f"dataset {name!r} is not in params.yaml's data.datasets "
-                                f"({', '.join(self.datasets)}); add it there")
+            raise PipelineError(
+                f"dataset {name!r} is not in params.yaml's data.datasets ({', '.join(self.datasets)}); add it there"
+            )
         return name
 
 
 class DownloadParams(_Section):
     """Where the built-in datasets come from, and how they are verified."""
-    sources: dict[str, list[str]] = Field(description=(
-        "per downloaded dataset, tried in order: local folders, `file://` or `http(s)://` base URLs"))
-    checksums: dict[str, str] = Field({}, description=(
-        "per-file overrides of the published checksums, `sha256:<hex>` or `md5:<hex>` (a private mirror, "
-        "a test copy)"))
+
+    sources: dict[str, list[str]] = Field(
+        description=("per downloaded dataset, tried in order: local folders, `file://` or `http(s)://` base URLs")
+    )
+    checksums: dict[str, str] = Field(
+        {},
+        description=(
+            "per-file overrides of the published checksums, `sha256:<hex>` or `md5:<hex>` (a private mirror, "
+            "a test copy)"
+        ),
+    )
     timeout_s: float = Field(60.0, gt=0, description="network timeout per request, in seconds")
 
     @field_validator("sources")
@@ -114,8 +155,9 @@ class DownloadParams(_Section):
     def _downloaded_datasets(cls, sources: dict[str, list[str]]) -> dict[str, list[str]]:
         for name in sources:
             if name not in dataset_registry.DOWNLOADED:
-                raise ValueError(f"{name}: not a downloaded dataset; sources are for "
-                                 f"{', '.join(dataset_registry.DOWNLOADED)}")
+                raise ValueError(
+                    f"{name}: not a downloaded dataset; sources are for {', '.join(dataset_registry.DOWNLOADED)}"
+                )
         return sources
 
     @field_validator("checksums")
@@ -130,10 +172,17 @@ class DownloadParams(_Section):
 
 class ImbalanceParams(_Section):
     """The imbalanced variant of Fashion-MNIST (`fashion_mnist_imbalanced`)."""
-    ratio: float = Field(10.0, ge=1.0, description=(
-        "long tail: class c keeps `ratio ** (-c / 9)` of its training images (class 0 all, class 9 1/ratio)"))
-    fractions: list[float] | None = Field(None, description=(
-        "or 10 explicit per-class shares in (0, 1]; overrides `ratio`"))
+
+    ratio: float = Field(
+        10.0,
+        ge=1.0,
+        description=(
+            "long tail: class c keeps `ratio ** (-c / 9)` of its training images (class 0 all, class 9 1/ratio)"
+        ),
+    )
+    fractions: list[float] | None = Field(
+        None, description=("or 10 explicit per-class shares in (0, 1]; overrides `ratio`")
+    )
     imbalance_test: bool = Field(False, description="also imbalance the test split (default: keep it balanced)")
 
     @field_validator("fractions")
@@ -149,34 +198,62 @@ class ImbalanceParams(_Section):
 
 class ModelParams(_Section):
     """The CNN and its training, the same for every strategy."""
-    filters: list[int] = Field([32, 64, 64], min_length=3, max_length=3, description=(
-        "the three Conv2D layers' filters, each layer followed by 2x2 max-pooling"))
-    kernel_size: int = Field(3, ge=1, description="Conv2D kernel size (\"same\" padding)")
+
+    filters: list[int] = Field(
+        [32, 64, 64],
+        min_length=3,
+        max_length=3,
+        description=("the three Conv2D layers' filters, each layer followed by 2x2 max-pooling"),
+    )
+    kernel_size: int = Field(3, ge=1, description='Conv2D kernel size ("same" padding)')
     dense_units: int = Field(128, ge=1, description="the hidden Dense layer before the softmax output")
     epochs: int = Field(10, ge=1, description="training epochs per round")
     batch_size: int = Field(32, ge=1, description="training batch size")
     learning_rate: float = Field(1e-3, gt=0, description="Adam's learning rate")
-    retrain_from_scratch: bool = Field(True, description=(
-        "a fresh model each round (the usual protocol); `false` keeps training last round's model"))
-    validation_fraction: float = Field(0.0, ge=0, lt=1, description=(
-        "> 0 holds out this share of the labelled set for early stopping; 0 disables it"))
-    early_stopping_patience: int = Field(3, ge=1, description=(
-        "epochs without a better validation loss before stopping (the best weights are kept)"))
-    predict_batch_size: int = Field(2048, ge=1, description=(
-        "inference batch for pool scoring and evaluation (no effect on results); lowered for large images "
-        "so that one batch's activations stay under 512 MB"))
-    dropout: float = Field(0.25, ge=0, lt=1, description=(
-        "dropout before each Dense layer; 0 = no dropout layers (then `bald`, which needs MC-dropout passes, "
-        "cannot run)"))
-    threads: int = Field(1, ge=1, description=(
-        "TensorFlow threads per run; part of the numbers (the thread count splits float sums differently); "
-        "`alstudy grid` runs cores // threads cells at once"))
-    precision: Literal["float32", "bfloat16"] = Field("bfloat16", description=(
-        "`float32` or `bfloat16`: bfloat16 arithmetic with float32 weights and a float32 softmax output and "
-        "loss (Keras' `mixed_bfloat16`) in training, pool scoring, MC passes and evaluation; part of the "
-        "numbers, like `threads`. bfloat16 needs a CPU with AVX512-BF16 or AMX-BF16 (`lscpu` lists "
-        "`avx512_bf16` or `amx_bf16`); on another, a run stops at start in one line: set `float32` there (its "
-        "results are within the seed noise of bfloat16's, docs/explanation/speed.md)"))
+    retrain_from_scratch: bool = Field(
+        True, description=("a fresh model each round (the usual protocol); `false` keeps training last round's model")
+    )
+    validation_fraction: float = Field(
+        0.0, ge=0, lt=1, description=("> 0 holds out this share of the labelled set for early stopping; 0 disables it")
+    )
+    early_stopping_patience: int = Field(
+        3, ge=1, description=("epochs without a better validation loss before stopping (the best weights are kept)")
+    )
+    predict_batch_size: int = Field(
+        2048,
+        ge=1,
+        description=(
+            "inference batch for pool scoring and evaluation (no effect on results); lowered for large images "
+            "so that one batch's activations stay under 512 MB"
+        ),
+    )
+    dropout: float = Field(
+        0.25,
+        ge=0,
+        lt=1,
+        description=(
+            "dropout before each Dense layer; 0 = no dropout layers (then `bald`, which needs MC-dropout passes, "
+            "cannot run)"
+        ),
+    )
+    threads: int = Field(
+        1,
+        ge=1,
+        description=(
+            "TensorFlow threads per run; part of the numbers (the thread count splits float sums differently); "
+            "`alstudy grid` runs cores // threads cells at once"
+        ),
+    )
+    precision: Literal["float32", "bfloat16"] = Field(
+        "bfloat16",
+        description=(
+            "`float32` or `bfloat16`: bfloat16 arithmetic with float32 weights and a float32 softmax output and "
+            "loss (Keras' `mixed_bfloat16`) in training, pool scoring, MC passes and evaluation; part of the "
+            "numbers, like `threads`. bfloat16 needs a CPU with AVX512-BF16 or AMX-BF16 (`lscpu` lists "
+            "`avx512_bf16` or `amx_bf16`); on another, a run stops at start in one line: set `float32` there (its "
+            "results are within the seed noise of bfloat16's, docs/explanation/speed.md)"
+        ),
+    )
 
     @field_validator("filters")
     @classmethod
@@ -188,21 +265,32 @@ class ModelParams(_Section):
 
 class ALParams(_Section):
     """The active-learning grid: strategies, seeds and the labelling budget."""
-    strategies: list[str] = Field(min_length=1, description=(
-        "the grid's query strategies, by module name (`least_confidence`, not its alias `uncertainty`)"))
-    seeds: list[int] = Field([0, 1, 2, 3, 4], min_length=1, description=(
-        "one run per seed; runs pair by seed in the statistics (at least 2 for any test)"))
+
+    strategies: list[str] = Field(
+        min_length=1,
+        description=("the grid's query strategies, by module name (`least_confidence`, not its alias `uncertainty`)"),
+    )
+    seeds: list[int] = Field(
+        [0, 1, 2, 3, 4],
+        min_length=1,
+        description=("one run per seed; runs pair by seed in the statistics (at least 2 for any test)"),
+    )
     initial_size: int = Field(200, ge=1, description="random labelled images before round 1")
     query_size: int = Field(200, ge=1, description="images labelled per round")
-    rounds: int = Field(10, ge=1, description=(
-        "query rounds; the budget is `initial_size + rounds x query_size`"))
-    pool_subsample: int = Field(10000, ge=0, description=(
-        "score this many random unlabelled images per round; 0 scores the whole pool"))
-    log_models: Literal["every", "last", "never"] = Field("every", description=(
-        "`every`, `last` or `never`: which rounds' models go to MLflow"))
-    strategy_options: dict[str, dict] = Field({}, description=(
-        "each strategy's own options, by name (keys below; `{}` for none); every strategy in `strategies` "
-        "needs an entry, and changing one reruns only that strategy's cells"))
+    rounds: int = Field(10, ge=1, description=("query rounds; the budget is `initial_size + rounds x query_size`"))
+    pool_subsample: int = Field(
+        10000, ge=0, description=("score this many random unlabelled images per round; 0 scores the whole pool")
+    )
+    log_models: Literal["every", "last", "never"] = Field(
+        "every", description=("`every`, `last` or `never`: which rounds' models go to MLflow")
+    )
+    strategy_options: dict[str, dict] = Field(
+        {},
+        description=(
+            "each strategy's own options, by name (keys below; `{}` for none); every strategy in `strategies` "
+            "needs an entry, and changing one reruns only that strategy's cells"
+        ),
+    )
 
     @field_validator("strategies")
     @classmethod
@@ -211,8 +299,10 @@ class ALParams(_Section):
             if name not in strategy_registry.names():
                 raise ValueError(f"unknown strategy {name!r}; allowed: {', '.join(strategy_registry.STRATEGIES)}")
             if strategy_registry.canonical(name) != name:  # each cell depends on its strategy's own module
-                raise ValueError(f"{name!r} is another name for {strategy_registry.canonical(name)}; "
-                                 f"list it as {strategy_registry.canonical(name)}")
+                raise ValueError(
+                    f"{name!r} is another name for {strategy_registry.canonical(name)}; "
+                    f"list it as {strategy_registry.canonical(name)}"
+                )
         if len(set(names)) != len(names):
             raise ValueError("lists a strategy twice")
         return names
@@ -265,6 +355,7 @@ class ALParams(_Section):
 
 class LabelProject(_Section):
     """One labelling project: images a person labels, batch by batch, in the order a strategy picks."""
+
     unlabelled: str = Field(min_length=1, description="the folder of images to label (searched at any depth)")
     classes: list[str] = Field(min_length=2, description="the class names a person chooses from")
     strategy: str = Field("margin", description="the registered strategy that picks each batch")
@@ -274,8 +365,9 @@ class LabelProject(_Section):
     labelled: str | None = Field(None, description="optional `<class>/<image>` folder of labels to start from")
     test: str | None = Field(None, description="optional labelled `<class>/<image>` folder to measure progress on")
     seed: int = Field(0, ge=0, description="seeds the first batch's draw and the model")
-    image_url: str = Field("", description=(
-        "where Label Studio finds the images; empty: its local-files URL for the `unlabelled` folder"))
+    image_url: str = Field(
+        "", description=("where Label Studio finds the images; empty: its local-files URL for the `unlabelled` folder")
+    )
 
     _size = field_validator("image_size", mode="before")(_image_size)
 
@@ -291,31 +383,60 @@ class LabelProject(_Section):
 
 class LabelParams(_Section):
     """Labelling your own images, batch by batch."""
-    projects: dict[str, LabelProject] = Field({}, description=(
-        "labelling projects by name (keys below): `alstudy label next --project <name>`, or the "
-        "`label@<name>` stage"))
+
+    projects: dict[str, LabelProject] = Field(
+        {},
+        description=(
+            "labelling projects by name (keys below): `alstudy label next --project <name>`, or the "
+            "`label@<name>` stage"
+        ),
+    )
 
 
 class PlotParams(_Section):
     """Figures and summary metrics per dataset."""
-    target_fraction: float = Field(0.95, gt=0, le=1, description=(
-        "\"labels to target\": the labels needed to reach this share of the best final accuracy"))
+
+    target_fraction: float = Field(
+        0.95,
+        gt=0,
+        le=1,
+        description=('"labels to target": the labels needed to reach this share of the best final accuracy'),
+    )
 
 
 class StudyParams(_Section):
     """How the study reaches its verdicts (alstudy/study/verdicts.py; read by the plot, verdicts and report stages)."""
-    alpha: float = Field(0.05, gt=0, lt=1, description=(
-        "significance level of every test; the headline verdicts are Holm-corrected over the study's "
-        "comparisons at this level, the per-round detail is not corrected"))
-    baseline: str = Field("random", description=(
-        "the strategy the others are compared with first (strategy minus baseline); usually random"))
+
+    alpha: float = Field(
+        0.05,
+        gt=0,
+        lt=1,
+        description=(
+            "significance level of every test; the headline verdicts are Holm-corrected over the study's "
+            "comparisons at this level, the per-round detail is not corrected"
+        ),
+    )
+    baseline: str = Field(
+        "random",
+        description=("the strategy the others are compared with first (strategy minus baseline); usually random"),
+    )
     metrics: list[Literal["accuracy", "balanced_accuracy", "f1_macro"]] = Field(
-        ["accuracy", "f1_macro"], min_length=1, description=(
+        ["accuracy", "f1_macro"],
+        min_length=1,
+        description=(
             "the learning curves compared: each gets curve-level verdicts (in the Holm family), "
-            "per-round tests and penalty matrices"))
-    power: float = Field(0.8, gt=0, lt=1, description=(
-        "for a comparison that is not significant: the power at which the report estimates the seeds "
-        "that would decide it"))
+            "per-round tests and penalty matrices"
+        ),
+    )
+    power: float = Field(
+        0.8,
+        gt=0,
+        lt=1,
+        description=(
+            "for a comparison that is not significant: the power at which the report estimates the seeds "
+            "that would decide it"
+        ),
+    )
     max_seeds: int = Field(100, ge=2, description="that estimate's cap: beyond it the report says 'more than'")
 
     _baseline = field_validator("baseline")(_known_strategy)
@@ -343,8 +464,10 @@ class Params(_Section):
     def _mc_dropout_has_dropout(self) -> "Params":
         for name in self.al.strategies:
             if strategy_registry.Need.MC_PROBA in strategy_registry.get(name).needs and not self.model.dropout:
-                raise ValueError(f"al.strategies: {name} needs MC dropout, but model.dropout is 0; "
-                                 f"set model.dropout (e.g. 0.25) or take {name} out of al.strategies")
+                raise ValueError(
+                    f"al.strategies: {name} needs MC dropout, but model.dropout is 0; "
+                    f"set model.dropout (e.g. 0.25) or take {name} out of al.strategies"
+                )
         return self
 
     def run_settings(self, strategies: list[str] | None = None) -> dict:

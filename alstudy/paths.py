@@ -1,4 +1,5 @@
 """Where things live. DVC runs every stage from the project root, so data paths are relative."""
+
 from __future__ import annotations
 
 from pathlib import Path

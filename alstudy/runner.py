@@ -1,4 +1,5 @@
 """Entry-point plumbing for the DVC stages and the `alstudy` command: logging and error reporting."""
+
 from __future__ import annotations
 
 import logging

@@ -5,6 +5,7 @@ queried indices, final metrics). A killed run resumes from its last completed
 round at the next `dvc repro`, in the same MLflow run, which stays nested under
 its dataset's study run (alstudy/tracking/study_runs.py).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,8 +29,9 @@ from alstudy.tracking import runs as tracking
 log = logging.getLogger("al")
 # The code that shapes a run's numbers: a change to any of it discards the run's checkpoints. The other
 # strategies' modules are not in it, so that fixing one strategy resumes every other strategy's cells.
-LEARNING_CODE = [Path("alstudy/learning") / name for name in
-                 ("loop.py", "learner.py", "model.py", "training.py", "evaluation.py")]
+LEARNING_CODE = [
+    Path("alstudy/learning") / name for name in ("loop.py", "learner.py", "model.py", "training.py", "evaluation.py")
+]
 SHARED_STRATEGY_CODE = [Path("alstudy/strategies") / name for name in ("__init__.py", "_base.py", "_scores.py")]
 
 
@@ -53,8 +55,16 @@ def write_results(out: Path, state: LoopState, pool_labels) -> dict:
         writer = csv.writer(stream)
         writer.writerow(["round", "n_labeled", "accuracy", "balanced_accuracy", "f1_macro", "seconds"])
         for r in state.history:
-            writer.writerow([r.round, r.n_labeled, f"{r.accuracy:.6f}", f"{r.balanced_accuracy:.6f}",
-                             f"{r.f1_macro:.6f}", f"{r.seconds:.3f}"])
+            writer.writerow(
+                [
+                    r.round,
+                    r.n_labeled,
+                    f"{r.accuracy:.6f}",
+                    f"{r.balanced_accuracy:.6f}",
+                    f"{r.f1_macro:.6f}",
+                    f"{r.seconds:.3f}",
+                ]
+            )
     with atomic_path(out / "queries.csv") as tmp, open(tmp, "w", newline="") as stream:
         writer = csv.writer(stream)
         writer.writerow(["round", "pool_index", "label"])
@@ -66,9 +76,14 @@ def write_results(out: Path, state: LoopState, pool_labels) -> dict:
             start = stop
     save_json(out / "rounds.json", state.to_dict()["history"])
     last = state.history[-1]
-    metrics = {"accuracy": last.accuracy, "balanced_accuracy": last.balanced_accuracy, "f1_macro": last.f1_macro,
-               "n_labeled": last.n_labeled, "rounds": last.round,
-               "mean_round_seconds": sum(r.seconds for r in state.history) / len(state.history)}
+    metrics = {
+        "accuracy": last.accuracy,
+        "balanced_accuracy": last.balanced_accuracy,
+        "f1_macro": last.f1_macro,
+        "n_labeled": last.n_labeled,
+        "rounds": last.round,
+        "mean_round_seconds": sum(r.seconds for r in state.history) / len(state.history),
+    }
     save_json(out / "metrics.json", metrics)
     return metrics
 
@@ -91,8 +106,11 @@ def main(argv: list[str] | None = None) -> None:
     classes = metric_names.class_keys(names, n_classes)  # f1/<class>, queried/<class>
 
     folder = checkpoint_dir(args.dataset, args.strategy, args.seed)
-    fp = checkpoint.fingerprint(run_config(params, args.dataset, args.strategy, args.seed),
-                                [data_dir / f for f in SPLIT_FILES], result_code(args.strategy))
+    fp = checkpoint.fingerprint(
+        run_config(params, args.dataset, args.strategy, args.seed),
+        [data_dir / f for f in SPLIT_FILES],
+        result_code(args.strategy),
+    )
     resumed = checkpoint.load(folder, fp)
 
     def wants_model(round_: int) -> bool:
@@ -105,17 +123,27 @@ def main(argv: list[str] | None = None) -> None:
     if not resumed:
         for run_id in tracking.remove_unfinished_runs(experiment_id, name, config):
             log.info("%s: starting over; removed the unfinished MLflow run %s of an earlier attempt", name, run_id)
-    run = tracking.start_or_resume_run(experiment_id, name, resumed.run_id if resumed else None,
-                                       tags={"dataset": args.dataset, "strategy": args.strategy,
-                                             "seed": str(args.seed), "config": config,
-                                             **study_runs.cell_tags(params, args.dataset, parent_id),
-                                             **metric_names.class_tags(names, n_classes)},
-                                       params={"dataset": args.dataset, "strategy": args.strategy,
-                                               "seed": args.seed,
-                                               **tracking.flat_params("al", al, {"strategy_options"}),
-                                               **tracking.flat_params("model", params.model),
-                                               **tracking.flat_params(f"al.strategy_options.{args.strategy}",
-                                                                      al.options(args.strategy))})
+    run = tracking.start_or_resume_run(
+        experiment_id,
+        name,
+        resumed.run_id if resumed else None,
+        tags={
+            "dataset": args.dataset,
+            "strategy": args.strategy,
+            "seed": str(args.seed),
+            "config": config,
+            **study_runs.cell_tags(params, args.dataset, parent_id),
+            **metric_names.class_tags(names, n_classes),
+        },
+        params={
+            "dataset": args.dataset,
+            "strategy": args.strategy,
+            "seed": args.seed,
+            **tracking.flat_params("al", al, {"strategy_options"}),
+            **tracking.flat_params("model", params.model),
+            **tracking.flat_params(f"al.strategy_options.{args.strategy}", al.options(args.strategy)),
+        },
+    )
     with tracking.ending(run):
         run_id = run.info.run_id
         state, model = (resumed.state, resumed.model) if resumed else (None, None)
@@ -126,25 +154,46 @@ def main(argv: list[str] | None = None) -> None:
             last = resumed.state.history[-1].round
             for result in resumed.state.history:
                 if result.round not in done:
-                    tracking.log_round(result, classes,
-                                       model if result.round == last and wants_model(last) else None)
+                    tracking.log_round(result, classes, model if result.round == last and wants_model(last) else None)
 
         def on_round(state: LoopState, result: RoundResult, cnn: CNN) -> None:
             checkpoint.save(folder, state, cnn.model, run_id, fp)
             tracking.log_round(result, classes, cnn.model if wants_model(result.round) else None)
-            log.info("%s round %d/%d: %d labelled, accuracy %.4f, F1 %.4f, %.1f s",
-                     name, result.round, al.rounds, result.n_labeled, result.accuracy, result.f1_macro,
-                     result.seconds)
+            log.info(
+                "%s round %d/%d: %d labelled, accuracy %.4f, F1 %.4f, %.1f s",
+                name,
+                result.round,
+                al.rounds,
+                result.n_labeled,
+                result.accuracy,
+                result.f1_macro,
+                result.seconds,
+            )
 
         cnn = CNN(pool.x.shape[1:], n_classes, params.model, model)
-        state = run_loop(pool, test, args.strategy, al, cnn, args.seed, options=al.options(args.strategy),
-                         retrain_from_scratch=params.model.retrain_from_scratch, state=state, on_round=on_round)
+        state = run_loop(
+            pool,
+            test,
+            args.strategy,
+            al,
+            cnn,
+            args.seed,
+            options=al.options(args.strategy),
+            retrain_from_scratch=params.model.retrain_from_scratch,
+            state=state,
+            on_round=on_round,
+        )
         out = run_dir(args.dataset, args.strategy, args.seed)
         metrics = write_results(out, state, pool.labels)
         tracking.log_final(out, metrics)
     checkpoint.discard(folder)
-    log.info("%s: done; final accuracy %.4f, F1 %.4f with %d labels", name, metrics["accuracy"],
-             metrics["f1_macro"], metrics["n_labeled"])
+    log.info(
+        "%s: done; final accuracy %.4f, F1 %.4f with %d labels",
+        name,
+        metrics["accuracy"],
+        metrics["f1_macro"],
+        metrics["n_labeled"],
+    )
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
 """DVC stage `download@<dataset>`: fetch and verify one dataset's upstream files into data/raw/<dataset>/."""
+
 from __future__ import annotations
 
 import argparse

@@ -3,6 +3,7 @@
 Writes data/prepared/<name>/ like the built-in datasets' preprocessing: pixels as float32
 in [0, 1], labels one-hot, class names (from the folder names) in meta.json.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,11 +28,25 @@ def main(argv: list[str] | None = None) -> None:
     if folder is None:
         raise PipelineError(f"no image folder {args.dataset!r} under data.folders in params.yaml; declare it there")
     out = prepared_dir(args.dataset)
-    split = prepare_folder(Path(folder.path), out, args.dataset, folder.image_size, folder.color_mode,
-                           folder.test_fraction, params.base.seed)
-    log.info("%s: wrote %d train and %d test images of %s (%s), %d classes: %s", args.dataset, len(split.train),
-             len(split.test), "x".join(map(str, folder.image_size)), folder.color_mode, len(split.class_names),
-             ", ".join(split.class_names))
+    split = prepare_folder(
+        Path(folder.path),
+        out,
+        args.dataset,
+        folder.image_size,
+        folder.color_mode,
+        folder.test_fraction,
+        params.base.seed,
+    )
+    log.info(
+        "%s: wrote %d train and %d test images of %s (%s), %d classes: %s",
+        args.dataset,
+        len(split.train),
+        len(split.test),
+        "x".join(map(str, folder.image_size)),
+        folder.color_mode,
+        len(split.class_names),
+        ", ".join(split.class_names),
+    )
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
 """DVC stage `imbalance`: derive fashion_mnist_imbalanced from prepared Fashion-MNIST with a seeded class profile."""
+
 from __future__ import annotations
 
 import argparse
@@ -33,17 +34,29 @@ def main(argv: list[str] | None = None) -> None:
     train = imbalance_split(train, fractions, params.base.seed)
     if params.imbalance.imbalance_test:
         test = imbalance_split(test, fractions, params.base.seed + 1)
-    write_splits(out_dir, train, test, {"dataset": DERIVED.name, "derived_from": DERIVED.derived_from,
-                                         "retention": fractions.round(4).tolist(),
-                                         "class_names": list(DERIVED.class_names)})
+    write_splits(
+        out_dir,
+        train,
+        test,
+        {
+            "dataset": DERIVED.name,
+            "derived_from": DERIVED.derived_from,
+            "retention": fractions.round(4).tolist(),
+            "class_names": list(DERIVED.class_names),
+        },
+    )
     train_counts, test_counts = class_counts(train.labels, n_classes), class_counts(test.labels, n_classes)
-    save_json(METRICS_FILE, {
-        "derived": True,
-        "train_total": len(train.x), "test_total": len(test.x),
-        "train_class_counts": {str(c): n for c, n in enumerate(train_counts)},
-        "test_class_counts": {str(c): n for c, n in enumerate(test_counts)},
-        "imbalance_ratio_observed": round(max(train_counts) / max(1, min(train_counts)), 3),
-    })
+    save_json(
+        METRICS_FILE,
+        {
+            "derived": True,
+            "train_total": len(train.x),
+            "test_total": len(test.x),
+            "train_class_counts": {str(c): n for c, n in enumerate(train_counts)},
+            "test_class_counts": {str(c): n for c, n in enumerate(test_counts)},
+            "imbalance_ratio_observed": round(max(train_counts) / max(1, min(train_counts)), 3),
+        },
+    )
     log.info("%s: kept %d of the training images; per class %s", DERIVED.name, len(train.x), train_counts)
 
 

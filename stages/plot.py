@@ -6,6 +6,7 @@ penalty matrices, wide CSVs), metrics/summary/<dataset>.json and the paired
 statistics in metrics/statistics/<dataset>.json: the per-round detail and each
 seed's AUBC, which the verdicts stage compares across the whole study.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,8 +37,9 @@ def load_curves(dataset: str, strategies: list[str], seeds: list[int]) -> dict[s
         for seed in seeds:
             path = run_dir(dataset, strategy, seed) / "rounds.json"
             if not path.exists():
-                raise PipelineError(f"{path}: missing; run `dvc repro al` so every dataset x strategy x seed "
-                                    "in params.yaml has results")
+                raise PipelineError(
+                    f"{path}: missing; run `dvc repro al` so every dataset x strategy x seed in params.yaml has results"
+                )
             runs[seed] = json.loads(path.read_text())
         curves[strategy] = Curves.from_runs(runs)
     return curves
@@ -50,27 +52,41 @@ def paired_statistics(curves: dict[str, Curves], out: Path, dataset: str, study:
     With fewer than two seeds no test is possible; the file says so and no figure is drawn."""
     names, baseline = list(curves), study.baseline
     n_rounds = len(next(iter(curves.values())).n_labeled) - 1
-    result: dict = {"alpha": study.alpha, "baseline": baseline, "strategies": names, "query_rounds": n_rounds,
-                    "seeds": next(iter(curves.values())).seeds,
-                    "aubc": {m: {n: aubc_per_seed(c, m).tolist() for n, c in curves.items()} for m in study.metrics}}
+    result: dict = {
+        "alpha": study.alpha,
+        "baseline": baseline,
+        "strategies": names,
+        "query_rounds": n_rounds,
+        "seeds": next(iter(curves.values())).seeds,
+        "aubc": {m: {n: aubc_per_seed(c, m).tolist() for n, c in curves.items()} for m in study.metrics},
+    }
     if not statistics.enough_seeds(curves):
-        result["note"] = (f"{len(result['seeds'])} seed: no statistical test is possible; "
-                          f"set at least {statistics.MIN_SEEDS} seeds in al.seeds")
+        result["note"] = (
+            f"{len(result['seeds'])} seed: no statistical test is possible; "
+            f"set at least {statistics.MIN_SEEDS} seeds in al.seeds"
+        )
         return result
     for metric in study.metrics:
         comparisons = statistics.compare_all(curves, metric)
         matrix = statistics.penalty_matrix(comparisons, names, study.alpha)
-        plotting.penalty_heatmap(matrix, names, n_rounds, metric, dataset, out / f"penalty_{metric}.png",
-                                 study.alpha)
-        section = {"penalty_matrix": matrix.tolist(),
-                   "pairs": {f"{a} - {b}": c.to_dict() for (a, b), c in comparisons.items()}}
+        plotting.penalty_heatmap(matrix, names, n_rounds, metric, dataset, out / f"penalty_{metric}.png", study.alpha)
+        section = {
+            "penalty_matrix": matrix.tolist(),
+            "pairs": {f"{a} - {b}": c.to_dict() for (a, b), c in comparisons.items()},
+        }
         if baseline in curves:
             versus = {n: comparisons[(n, baseline)] for n in names if n != baseline}
             plotting.difference_to_baseline(versus, metric, dataset, out / f"difference_{metric}.png", baseline)
             section[f"versus_{baseline}"] = {
-                n: {"wins": d.wins(study.alpha), "losses": d.losses(study.alpha), "final_mean": d.mean[-1],
-                    "final_ci": [d.ci_low[-1], d.ci_high[-1]], "final_p_value": d.p_value[-1]}
-                for n, d in versus.items()}
+                n: {
+                    "wins": d.wins(study.alpha),
+                    "losses": d.losses(study.alpha),
+                    "final_mean": d.mean[-1],
+                    "final_ci": [d.ci_low[-1], d.ci_high[-1]],
+                    "final_p_value": d.p_value[-1],
+                }
+                for n, d in versus.items()
+            }
         result[metric] = section
     return result
 
@@ -98,8 +114,9 @@ def main(argv: list[str] | None = None) -> None:
     for metric in METRICS:
         plotting.learning_curves(curves, metric, dataset, out / f"{metric}.png")
         write_wide_csv(out / f"{metric}.csv", curves, metric)
-    plotting.queried_classes(curves, meta["train_class_counts"], meta["class_names"], dataset,
-                             out / "queried_classes.png")
+    plotting.queried_classes(
+        curves, meta["train_class_counts"], meta["class_names"], dataset, out / "queried_classes.png"
+    )
     plotting.per_class_f1(curves, meta["class_names"], dataset, out / "per_class_f1.png")
     study = params.study
     stats = paired_statistics(curves, out, dataset, study)
@@ -121,19 +138,36 @@ def main(argv: list[str] | None = None) -> None:
     experiment_id = tracking.setup(params.base)
     study_runs.describe_experiment(experiment_id, params)
     with study_runs.open_parent(experiment_id, dataset, params):
-        study_runs.log_summary({f"{strategy}.{key}": value for strategy, values in summary.items()
-                                for key, value in values.items() if isinstance(value, (int, float))})
+        study_runs.log_summary(
+            {
+                f"{strategy}.{key}": value
+                for strategy, values in summary.items()
+                for key, value in values.items()
+                if isinstance(value, (int, float))
+            }
+        )
         for figure in figures:
             mlflow.log_artifact(str(figure), artifact_path="plots")
         mlflow.log_artifact(str(summary_file))
         mlflow.log_artifact(str(statistics_file))
 
-    log.info("%s: MLflow run %s, its cells' curves at %s", dataset, study_runs.parent_name(dataset),
-             tracking.chart_view_url(experiment_id, tracking.tracking_uri(params.base)))
+    log.info(
+        "%s: MLflow run %s, its cells' curves at %s",
+        dataset,
+        study_runs.parent_name(dataset),
+        tracking.chart_view_url(experiment_id, tracking.tracking_uri(params.base)),
+    )
     for strategy, s in summary.items():
-        log.info("%s %s: final accuracy %.4f, F1 %.4f, AUBC %.4f, labels to %.3f: %s", dataset, strategy,
-                 s["final_accuracy"], s["final_f1_macro"], s["aubc_accuracy"], s["target_accuracy"],
-                 s["labels_to_target_accuracy"])
+        log.info(
+            "%s %s: final accuracy %.4f, F1 %.4f, AUBC %.4f, labels to %.3f: %s",
+            dataset,
+            strategy,
+            s["final_accuracy"],
+            s["final_f1_macro"],
+            s["aubc_accuracy"],
+            s["target_accuracy"],
+            s["labels_to_target_accuracy"],
+        )
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
 """DVC stage `preprocess@<dataset>`: raw upstream files -> scaled, one-hot .npy splits in data/prepared/<dataset>/."""
+
 from __future__ import annotations
 
 import argparse
@@ -11,6 +12,7 @@ from alstudy.paths import prepared_dir, raw_dir
 from alstudy.runner import run_stage
 
 log = logging.getLogger("preprocess")
+
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
@@ -27,8 +29,14 @@ def main(argv: list[str] | None = None) -> None:
     spec = datasets.get(args.dataset)
     train, test = prepare(*spec.read(raw_dir(args.dataset)), n_classes=len(spec.class_names))
     write_splits(out_dir, train, test, {"dataset": args.dataset, "class_names": list(spec.class_names)})
-    log.info("%s: wrote %d train and %d test images of shape %s to %s",
-             args.dataset, len(train.x), len(test.x), train.x.shape[1:], out_dir)
+    log.info(
+        "%s: wrote %d train and %d test images of shape %s to %s",
+        args.dataset,
+        len(train.x),
+        len(test.x),
+        train.x.shape[1:],
+        out_dir,
+    )
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ the study), the run configuration, how the statistics were done, then tables,
 figures and the per-round tests as detail; logged to each dataset's MLflow
 study run.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -53,17 +54,27 @@ def load_results(dataset: str) -> DatasetResults:
     for path, stage in ((summary_file, "plot"), (statistics_file, "plot"), (verdicts_file, "verdicts")):
         if not path.exists():
             raise PipelineError(f"{path}: missing; run `dvc repro {stage}` first")
-    return DatasetResults(dataset, json.loads(summary_file.read_text()), json.loads(statistics_file.read_text()),
-                          sorted(p.name for p in (PLOTS_DIR / dataset).glob("*.png")),
-                          from_metrics(json.loads(verdicts_file.read_text()), dataset))
+    return DatasetResults(
+        dataset,
+        json.loads(summary_file.read_text()),
+        json.loads(statistics_file.read_text()),
+        sorted(p.name for p in (PLOTS_DIR / dataset).glob("*.png")),
+        from_metrics(json.loads(verdicts_file.read_text()), dataset),
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
     argparse.ArgumentParser(description=__doc__).parse_args(argv)
     params = load_params()
     results = [load_results(dataset) for dataset in params.data.datasets]
-    text = render(results, configuration(params), figure_root=f"../{PLOTS_DIR}", alpha=params.study.alpha,
-                  baseline=params.study.baseline, experiment=params.base.experiment)
+    text = render(
+        results,
+        configuration(params),
+        figure_root=f"../{PLOTS_DIR}",
+        alpha=params.study.alpha,
+        baseline=params.study.baseline,
+        experiment=params.base.experiment,
+    )
     with atomic_path(REPORT_FILE) as tmp:
         tmp.write_text(text)
 

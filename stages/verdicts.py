@@ -7,6 +7,7 @@ writes metrics/verdicts/<dataset>.json and the same numbers to each dataset's
 MLflow study run. One stage for the whole study, because the correction
 spans every dataset: a new dataset's results change every adjusted p-value.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,8 +38,9 @@ def main(argv: list[str] | None = None) -> None:
     params = load_params()
     study, datasets = params.study, params.data.datasets
     aubcs = {dataset: load_aubcs(dataset) for dataset in datasets}
-    results = verdicts.study_verdicts(aubcs, verdicts.pairs(params.al.strategies, study.baseline), study.alpha,
-                                      study.power, study.max_seeds)
+    results = verdicts.study_verdicts(
+        aubcs, verdicts.pairs(params.al.strategies, study.baseline), study.alpha, study.power, study.max_seeds
+    )
     family = results[0].family if results else verdicts.Family(study.alpha, 0, study.power, study.max_seeds)
     for dataset in datasets:
         save_json(VERDICTS_DIR / f"{dataset}.json", verdicts.dataset_metrics(results, dataset, family))
@@ -48,8 +50,17 @@ def main(argv: list[str] | None = None) -> None:
         with study_runs.open_parent(experiment_id, dataset, params):
             study_runs.log_summary(verdicts.mlflow_metrics([v for v in results if v.dataset == dataset]))
     for v in results:
-        log.info("%s %s - %s (%s): AUBC %+.4f, p %s, Holm p %.3g: %s", v.dataset, v.a, v.b, v.metric, v.mean,
-                 "-" if v.p_value is None else f"{v.p_value:.3g}", v.p_holm, v.decision)
+        log.info(
+            "%s %s - %s (%s): AUBC %+.4f, p %s, Holm p %.3g: %s",
+            v.dataset,
+            v.a,
+            v.b,
+            v.metric,
+            v.mean,
+            "-" if v.p_value is None else f"{v.p_value:.3g}",
+            v.p_holm,
+            v.decision,
+        )
     log.info("%d comparisons corrected together; wrote %s/", family.size, VERDICTS_DIR)
 
 

@@ -4,6 +4,7 @@ Debian's chromium talks the protocol over a pipe (--remote-debugging-pipe: comma
 fd 3, replies on fd 4, each JSON message ended by a NUL byte), so no driver binary,
 no websocket library and no browser download is needed: the standard library does.
 """
+
 from __future__ import annotations
 
 import base64
@@ -44,19 +45,36 @@ class Browser:
         to_browser_r, from_browser_w = (fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10) for fd in low)
         for fd in low:
             os.close(fd)
-        args = ["--headless", "--no-sandbox", "--disable-gpu", "--remote-debugging-pipe", "--no-first-run",
-                f"--user-data-dir={self._profile}", f"--window-size={width},{height}", "about:blank"]
-        redirect = f'3<&{to_browser_r} 4>&{from_browser_w} {to_browser_r}<&- {from_browser_w}>&-'
-        self._process = subprocess.Popen(["bash", "-c", f'exec "$0" "$@" {redirect}', chromium(), *args],
-                                         pass_fds=(to_browser_r, from_browser_w),
-                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        args = [
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--remote-debugging-pipe",
+            "--no-first-run",
+            f"--user-data-dir={self._profile}",
+            f"--window-size={width},{height}",
+            "about:blank",
+        ]
+        redirect = f"3<&{to_browser_r} 4>&{from_browser_w} {to_browser_r}<&- {from_browser_w}>&-"
+        self._process = subprocess.Popen(
+            ["bash", "-c", f'exec "$0" "$@" {redirect}', chromium(), *args],
+            pass_fds=(to_browser_r, from_browser_w),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         os.close(to_browser_r)
         os.close(from_browser_w)
         self._buffer, self._next_id = b"", 0
         page = next(t for t in self._call("Target.getTargets")["targetInfos"] if t["type"] == "page")
         self._session = self._call("Target.attachToTarget", targetId=page["targetId"], flatten=True)["sessionId"]
-        self._call("Emulation.setDeviceMetricsOverride", session=True, width=width, height=height,
-                   deviceScaleFactor=1, mobile=False)
+        self._call(
+            "Emulation.setDeviceMetricsOverride",
+            session=True,
+            width=width,
+            height=height,
+            deviceScaleFactor=1,
+            mobile=False,
+        )
 
     def _call(self, method: str, session: bool = False, **params) -> dict:
         self._next_id += 1
@@ -82,8 +100,9 @@ class Browser:
 
     def evaluate(self, expression: str):
         """The value of a JavaScript expression in the page (awaited if it is a promise)."""
-        result = self._call("Runtime.evaluate", session=True, expression=expression, returnByValue=True,
-                            awaitPromise=True)
+        result = self._call(
+            "Runtime.evaluate", session=True, expression=expression, returnByValue=True, awaitPromise=True
+        )
         if "exceptionDetails" in result:
             raise RuntimeError(f"{expression}: {result['exceptionDetails'].get('text')}")
         return result["result"].get("value")
@@ -100,13 +119,15 @@ class Browser:
             if value:
                 return value
             if time.monotonic() > deadline:
-                raise AssertionError(f"{what or expression}: not seen within {timeout:.0f} s; the page shows:\n"
-                                     f"{self.text()[:3000]}")
+                raise AssertionError(
+                    f"{what or expression}: not seen within {timeout:.0f} s; the page shows:\n{self.text()[:3000]}"
+                )
             time.sleep(0.5)
 
     def wait_for_text(self, needle: str, timeout: float = 60) -> None:
-        self.wait_for(f"document.body && document.body.innerText.includes({json.dumps(needle)})", timeout,
-                      f"the text {needle!r}")
+        self.wait_for(
+            f"document.body && document.body.innerText.includes({json.dumps(needle)})", timeout, f"the text {needle!r}"
+        )
 
     def screenshot(self, path: Path) -> Path:
         data = self._call("Page.captureScreenshot", session=True, format="png")["data"]

@@ -2,6 +2,7 @@
 
 Plain helpers (file formats, params edits, image folders) are in helpers.py.
 """
+
 from __future__ import annotations
 
 import http.server

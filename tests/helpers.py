@@ -3,6 +3,7 @@
 Test files import these as ``from helpers import ...`` (pyproject.toml puts tests/ on the path);
 fixtures live in conftest.py. Everything here is tiny and offline.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -61,8 +62,9 @@ def dvc(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "PATH": bin_dir + os.pathsep + os.environ.get("PATH", "")}
     env.pop("MLFLOW_TRACKING_URI", None)  # the default store at the project root is under test
     env.pop("PYTHONPATH", None)
-    return subprocess.run([str(Path(bin_dir) / "dvc"), *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=900)
+    return subprocess.run(
+        [str(Path(bin_dir) / "dvc"), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=900
+    )
 
 
 def debian_fashion_mnist_installed() -> bool:
@@ -190,8 +192,9 @@ def cifar10_members(n_per_batch: int = 10, seed: int = 0) -> dict[str, bytes]:
     return members
 
 
-def write_tar_gz(path, members: dict[str, bytes], extra: list[tarfile.TarInfo] | None = None,
-                 directory: str | None = CIFAR_BATCH_DIR) -> Path:
+def write_tar_gz(
+    path, members: dict[str, bytes], extra: list[tarfile.TarInfo] | None = None, directory: str | None = CIFAR_BATCH_DIR
+) -> Path:
     """A deterministic tar.gz of `members` ({name: bytes}), with optional raw TarInfo entries (links...)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -291,6 +294,7 @@ def truncate_file(path: Path, keep: float = 0.5) -> None:
 
 REPO = REPO_ROOT
 
+
 def machine_precision() -> str:
     """params.yaml's precision (bfloat16) where this CPU has bfloat16 units, else float32: the tests run
     the default wherever they can, and run at all on a CPU that would stop a bfloat16 run at start."""
@@ -300,10 +304,22 @@ def machine_precision() -> str:
 
 
 TINY = {
-    "model": {"precision": machine_precision(), "filters": [4, 8, 8], "dense_units": 16, "epochs": 3, "batch_size": 16,
-              "predict_batch_size": 64},
-    "al": {"strategies": list(strategies.STRATEGIES), "seeds": [0],
-           "initial_size": 20, "query_size": 10, "rounds": 3, "log_models": "every"},
+    "model": {
+        "precision": machine_precision(),
+        "filters": [4, 8, 8],
+        "dense_units": 16,
+        "epochs": 3,
+        "batch_size": 16,
+        "predict_batch_size": 64,
+    },
+    "al": {
+        "strategies": list(strategies.STRATEGIES),
+        "seeds": [0],
+        "initial_size": 20,
+        "query_size": 10,
+        "rounds": 3,
+        "log_models": "every",
+    },
 }
 
 
@@ -313,12 +329,13 @@ def learnable_split(n: int, seed: int) -> Split:
     labels = np.arange(n) % 10
     x = rng.uniform(0, 0.3, size=(n, 28, 28, 1)).astype(np.float32)
     for i, c in enumerate(labels):
-        x[i, 2 * c + 4: 2 * c + 6, :, 0] += 0.7
+        x[i, 2 * c + 4 : 2 * c + 6, :, 0] += 0.7
     return Split(np.clip(x, 0, 1), one_hot(labels, 10))
 
 
-def make_project(root: Path, overrides: dict | None = None, dataset: str = "fashion_mnist",
-                 copy_code: bool = False) -> Path:
+def make_project(
+    root: Path, overrides: dict | None = None, dataset: str = "fashion_mnist", copy_code: bool = False
+) -> Path:
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["data"]["datasets"] = [dataset]
     for section, values in {**TINY, **(overrides or {})}.items():
@@ -330,10 +347,13 @@ def make_project(root: Path, overrides: dict | None = None, dataset: str = "fash
     else:
         (root / "alstudy").symlink_to(REPO / "alstudy")  # checkpoint fingerprints read the code
     (root / "stages").symlink_to(REPO / "stages")  # `python -m stages.al` from the project, as DVC runs it
-    write_splits(root / "data" / "prepared" / dataset, learnable_split(120, 0), learnable_split(40, 1),
-                 {"dataset": dataset, "class_names": list(FASHION_MNIST.class_names)})
+    write_splits(
+        root / "data" / "prepared" / dataset,
+        learnable_split(120, 0),
+        learnable_split(40, 1),
+        {"dataset": dataset, "class_names": list(FASHION_MNIST.class_names)},
+    )
     return root
-
 
 
 # --------------------------------------------------------------------------- a fake learner for the loop
@@ -362,8 +382,9 @@ class FakeLearner:
     def infer(self, images, rows=None, *, embeddings=False, mc_passes=0, mc_seed=0) -> Inference:
         batch = images if rows is None else images[rows]
         ids = np.asarray(batch)[:, 0, 0, 0].astype(int)
-        self.calls.append({"call": "infer", "ids": ids.tolist(), "embeddings": embeddings,
-                           "mc_passes": mc_passes, "mc_seed": mc_seed})
+        self.calls.append(
+            {"call": "infer", "ids": ids.tolist(), "embeddings": embeddings, "mc_passes": mc_passes, "mc_seed": mc_seed}
+        )
         mc = self.mc_proba[ids][:, :, :mc_passes] if mc_passes else None
         return Inference(self.proba[ids], self.embeddings[ids] if embeddings else None, mc)
 
@@ -378,18 +399,30 @@ POOL, TEST = fake_split(0, N_POOL), fake_split(N_POOL, N_TEST)
 
 
 def al_params(name: str, **overrides) -> ALParams:
-    values = {"strategies": [name], "strategy_options": {name: {}}, "initial_size": 12, "query_size": 6,
-              "rounds": 2, **overrides}
+    values = {
+        "strategies": [name],
+        "strategy_options": {name: {}},
+        "initial_size": 12,
+        "query_size": 6,
+        "rounds": 2,
+        **overrides,
+    }
     return ALParams(**values)
 
 
-
 # --------------------------------------------------------------------------- learning curves by hand
+
 
 def curves(accuracy, n_labeled=(100, 200, 300, 400), f1=None) -> Curves:
     accuracy = np.asarray(accuracy, dtype=float)
     f1 = accuracy if f1 is None else np.asarray(f1, dtype=float)
     seeds, rounds = accuracy.shape
-    return Curves(seeds=list(range(seeds)), n_labeled=np.asarray(n_labeled), accuracy=accuracy,
-                  balanced_accuracy=accuracy - 0.01, f1_macro=f1, f1_per_class=np.zeros((seeds, rounds, 3)),
-                  queried_classes=np.ones((seeds, 3)))
+    return Curves(
+        seeds=list(range(seeds)),
+        n_labeled=np.asarray(n_labeled),
+        accuracy=accuracy,
+        balanced_accuracy=accuracy - 0.01,
+        f1_macro=f1,
+        f1_per_class=np.zeros((seeds, rounds, 3)),
+        queried_classes=np.ones((seeds, 3)),
+    )

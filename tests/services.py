@@ -1,4 +1,5 @@
 """Real services for tests: a throw-away PostgreSQL cluster and an MLflow tracking server on 127.0.0.1."""
+
 from __future__ import annotations
 
 import glob
@@ -59,11 +60,17 @@ def postgres_cluster(folder: Path) -> Iterator[str]:
                 break
             parent.chmod(parent.stat().st_mode | 0o005)
     data, port = folder / "data", free_port()
-    subprocess.run(_as_postgres([str(bin_dir / "initdb"), "-D", str(data), "-U", "mlflow", "-A", "trust",
-                                 "--no-sync", "-E", "UTF8"]), check=True, capture_output=True)
+    subprocess.run(
+        _as_postgres(
+            [str(bin_dir / "initdb"), "-D", str(data), "-U", "mlflow", "-A", "trust", "--no-sync", "-E", "UTF8"]
+        ),
+        check=True,
+        capture_output=True,
+    )
     options = f"-h 127.0.0.1 -p {port} -k {folder} -c fsync=off"
-    start = _as_postgres([str(bin_dir / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(folder / "server.log"),
-                          "-w", "start"])
+    start = _as_postgres(
+        [str(bin_dir / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(folder / "server.log"), "-w", "start"]
+    )
     subprocess.run(start, check=True, capture_output=True)
     uri = f"postgresql://mlflow@127.0.0.1:{port}/postgres"
     _CLUSTERS[uri] = [_as_postgres([str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"]), start]
@@ -71,8 +78,9 @@ def postgres_cluster(folder: Path) -> Iterator[str]:
         yield uri
     finally:
         _CLUSTERS.pop(uri, None)
-        subprocess.run(_as_postgres([str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]),
-                       capture_output=True)
+        subprocess.run(
+            _as_postgres([str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]), capture_output=True
+        )
 
 
 def restart_postgres(uri: str, down_s: float) -> None:
@@ -96,18 +104,37 @@ def create_database(uri: str, name: str) -> str:
 
 
 @contextmanager
-def tracking_server(backend_uri: str, folder: Path, auth: bool = False, env: dict | None = None,
-                    port: int | None = None) -> Iterator[str]:
+def tracking_server(
+    backend_uri: str, folder: Path, auth: bool = False, env: dict | None = None, port: int | None = None
+) -> Iterator[str]:
     """The project's alstudy/console/tracking_server.py on 127.0.0.1 (at `port`, or a free one); yields its
     URL once it answers."""
     port = port or free_port()
-    command = [sys.executable, "-m", "alstudy.console.tracking_server", "--backend-store-uri", backend_uri,
-               "--artifacts-destination", str(folder / "artifacts"), "--port", str(port), "--workers", "1",
-               "--auth-db", str(folder / "auth.db")] + (["--auth"] if auth else [])
+    command = [
+        sys.executable,
+        "-m",
+        "alstudy.console.tracking_server",
+        "--backend-store-uri",
+        backend_uri,
+        "--artifacts-destination",
+        str(folder / "artifacts"),
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        "--auth-db",
+        str(folder / "auth.db"),
+    ] + (["--auth"] if auth else [])
     folder.mkdir(parents=True, exist_ok=True)
     log = open(folder / "server.log", "a")
-    server = subprocess.Popen(command, cwd=REPO, env={**os.environ, **(env or {})}, stdout=log,
-                              stderr=subprocess.STDOUT, start_new_session=True)
+    server = subprocess.Popen(
+        command,
+        cwd=REPO,
+        env={**os.environ, **(env or {})},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120
@@ -161,10 +188,18 @@ def ray_cluster(workdirs: list[Path], cpus_per_node: int = 1) -> Iterator[str]:
     try:
         for i, workdir in enumerate(workdirs):
             workdir.mkdir(parents=True, exist_ok=True)
-            role = (["--head", "--port", str(port), "--include-dashboard", "false", "--temp-dir", str(temp)]
-                    if i == 0 else ["--address", f"127.0.0.1:{port}"])
-            subprocess.run([ray, "start", *role, *common], env={**env, "AL_GRID_WORKDIR": str(workdir)},
-                           check=True, capture_output=True, timeout=120)
+            role = (
+                ["--head", "--port", str(port), "--include-dashboard", "false", "--temp-dir", str(temp)]
+                if i == 0
+                else ["--address", f"127.0.0.1:{port}"]
+            )
+            subprocess.run(
+                [ray, "start", *role, *common],
+                env={**env, "AL_GRID_WORKDIR": str(workdir)},
+                check=True,
+                capture_output=True,
+                timeout=120,
+            )
         yield f"127.0.0.1:{port}"
     finally:
         subprocess.run([ray, "stop", "--force"], env=env, capture_output=True, timeout=120)

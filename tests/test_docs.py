@@ -1,4 +1,5 @@
 """The docs site builds with --strict: no broken link, anchor, figure or API reference."""
+
 from __future__ import annotations
 
 import re
@@ -12,12 +13,19 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.skipif(shutil.which("mkdocs", path=str(Path(sys.executable).parent)) is None,
-                    reason="mkdocs is not installed (pip install -e .[docs]; scripts/setup.sh --tests does it)")
+@pytest.mark.skipif(
+    shutil.which("mkdocs", path=str(Path(sys.executable).parent)) is None,
+    reason="mkdocs is not installed (pip install -e .[docs]; scripts/setup.sh --tests does it)",
+)
 def test_the_docs_build_strict(tmp_path):
     mkdocs = Path(sys.executable).parent / "mkdocs"
-    done = subprocess.run([str(mkdocs), "build", "--strict", "-d", str(tmp_path)], cwd=REPO, capture_output=True,
-                          text=True, env={"NO_MKDOCS_2_WARNING": "1", "PATH": "/usr/bin:/bin"})
+    done = subprocess.run(
+        [str(mkdocs), "build", "--strict", "-d", str(tmp_path)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env={"NO_MKDOCS_2_WARNING": "1", "PATH": "/usr/bin:/bin"},
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert (tmp_path / "reference/api/strategies/index.html").read_text().count("register") > 0
 

@@ -1,4 +1,5 @@
-"""ruff (settings in pyproject.toml) finds nothing in the code, the stages and the tests."""
+"""ruff (settings in pyproject.toml) finds nothing in the code, the stages and the tests, and would not reformat them."""
+
 from __future__ import annotations
 
 import subprocess
@@ -15,3 +16,11 @@ RUFF = Path(sys.executable).parent / "ruff"
 def test_ruff_finds_nothing():
     done = subprocess.run([str(RUFF), "check", "alstudy", "stages", "tests"], cwd=REPO, capture_output=True, text=True)
     assert done.returncode == 0, done.stdout[-3000:]
+
+
+@pytest.mark.skipif(not RUFF.exists(), reason="ruff is not installed (pip install -e .[tests])")
+def test_the_code_is_formatted():
+    done = subprocess.run(
+        [str(RUFF), "format", "--check", "alstudy", "stages", "tests"], cwd=REPO, capture_output=True, text=True
+    )
+    assert done.returncode == 0, "run `ruff format alstudy stages tests`:\n" + done.stdout[-3000:]

@@ -1,4 +1,5 @@
 """params.yaml validation: every problem is one PipelineError line naming the dotted key."""
+
 from __future__ import annotations
 
 import copy
@@ -95,16 +96,21 @@ def test_unknown_dataset_message_lists_the_allowed_names(repo_params):
 
 
 def test_unknown_strategy_message_lists_the_allowed_names(repo_params):
-    with pytest.raises(PipelineError, match=r"al\.strategies: unknown strategy 'qbc'; allowed: random, "
-                                            r"least_confidence, .*class_balanced$"):
+    with pytest.raises(
+        PipelineError,
+        match=r"al\.strategies: unknown strategy 'qbc'; allowed: random, "
+        r"least_confidence, .*class_balanced$",
+    ):
         parse_params(with_change(repo_params, "al", "strategies", ["qbc"]))
 
 
 def test_bald_without_dropout_stops_at_start_in_one_line(repo_params):
     with pytest.raises(PipelineError) as caught:
         parse_params(with_change(repo_params, "model", "dropout", 0.0))
-    assert str(caught.value) == ("params.yaml: al.strategies: bald needs MC dropout, but model.dropout is 0; "
-                                 "set model.dropout (e.g. 0.25) or take bald out of al.strategies")
+    assert str(caught.value) == (
+        "params.yaml: al.strategies: bald needs MC dropout, but model.dropout is 0; "
+        "set model.dropout (e.g. 0.25) or take bald out of al.strategies"
+    )
     raw = with_change(with_change(repo_params, "model", "dropout", 0.0), "al", "strategies", ["margin"])
     assert parse_params(raw).model.dropout == 0.0
 
@@ -154,8 +160,9 @@ def test_load_params_reads_the_file_in_the_cwd(project):
     write_params(project, al={"query_size": 7, "foo": True})
     with pytest.raises(PipelineError) as caught:
         load_params()
-    assert str(caught.value) == ("params.yaml: al.foo: unknown key; remove it or check its spelling against "
-                                 "docs/reference/params.md")
+    assert str(caught.value) == (
+        "params.yaml: al.foo: unknown key; remove it or check its spelling against docs/reference/params.md"
+    )
 
     raw = read_params(project)
     del raw["al"]["foo"]
@@ -203,9 +210,13 @@ def test_every_param_has_its_meaning_on_its_field():
     from alstudy.strategies import STRATEGIES
 
     models = [Params, FolderParams, LabelProject, *(spec.options for spec in STRATEGIES.values())]
-    missing = [f"{m.__name__}.{key}" for m in models for key, field in _fields(m)
-               if not field.description and not (isinstance(field.annotation, type)
-                                                 and issubclass(field.annotation, BaseModel))]
+    missing = [
+        f"{m.__name__}.{key}"
+        for m in models
+        for key, field in _fields(m)
+        if not field.description
+        and not (isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel))
+    ]
     assert not missing
 
 

@@ -5,6 +5,7 @@ each round, Keras' default `predict` over the whole pool held in RAM. Its random
 draws are the project's own (alstudy.learning.loop.initial_draw, the `random` strategy), so
 both loops can label the same images.
 """
+
 from __future__ import annotations
 
 import time
@@ -70,9 +71,13 @@ def random_query(classifier, X, n_instances=1, rng=None):
     return strategies.get("random").select(inputs), None
 
 
-MODAL_STRATEGIES = {"random": random_query, "least_confidence": uncertainty_sampling,
-                    "uncertainty": uncertainty_sampling,
-                    "margin": margin_sampling, "entropy": entropy_sampling}
+MODAL_STRATEGIES = {
+    "random": random_query,
+    "least_confidence": uncertainty_sampling,
+    "uncertainty": uncertainty_sampling,
+    "margin": margin_sampling,
+    "entropy": entropy_sampling,
+}
 
 
 def sklearn_scores(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> tuple[float, float]:
@@ -80,8 +85,9 @@ def sklearn_scores(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> tu
     return float(accuracy_score(y_true, y_pred)), float(f1)
 
 
-def run_baseline(data_dir: Path, pool_size: int | None, al: ALParams, model_params: ModelParams,
-                 strategy: str, seed: int) -> LoopStats:
+def run_baseline(
+    data_dir: Path, pool_size: int | None, al: ALParams, model_params: ModelParams, strategy: str, seed: int
+) -> LoopStats:
     heading("1. NAIVE BASELINE: modAL ActiveLearner + sklearn wrapper + Keras model.predict")
     # A tutorial loads the arrays whole, no memory mapping.
     x_pool, y_pool = np.load(data_dir / "x_train.npy"), np.load(data_dir / "y_train.npy")
@@ -103,8 +109,12 @@ def run_baseline(data_dir: Path, pool_size: int | None, al: ALParams, model_para
     # Round 0: the same initial set as the project's loop.
     initial = initial_draw(len(x_pool), al.initial_size, seed)
     start = time.perf_counter()
-    learner = ActiveLearner(estimator=wrapper, query_strategy=MODAL_STRATEGIES[strategy],
-                            X_training=x_pool[initial], y_training=y_pool[initial])
+    learner = ActiveLearner(
+        estimator=wrapper,
+        query_strategy=MODAL_STRATEGIES[strategy],
+        X_training=x_pool[initial],
+        y_training=y_pool[initial],
+    )
     train_s = time.perf_counter() - start
     stats.labeled.extend(int(i) for i in pool_index[initial])
     x_pool, y_pool = np.delete(x_pool, initial, axis=0), np.delete(y_pool, initial, axis=0)
@@ -130,6 +140,15 @@ def run_baseline(data_dir: Path, pool_size: int | None, al: ALParams, model_para
         x_pool, y_pool = np.delete(x_pool, idx, axis=0), np.delete(y_pool, idx, axis=0)
         pool_index = np.delete(pool_index, idx)
         accuracy, f1, eval_s = evaluate()
-        stats.add(round_, len(stats.labeled), train_s, score_s, eval_s, time.perf_counter() - round_start,
-                  accuracy, f1, al.rounds)
+        stats.add(
+            round_,
+            len(stats.labeled),
+            train_s,
+            score_s,
+            eval_s,
+            time.perf_counter() - round_start,
+            accuracy,
+            f1,
+            al.rounds,
+        )
     return stats

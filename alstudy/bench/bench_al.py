@@ -17,6 +17,7 @@ Sections, in one run, ending with a summary table and PASS/FAIL lines (report.py
 The bfloat16 parts are skipped on a CPU without AVX512-BF16 or AMX-BF16.
 The exit status is 1 when a target fails, 0 otherwise.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -58,10 +59,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, help="default: al.rounds from params.yaml")
     parser.add_argument("--epochs", type=int, help="default: model.epochs from params.yaml")
     # The strategies the modAL baseline can run too.
-    parser.add_argument("--strategy", choices=[n for n in strategies.names() if n in MODAL_STRATEGIES],
-                        default="uncertainty")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1],
-                        help="one baseline and one project loop per seed (default: 0 1)")
+    parser.add_argument(
+        "--strategy", choices=[n for n in strategies.names() if n in MODAL_STRATEGIES], default="uncertainty"
+    )
+    parser.add_argument(
+        "--seeds", type=int, nargs="+", default=[0, 1], help="one baseline and one project loop per seed (default: 0 1)"
+    )
     parser.add_argument("--pool-size", type=int, help="use only the first N training images (quick smoke runs)")
     parser.add_argument("--train-images", type=int, default=5000, help="images in the training-throughput section")
     parser.add_argument("--skip-baseline", action="store_true", help="skip section 1 (and the comparisons)")
@@ -70,10 +73,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--skip-memory", action="store_true", help="skip section 5")
     parser.add_argument("--skip-convolutions", action="store_true", help="skip section 7")
     parser.add_argument("--memory-only", action="store_true", help="run section 5 alone")
-    parser.add_argument("--memory-pool-size", type=int, default=50000,
-                        help="training images of the synthetic CIFAR-10-sized pool in section 5 (default 50000)")
-    parser.add_argument("--memory-image-size", type=int, nargs=3, default=[32, 32, 3], metavar=("H", "W", "C"),
-                        help="image shape of section 5's synthetic pool (default 32 32 3; e.g. 64 64 3 with 100000)")
+    parser.add_argument(
+        "--memory-pool-size",
+        type=int,
+        default=50000,
+        help="training images of the synthetic CIFAR-10-sized pool in section 5 (default 50000)",
+    )
+    parser.add_argument(
+        "--memory-image-size",
+        type=int,
+        nargs=3,
+        default=[32, 32, 3],
+        metavar=("H", "W", "C"),
+        help="image shape of section 5's synthetic pool (default 32 32 3; e.g. 64 64 3 with 100000)",
+    )
     parser.add_argument("--json", type=Path, metavar="OUT", help="also write every number to this JSON file")
     parser.add_argument("--memory-child", type=Path, help=argparse.SUPPRESS)  # internal: section 5's subprocess
     return parser.parse_args(argv)
@@ -87,9 +100,16 @@ def mean_summary(per_seed: list[dict]) -> dict:
 def run_loops(args, config: dict, params) -> dict:
     """Sections 1 and 2: the baseline and the project's variants, once per seed."""
     name = strategies.canonical(args.strategy)  # the loop's params take a strategy by its module's name
-    al_same = ALParams(strategies=[name], strategy_options={name: {}}, seeds=args.seeds,
-                       initial_size=config["initial_size"], query_size=config["query_size"],
-                       rounds=config["rounds"], pool_subsample=0, log_models="never")
+    al_same = ALParams(
+        strategies=[name],
+        strategy_options={name: {}},
+        seeds=args.seeds,
+        initial_size=config["initial_size"],
+        query_size=config["query_size"],
+        rounds=config["rounds"],
+        pool_subsample=0,
+        log_models="never",
+    )
     mp_same = ModelParams(**{**params.model.model_dump(), "epochs": config["epochs"], "validation_fraction": 0.0})
     al_defaults = ALParams(**{**al_same.model_dump(), "pool_subsample": params.al.pool_subsample})
     mp_defaults = ModelParams(**{**params.model.model_dump(), "epochs": config["epochs"]})
@@ -100,13 +120,20 @@ def run_loops(args, config: dict, params) -> dict:
     if mp_defaults.validation_fraction == 0:
         variants["early_stopping"] = (al_defaults, ModelParams(**{**mp_defaults.model_dump(), **EARLY_STOPPING}))
     if mp_defaults.retrain_from_scratch:
-        variants["warm_start"] = (al_defaults, ModelParams(**{
-            **mp_defaults.model_dump(), "retrain_from_scratch": False,
-            "epochs": max(1, mp_defaults.epochs // WARM_START_EPOCH_SHARE)}))
+        variants["warm_start"] = (
+            al_defaults,
+            ModelParams(
+                **{
+                    **mp_defaults.model_dump(),
+                    "retrain_from_scratch": False,
+                    "epochs": max(1, mp_defaults.epochs // WARM_START_EPOCH_SHARE),
+                }
+            ),
+        )
 
     pool, test = load_splits(args.data_dir)
     if args.pool_size:
-        pool = Split(pool.x[:args.pool_size], pool.y[:args.pool_size])
+        pool = Split(pool.x[: args.pool_size], pool.y[: args.pool_size])
     check_budget(al_same, len(pool.x), str(args.data_dir))
     runs: dict[str, dict[int, dict]] = {}
     for seed in args.seeds:
@@ -121,19 +148,25 @@ def run_loops(args, config: dict, params) -> dict:
 
     loops = {}
     for key, per_seed in runs.items():
-        loops[key] = {"per_seed": {str(s): r for s, r in per_seed.items()},
-                      "summary": mean_summary([r["summary"] for r in per_seed.values()])}
+        loops[key] = {
+            "per_seed": {str(s): r for s, r in per_seed.items()},
+            "summary": mean_summary([r["summary"] for r in per_seed.values()]),
+        }
     if "baseline" in loops:
         for key in (key for key, _ in VARIANTS if key in loops):
             c = compare(loops["baseline"]["summary"], loops[key]["summary"])
             c["accuracy_diff_points_per_seed"] = [
                 100.0 * (runs[key][s]["summary"]["final_accuracy"] - runs["baseline"][s]["summary"]["final_accuracy"])
-                for s in args.seeds]
+                for s in args.seeds
+            ]
             loops[key]["vs_baseline"] = c
-            print(f"  {key}: baseline/ours per round total {fmt_ratio(c['speedup_total'])}, "
-                  f"train {fmt_ratio(c['speedup_train'])}, score {fmt_ratio(c['speedup_score'])}; final accuracy "
-                  f"{c['accuracy_diff_points']:+.2f} points (per seed: "
-                  f"{', '.join(f'{d:+.2f}' for d in c['accuracy_diff_points_per_seed'])})", flush=True)
+            print(
+                f"  {key}: baseline/ours per round total {fmt_ratio(c['speedup_total'])}, "
+                f"train {fmt_ratio(c['speedup_train'])}, score {fmt_ratio(c['speedup_score'])}; final accuracy "
+                f"{c['accuracy_diff_points']:+.2f} points (per seed: "
+                f"{', '.join(f'{d:+.2f}' for d in c['accuracy_diff_points_per_seed'])})",
+                flush=True,
+            )
     return loops, mp_same
 
 
@@ -146,13 +179,20 @@ def main(argv: list[str] | None = None) -> int:
     params = load_params(ROOT / "params.yaml")
     configure(params.model)  # the loops run as a cell of the grid would (a bfloat16 one needs bfloat16 units)
     config = {
-        "data_dir": str(args.data_dir), "strategy": args.strategy, "seeds": args.seeds, "pool_size": args.pool_size,
+        "data_dir": str(args.data_dir),
+        "strategy": args.strategy,
+        "seeds": args.seeds,
+        "pool_size": args.pool_size,
         "initial_size": args.initial_size or params.al.initial_size,
         "query_size": args.query_size or params.al.query_size,
         "rounds": args.rounds or params.al.rounds,
-        "epochs": args.epochs or params.model.epochs, "threads": params.model.threads,
-        "precision": params.model.precision, "cpu_bfloat16": cpu_has_bfloat16(),
-        "python": platform.python_version(), "tensorflow": tf.__version__, "keras": keras.__version__,
+        "epochs": args.epochs or params.model.epochs,
+        "threads": params.model.threads,
+        "precision": params.model.precision,
+        "cpu_bfloat16": cpu_has_bfloat16(),
+        "python": platform.python_version(),
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
         "cpus": os.cpu_count(),
     }
     results: dict = {"config": config}

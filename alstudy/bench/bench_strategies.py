@@ -10,6 +10,7 @@ Targets (issue: strategies beyond the first four):
 
     alstudy bench strategies --json strategies.json
 """
+
 from __future__ import annotations
 
 import argparse
@@ -48,8 +49,9 @@ def trained_learner(pool, labeled: np.ndarray, seed: int) -> CNN:
 def al_for(name: str, query_size: int) -> ALParams:
     params = load_params(ROOT / "params.yaml")
     options = {name: params.al.strategy_options.get(name, {})}
-    return ALParams(strategies=[name], strategy_options=options, initial_size=1, query_size=query_size,
-                    rounds=1, pool_subsample=0)
+    return ALParams(
+        strategies=[name], strategy_options=options, initial_size=1, query_size=query_size, rounds=1, pool_subsample=0
+    )
 
 
 def time_queries(data_dir: Path, n_labeled: int, query_size: int, seed: int, names: list[str]) -> dict:
@@ -61,12 +63,23 @@ def time_queries(data_dir: Path, n_labeled: int, query_size: int, seed: int, nam
     start = time.perf_counter()
     cnn.infer(pool.x, candidates)
     proba_s = time.perf_counter() - start
-    print(f"pool {len(pool.x)} images {pool.x.shape[1:]}, {n_labeled} labelled, {len(candidates)} candidates, "
-          f"query {query_size}", flush=True)
-    print(f"one probability pass over the candidates: {proba_s:.2f} s ({len(candidates) / proba_s:.0f} images/s)",
-          flush=True)
-    results = {"n_pool": len(pool.x), "n_labeled": n_labeled, "n_candidates": len(candidates),
-               "query_size": query_size, "proba_pass_s": proba_s, "strategies": {}}
+    print(
+        f"pool {len(pool.x)} images {pool.x.shape[1:]}, {n_labeled} labelled, {len(candidates)} candidates, "
+        f"query {query_size}",
+        flush=True,
+    )
+    print(
+        f"one probability pass over the candidates: {proba_s:.2f} s ({len(candidates) / proba_s:.0f} images/s)",
+        flush=True,
+    )
+    results = {
+        "n_pool": len(pool.x),
+        "n_labeled": n_labeled,
+        "n_candidates": len(candidates),
+        "query_size": query_size,
+        "proba_pass_s": proba_s,
+        "strategies": {},
+    }
     for name in names:
         al = al_for(name, query_size)
         query(name, al.options(name), cnn, pool, labeled.tolist(), al, seed, 1)  # trace this request's function
@@ -75,12 +88,19 @@ def time_queries(data_dir: Path, n_labeled: int, query_size: int, seed: int, nam
         total = time.perf_counter() - start
         assert len(set(picked.tolist())) == query_size
         passes = getattr(al.options(name), "mc_passes", None)
-        results["strategies"][name] = {"seconds": total, "inputs_seconds": inputs_s,
-                                       "select_seconds": total - inputs_s, "ratio_to_proba_pass": total / proba_s,
-                                       "mc_passes": passes}
+        results["strategies"][name] = {
+            "seconds": total,
+            "inputs_seconds": inputs_s,
+            "select_seconds": total - inputs_s,
+            "ratio_to_proba_pass": total / proba_s,
+            "mc_passes": passes,
+        }
         extra = f"  (T = {passes} MC passes)" if passes else ""
-        print(f"  {name:16s} {total:6.2f} s = {total / proba_s:4.1f}x a probability pass "
-              f"(inputs {inputs_s:.2f} s, selection {total - inputs_s:.2f} s){extra}", flush=True)
+        print(
+            f"  {name:16s} {total:6.2f} s = {total / proba_s:4.1f}x a probability pass "
+            f"(inputs {inputs_s:.2f} s, selection {total - inputs_s:.2f} s){extra}",
+            flush=True,
+        )
     return results
 
 
@@ -97,14 +117,30 @@ def measure_memory(n_pool: int, n_labeled: int, query_size: int, seed: int, name
     folder = Path(tempfile.mkdtemp(prefix="bench_strategies_"))
     try:
         make_synthetic_cifar(folder, n_pool, max(1000, n_pool // 5), seed)
-        print(f"memory: synthetic {n_pool} x 32 x 32 x 3 pool, one query per strategy in its own process",
-              flush=True)
+        print(f"memory: synthetic {n_pool} x 32 x 32 x 3 pool, one query per strategy in its own process", flush=True)
         out = {}
         for name in names:
             child = subprocess.run(
-                [sys.executable, "-m", "alstudy.bench.bench_strategies", "--memory-child", str(folder),
-                 "--strategy", name, "--labeled", str(n_labeled), "--query-size", str(query_size),
-                 "--seed", str(seed)], cwd=ROOT, capture_output=True, text=True, check=True)
+                [
+                    sys.executable,
+                    "-m",
+                    "alstudy.bench.bench_strategies",
+                    "--memory-child",
+                    str(folder),
+                    "--strategy",
+                    name,
+                    "--labeled",
+                    str(n_labeled),
+                    "--query-size",
+                    str(query_size),
+                    "--seed",
+                    str(seed),
+                ],
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                check=True,
+            )
             line = next(x for x in child.stdout.splitlines() if x.startswith("RESULT "))
             status = json.loads(line.removeprefix("RESULT "))
             peak_mb = status["VmHWM"] / 1024
@@ -120,17 +156,23 @@ def verdicts(timing: dict, memory: dict | None) -> list[str]:
     for name, limit in MAX_RATIO.items():
         if name in timing["strategies"]:
             ratio = timing["strategies"][name]["ratio_to_proba_pass"]
-            lines.append(f"{'PASS' if ratio <= limit else 'FAIL'}  {name}: {ratio:.1f}x a probability pass "
-                         f"(target <= {limit:.0f}x)")
+            lines.append(
+                f"{'PASS' if ratio <= limit else 'FAIL'}  {name}: {ratio:.1f}x a probability pass "
+                f"(target <= {limit:.0f}x)"
+            )
     if "bald" in timing["strategies"]:
         b = timing["strategies"]["bald"]
-        lines.append(f"INFO  bald: T = {b['mc_passes']} passes in {b['seconds']:.2f} s = "
-                     f"{b['ratio_to_proba_pass']:.1f}x one pass (dropout sits in the dense head, so the "
-                     "convolutions run once)")
+        lines.append(
+            f"INFO  bald: T = {b['mc_passes']} passes in {b['seconds']:.2f} s = "
+            f"{b['ratio_to_proba_pass']:.1f}x one pass (dropout sits in the dense head, so the "
+            "convolutions run once)"
+        )
     for name, m in (memory or {}).items():
         ok = m["peak_rss_mb"] < MEMORY_LIMIT_MB
-        lines.append(f"{'PASS' if ok else 'FAIL'}  memory, {name}: peak RSS {m['peak_rss_mb']:.0f} MB "
-                     f"(target < {MEMORY_LIMIT_MB} MB)")
+        lines.append(
+            f"{'PASS' if ok else 'FAIL'}  memory, {name}: peak RSS {m['peak_rss_mb']:.0f} MB "
+            f"(target < {MEMORY_LIMIT_MB} MB)"
+        )
     return lines
 
 
@@ -140,8 +182,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--labeled", type=int, default=5000)
     parser.add_argument("--query-size", type=int, default=500)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--strategy", action="append", choices=strategies.names(),
-                        help="repeat to pick several (default: every registered strategy)")
+    parser.add_argument(
+        "--strategy",
+        action="append",
+        choices=strategies.names(),
+        help="repeat to pick several (default: every registered strategy)",
+    )
     parser.add_argument("--memory-pool-size", type=int, default=50000)
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--json", type=Path, metavar="OUT")
@@ -153,8 +199,11 @@ def main(argv: list[str] | None = None) -> None:
         memory_child(args.memory_child, names[0], args.labeled, args.query_size, args.seed)
         return
     timing = time_queries(args.data_dir, args.labeled, args.query_size, args.seed, names)
-    memory = None if args.skip_memory else measure_memory(args.memory_pool_size, args.labeled, args.query_size,
-                                                          args.seed, names)
+    memory = (
+        None
+        if args.skip_memory
+        else measure_memory(args.memory_pool_size, args.labeled, args.query_size, args.seed, names)
+    )
     print("\n=== SUMMARY ===")
     for line in verdicts(timing, memory):
         print(line)

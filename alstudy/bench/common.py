@@ -1,4 +1,5 @@
 """Shared by the benchmark's sections: timing, ratios, FLOP counts, and the per-round log of a loop."""
+
 from __future__ import annotations
 
 import math
@@ -16,6 +17,7 @@ from alstudy.learning.model import CNN
 from alstudy.params import ALParams, ModelParams
 
 ROOT = Path.cwd()  # the project: run from its root (params.yaml, data/prepared/)
+
 
 def best_of(repeats: int, fn) -> float:
     """Shortest wall time of `repeats` calls: the least disturbed by other work on the machine."""
@@ -43,27 +45,56 @@ def heading(title: str) -> None:
 @dataclass
 class LoopStats:
     """Per-round timings and scores of one active-learning loop."""
+
     name: str
     rounds: list[dict] = field(default_factory=list)
     labeled: list[int] = field(default_factory=list)  # pool indices, in labelling order
 
-    def add(self, round_: int, n_labeled: int, train: float, score: float, evaluation: float, wall: float,
-            accuracy: float, f1: float, total_rounds: int) -> None:
-        row = dict(round=round_, n_labeled=n_labeled, train_s=train, score_s=score, eval_s=evaluation,
-                   total_s=train + score + evaluation, wall_s=wall, accuracy=accuracy, f1_macro=f1)
+    def add(
+        self,
+        round_: int,
+        n_labeled: int,
+        train: float,
+        score: float,
+        evaluation: float,
+        wall: float,
+        accuracy: float,
+        f1: float,
+        total_rounds: int,
+    ) -> None:
+        row = dict(
+            round=round_,
+            n_labeled=n_labeled,
+            train_s=train,
+            score_s=score,
+            eval_s=evaluation,
+            total_s=train + score + evaluation,
+            wall_s=wall,
+            accuracy=accuracy,
+            f1_macro=f1,
+        )
         self.rounds.append(row)
-        print(f"  [{self.name}] round {round_:2d}/{total_rounds}  {n_labeled:5d} labelled  "
-              f"train {train:6.2f} s  score {score:6.2f} s  eval {evaluation:5.2f} s  (wall {wall:6.2f} s)  "
-              f"acc {accuracy:.4f}  F1 {f1:.4f}", flush=True)
+        print(
+            f"  [{self.name}] round {round_:2d}/{total_rounds}  {n_labeled:5d} labelled  "
+            f"train {train:6.2f} s  score {score:6.2f} s  eval {evaluation:5.2f} s  (wall {wall:6.2f} s)  "
+            f"acc {accuracy:.4f}  F1 {f1:.4f}",
+            flush=True,
+        )
 
     def summary(self) -> dict:
         """Means over rounds >= 1 (round 0 has no scoring and pays one-time tracing), and the final scores."""
         later = [r for r in self.rounds if r["round"] >= 1] or self.rounds
-        means = {key: float(np.mean([r[key] for r in later])) for key in
-                 ("total_s", "train_s", "score_s", "eval_s", "wall_s")}
+        means = {
+            key: float(np.mean([r[key] for r in later]))
+            for key in ("total_s", "train_s", "score_s", "eval_s", "wall_s")
+        }
         last = self.rounds[-1]
-        return {**means, "final_accuracy": last["accuracy"], "final_f1_macro": last["f1_macro"],
-                "final_n_labeled": last["n_labeled"]}
+        return {
+            **means,
+            "final_accuracy": last["accuracy"],
+            "final_f1_macro": last["f1_macro"],
+            "final_n_labeled": last["n_labeled"],
+        }
 
 
 def forward_flops(model: keras.Model) -> int:
@@ -90,14 +121,15 @@ def matmul_gflops(n: int, repeats: int, dtype: str = "float32") -> float:
     product = tf.function(lambda a, b: tf.reduce_sum(tf.matmul(a, b)))
     product(a, b).numpy()
     seconds = best_of(repeats, lambda: product(a, b).numpy())
-    return 2 * n ** 3 / seconds / 1e9
-
+    return 2 * n**3 / seconds / 1e9
 
 
 # The project's loop, timed round by round (section 2, and the memory child).
 
-def run_project_loop(name: str, pool: Split, test: Split, strategy: str, al: ALParams,
-                     model_params: ModelParams, seed: int) -> LoopStats:
+
+def run_project_loop(
+    name: str, pool: Split, test: Split, strategy: str, al: ALParams, model_params: ModelParams, seed: int
+) -> LoopStats:
     stats = LoopStats(name)
     last = [time.perf_counter()]
 
@@ -105,25 +137,47 @@ def run_project_loop(name: str, pool: Split, test: Split, strategy: str, al: ALP
         # Wall time between callbacks also counts what RoundResult leaves out (pool bookkeeping, the strategy).
         now = time.perf_counter()
         wall, last[0] = now - last[0], now
-        stats.add(result.round, result.n_labeled, result.train_seconds, result.score_seconds,
-                  result.eval_seconds, wall, result.accuracy, result.f1_macro, al.rounds)
+        stats.add(
+            result.round,
+            result.n_labeled,
+            result.train_seconds,
+            result.score_seconds,
+            result.eval_seconds,
+            wall,
+            result.accuracy,
+            result.f1_macro,
+            al.rounds,
+        )
 
     cnn = CNN(pool.x.shape[1:], pool.y.shape[1], model_params)
-    state = run_loop(pool, test, strategy, al, cnn, seed, options=al.options(strategy),
-                     retrain_from_scratch=model_params.retrain_from_scratch, on_round=on_round)
+    state = run_loop(
+        pool,
+        test,
+        strategy,
+        al,
+        cnn,
+        seed,
+        options=al.options(strategy),
+        retrain_from_scratch=model_params.retrain_from_scratch,
+        on_round=on_round,
+    )
     stats.labeled = list(state.labeled)
     return stats
 
 
 def describe_config(al: ALParams, mp: ModelParams) -> str:
-    return (f"pool_subsample={al.pool_subsample}, epochs={mp.epochs}, validation_fraction={mp.validation_fraction}, "
-            f"early_stopping_patience={mp.early_stopping_patience}, predict_batch_size={mp.predict_batch_size}")
+    return (
+        f"pool_subsample={al.pool_subsample}, epochs={mp.epochs}, validation_fraction={mp.validation_fraction}, "
+        f"early_stopping_patience={mp.early_stopping_patience}, predict_batch_size={mp.predict_batch_size}"
+    )
 
 
 def compare(baseline: dict, ours: dict) -> dict:
     """Ratios baseline / ours per part, and the final-accuracy difference in points."""
-    out = {f"speedup_{key}": ratio(baseline[f"{key}_s"], ours[f"{key}_s"])
-           for key in ("total", "train", "score", "eval", "wall")}
+    out = {
+        f"speedup_{key}": ratio(baseline[f"{key}_s"], ours[f"{key}_s"])
+        for key in ("total", "train", "score", "eval", "wall")
+    }
     out["accuracy_diff_points"] = 100.0 * (ours["final_accuracy"] - baseline["final_accuracy"])
     out["f1_diff_points"] = 100.0 * (ours["final_f1_macro"] - baseline["final_f1_macro"])
     return out

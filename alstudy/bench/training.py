@@ -7,6 +7,7 @@ one RESULT line of JSON); `bench_training` runs those and collects the results.
 The CNN and batch size are the project's (params.yaml); the images are the first
 N of the prepared training split.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,8 +43,9 @@ def measure(threads: int, data_dir: Path, n_images: int, epochs: int) -> dict:
 
     keras_model = fresh()
     keras_model.fit(x[:256], y[:256], epochs=1, batch_size=params.batch_size, verbose=0)  # trace once
-    keras_s = best_of(2, lambda: keras_model.fit(x, y, epochs=epochs, batch_size=params.batch_size,
-                                                 shuffle=True, verbose=0))
+    keras_s = best_of(
+        2, lambda: keras_model.fit(x, y, epochs=epochs, batch_size=params.batch_size, shuffle=True, verbose=0)
+    )
 
     def project_seconds(precision: str):
         model = fresh(precision)
@@ -54,8 +56,14 @@ def measure(threads: int, data_dir: Path, n_images: int, epochs: int) -> dict:
     project_s, project_model = project_seconds("float32")
     matmul = max(matmul_gflops(2048, 5), matmul_gflops(4096, 2))
     train_flops = TRAIN_FLOPS_PER_FORWARD * forward_flops(project_model)
-    out = {"threads": threads, "images": len(x), "epochs": epochs, "batch_size": params.batch_size,
-           "matmul_gflops": matmul, "train_mflop_per_image": train_flops / 1e6}
+    out = {
+        "threads": threads,
+        "images": len(x),
+        "epochs": epochs,
+        "batch_size": params.batch_size,
+        "matmul_gflops": matmul,
+        "train_mflop_per_image": train_flops / 1e6,
+    }
     timed = [("keras_fit", keras_s, matmul), ("project", project_s, matmul)]
     out["matmul_bfloat16_gflops"] = out["project_bfloat16"] = None
     if cpu_has_bfloat16():  # emulated bfloat16 would measure nothing the project runs
@@ -63,8 +71,12 @@ def measure(threads: int, data_dir: Path, n_images: int, epochs: int) -> dict:
         timed.append(("project_bfloat16", project_seconds("bfloat16")[0], out["matmul_bfloat16_gflops"]))
     for name, seconds, limit in timed:
         ips = len(x) * epochs / seconds
-        out[name] = {"seconds": seconds, "images_per_s": ips, "gflops": ips * train_flops / 1e9,
-                     "share_of_matmul": ips * train_flops / 1e9 / limit}
+        out[name] = {
+            "seconds": seconds,
+            "images_per_s": ips,
+            "gflops": ips * train_flops / 1e9,
+            "share_of_matmul": ips * train_flops / 1e9 / limit,
+        }
     return out
 
 
@@ -74,29 +86,45 @@ def bench_training(data_dir: Path, n_images: int, epochs: int, thread_counts=(1,
     heading("TRAINING THROUGHPUT: Keras fit vs the project's compiled epoch (one process per thread count)")
     results = {}
     for threads in thread_counts:
-        command = [sys.executable, "-m", "alstudy.bench.training", "--threads", str(threads), "--data-dir",
-                   str(data_dir), "--images", str(n_images), "--epochs", str(epochs)]
+        command = [
+            sys.executable,
+            "-m",
+            "alstudy.bench.training",
+            "--threads",
+            str(threads),
+            "--data-dir",
+            str(data_dir),
+            "--images",
+            str(n_images),
+            "--epochs",
+            str(epochs),
+        ]
         done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
         lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
         if done.returncode != 0 or not lines:
             raise RuntimeError(f"training benchmark with {threads} threads failed: {done.stderr[-2000:]}")
-        r = json.loads(lines[-1][len("RESULT "):])
+        r = json.loads(lines[-1][len("RESULT ") :])
         results[str(threads)] = r
-        print(f"  {threads} thread(s): matmul {r['matmul_gflops']:6.1f} GFLOP/s | Keras fit "
-              f"{r['keras_fit']['images_per_s']:6.0f} images/s ({100 * r['keras_fit']['share_of_matmul']:3.0f}% "
-              f"of matmul) | project {r['project']['images_per_s']:6.0f} images/s "
-              f"({100 * r['project']['share_of_matmul']:3.0f}%) | "
-              f"{r['project']['images_per_s'] / r['keras_fit']['images_per_s']:.2f}x",
-              flush=True)
+        print(
+            f"  {threads} thread(s): matmul {r['matmul_gflops']:6.1f} GFLOP/s | Keras fit "
+            f"{r['keras_fit']['images_per_s']:6.0f} images/s ({100 * r['keras_fit']['share_of_matmul']:3.0f}% "
+            f"of matmul) | project {r['project']['images_per_s']:6.0f} images/s "
+            f"({100 * r['project']['share_of_matmul']:3.0f}%) | "
+            f"{r['project']['images_per_s'] / r['keras_fit']['images_per_s']:.2f}x",
+            flush=True,
+        )
         if r["project_bfloat16"]:
             b = r["project_bfloat16"]
-            print(f"  {threads} thread(s), bfloat16: matmul {r['matmul_bfloat16_gflops']:6.1f} GFLOP/s | project "
-                  f"{b['images_per_s']:6.0f} images/s ({100 * b['share_of_matmul']:3.0f}% of bfloat16 matmul) | "
-                  f"{b['images_per_s'] / r['project']['images_per_s']:.2f}x float32 at batch {r['batch_size']}",
-                  flush=True)
+            print(
+                f"  {threads} thread(s), bfloat16: matmul {r['matmul_bfloat16_gflops']:6.1f} GFLOP/s | project "
+                f"{b['images_per_s']:6.0f} images/s ({100 * b['share_of_matmul']:3.0f}% of bfloat16 matmul) | "
+                f"{b['images_per_s'] / r['project']['images_per_s']:.2f}x float32 at batch {r['batch_size']}",
+                flush=True,
+            )
         else:
-            print(f"  {threads} thread(s), bfloat16: skipped, this CPU has neither AVX512-BF16 nor AMX-BF16",
-                  flush=True)
+            print(
+                f"  {threads} thread(s), bfloat16: skipped, this CPU has neither AVX512-BF16 nor AMX-BF16", flush=True
+            )
     return results
 
 

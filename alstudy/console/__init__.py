@@ -4,6 +4,7 @@ DVC's stages stay in stages/ (`dvc repro` runs them); these are the commands aro
 Each subcommand is a module here (or in alstudy.bench) with a `main(argv)`, imported only when run,
 so that `alstudy label import` does not start TensorFlow.
 """
+
 from __future__ import annotations
 
 import importlib

@@ -8,6 +8,7 @@ area under the accuracy and macro-F1 curves (AUBC) and of the final accuracy, in
 mean, a 95% t interval and a paired two-sided t-test, as a Markdown table. Reads each cell's
 curve.csv, the file the al stage writes and git tracks.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,8 +24,11 @@ from alstudy.runner import run_stage
 from alstudy.study.summary import aubc, mean_ci
 
 log = logging.getLogger("compare")
-MEASURES = {"AUBC accuracy": lambda n, acc, f1: aubc(n, acc), "AUBC macro-F1": lambda n, acc, f1: aubc(n, f1),
-            "final accuracy": lambda n, acc, f1: acc[-1]}
+MEASURES = {
+    "AUBC accuracy": lambda n, acc, f1: aubc(n, acc),
+    "AUBC macro-F1": lambda n, acc, f1: aubc(n, f1),
+    "final accuracy": lambda n, acc, f1: acc[-1],
+}
 
 
 def read_curve(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -44,8 +48,10 @@ def cells(results: Path) -> dict[tuple[str, str], dict[int, Path]]:
 
 def compare(a: Path, b: Path, strategies: list[str] | None) -> list[str]:
     left, right = cells(a), cells(b)
-    lines = ["| dataset | strategy | seeds | measure | A | B − A, points (95% CI) | p |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| dataset | strategy | seeds | measure | A | B − A, points (95% CI) | p |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for key in sorted(set(left) & set(right)):
         if strategies and key[1] not in strategies:
             continue
@@ -56,16 +62,20 @@ def compare(a: Path, b: Path, strategies: list[str] | None) -> list[str]:
         curves_b = [read_curve(right[key][s]) for s in seeds]
         for (n_a, *_), (n_b, *_) in zip(curves_a, curves_b):
             if not np.array_equal(n_a, n_b):
-                raise PipelineError(f"{key[0]}/{key[1]}: the studies label different counts per round; "
-                                    "compare runs of the same protocol")
+                raise PipelineError(
+                    f"{key[0]}/{key[1]}: the studies label different counts per round; "
+                    "compare runs of the same protocol"
+                )
         for name, measure in MEASURES.items():
             values_a = np.array([measure(*c) for c in curves_a]) * 100
             values_b = np.array([measure(*c) for c in curves_b]) * 100
             diff = np.round(values_b - values_a, 9)  # float noise is no spread: a constant gap tests as one
             mean, half = mean_ci(diff)
             p = float(stats.ttest_rel(values_b, values_a).pvalue) if np.ptp(diff) > 0 else (1.0 if mean == 0 else 0.0)
-            lines.append(f"| {key[0]} | `{key[1]}` | {len(seeds)} | {name} | {values_a.mean():.1f} | "
-                         f"{mean:+.2f} ({mean - half:+.2f} to {mean + half:+.2f}) | {p:.2g} |")
+            lines.append(
+                f"| {key[0]} | `{key[1]}` | {len(seeds)} | {name} | {values_a.mean():.1f} | "
+                f"{mean:+.2f} ({mean - half:+.2f} to {mean + half:+.2f}) | {p:.2g} |"
+            )
     return lines
 
 

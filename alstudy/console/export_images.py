@@ -8,6 +8,7 @@ Reads the verified raw files (run `dvc repro download@fashion_mnist` first) and 
 each split (PNG is lossless: the pixels are the dataset's own). `--unlabelled` writes the
 train images into one flat folder instead, without their classes, as a labelling project starts.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,20 +32,23 @@ def folder_name(class_name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", class_name).strip("_") or "class"
 
 
-def write_pngs(images: np.ndarray, labels: np.ndarray, class_names: tuple[str, ...], out: Path,
-               flat: bool = False) -> int:
+def write_pngs(
+    images: np.ndarray, labels: np.ndarray, class_names: tuple[str, ...], out: Path, flat: bool = False
+) -> int:
     for index, (pixels, label) in enumerate(zip(images, labels)):
         folder = out if flat else out / folder_name(class_names[int(label)])
         folder.mkdir(parents=True, exist_ok=True)
         Image.fromarray(pixels if pixels.ndim == 2 or pixels.shape[-1] == 3 else pixels[..., 0]).save(
-            folder / f"{index:06d}.png")
+            folder / f"{index:06d}.png"
+        )
     return len(images)
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dataset", default="fashion_mnist",
-                        choices=[n for n, s in datasets.BUILT_IN.items() if s.read])
+    parser.add_argument(
+        "--dataset", default="fashion_mnist", choices=[n for n, s in datasets.BUILT_IN.items() if s.read]
+    )
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--train", type=int, default=3000, help="first N training images (default 3000)")
     parser.add_argument("--test", type=int, default=1000, help="first N test images (default 1000; 0: none)")
@@ -54,10 +58,15 @@ def main(argv: list[str] | None = None) -> None:
     if args.out.exists() and any(args.out.iterdir()):
         raise PipelineError(f"{args.out}: not empty; choose a new folder (nothing was written)")
     x_train, y_train, x_test, y_test = spec.read(raw_dir(args.dataset))
-    n = write_pngs(x_train[:args.train], y_train[:args.train], spec.class_names,
-                   args.out if args.unlabelled else args.out / "train", flat=args.unlabelled)
+    n = write_pngs(
+        x_train[: args.train],
+        y_train[: args.train],
+        spec.class_names,
+        args.out if args.unlabelled else args.out / "train",
+        flat=args.unlabelled,
+    )
     if args.test and not args.unlabelled:
-        n += write_pngs(x_test[:args.test], y_test[:args.test], spec.class_names, args.out / "test")
+        n += write_pngs(x_test[: args.test], y_test[: args.test], spec.class_names, args.out / "test")
     log.info("%s: wrote %d PNG files to %s", args.dataset, n, args.out)
 
 

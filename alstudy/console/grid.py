@@ -8,6 +8,7 @@ The numbers are those of `dvc repro` (each run uses model.threads threads either
 dvc.lock, `dvc status`, `dvc metrics show`, the plots and the report see every cell as
 if `dvc repro` had run it. See alstudy/scale/grid.py and alstudy/scale/cluster.py.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,8 +24,9 @@ log = logging.getLogger("grid")
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--jobs", "-j", type=int, default=0,
-                        help="cells at once on this machine (default: cores // model.threads)")
+    parser.add_argument(
+        "--jobs", "-j", type=int, default=0, help="cells at once on this machine (default: cores // model.threads)"
+    )
     parser.add_argument("--ray", metavar="ADDRESS", help="run the cells as tasks on this Ray cluster (host:port)")
     parser.add_argument("--git-remote", default="origin", help="Git remote the workers clone from (default: origin)")
     parser.add_argument("--dvc-remote", help="DVC remote the workers pull data from (default: DVC's default remote)")
@@ -37,9 +39,16 @@ def main(argv: list[str] | None = None) -> None:
     if args.ray:
         from alstudy.scale.cluster import ray_launcher
         from alstudy.tracking.runs import tracking_uri
-        launch = ray_launcher(args.ray, git_remote=args.git_remote, dvc_remote=args.dvc_remote,
-                              tracking_uri=tracking_uri(params.base), cpus_per_cell=threads,
-                              gpus_per_cell=args.gpus_per_cell, retries=args.retries)
+
+        launch = ray_launcher(
+            args.ray,
+            git_remote=args.git_remote,
+            dvc_remote=args.dvc_remote,
+            tracking_uri=tracking_uri(params.base),
+            cpus_per_cell=threads,
+            gpus_per_cell=args.gpus_per_cell,
+            retries=args.retries,
+        )
         where = f"as Ray tasks on {args.ray} ({threads} CPU each)"
     else:
         jobs = args.jobs or max(1, available_cores() // threads)

@@ -7,6 +7,7 @@
 folder, so `dvc repro` asks for a new batch after an import or after labels were typed into a
 manifest (it imports those first). See alstudy/labelling/project.py.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,8 +33,10 @@ def project_of(params: Params, name: str | None):
         name = next(iter(projects))
     if name not in projects:
         known = ", ".join(projects) or "none declared"
-        raise PipelineError(f"no labelling project {name!r} under label.projects in params.yaml ({known}); "
-                            "declare it there" + (" or pass --project" if name is None else ""))
+        raise PipelineError(
+            f"no labelling project {name!r} under label.projects in params.yaml ({known}); "
+            "declare it there" + (" or pass --project" if name is None else "")
+        )
     return name, projects[name]
 
 
@@ -54,8 +57,9 @@ def log_step(params: Params, name: str, batch) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command", choices=["next", "import"])
-    parser.add_argument("file", nargs="?", type=Path,
-                        help="import: the filled-in manifest.csv or a Label Studio export")
+    parser.add_argument(
+        "file", nargs="?", type=Path, help="import: the filled-in manifest.csv or a Label Studio export"
+    )
     parser.add_argument("--project", help="the project under label.projects (optional when there is one)")
     parser.add_argument("--relabel", action="store_true", help="import: allow changing labels already given")
     args = parser.parse_args(argv)
@@ -68,8 +72,16 @@ def main(argv: list[str] | None = None) -> None:
         new, known, unlabelled = import_labels(name, project, args.file, args.relabel)
         total = len(read_labels(labels_file(name)))
         left = f"; {unlabelled} without a label come back in the next batch" if unlabelled else ""
-        log.info("%s: %d new label(s) from %s (%d already there%s); %d labelled in all, in %s",
-                 name, new, args.file, known, left, total, labels_file(name))
+        log.info(
+            "%s: %d new label(s) from %s (%d already there%s); %d labelled in all, in %s",
+            name,
+            new,
+            args.file,
+            known,
+            left,
+            total,
+            labels_file(name),
+        )
         return
 
     if not labels_file(name).exists():
@@ -82,16 +94,30 @@ def main(argv: list[str] | None = None) -> None:
     batch = next_batch(name, project, params, batches)
     if batch is None:
         latest = batches[-1]
-        log.info("%s: batch %d is still out (none of its %d images labelled yet): kept as issued, in %s; "
-                 "delete that folder to draw it afresh", name, latest.number, len(latest.rows), latest.manifest.parent)
+        log.info(
+            "%s: batch %d is still out (none of its %d images labelled yet): kept as issued, in %s; "
+            "delete that folder to draw it afresh",
+            name,
+            latest.number,
+            len(latest.rows),
+            latest.manifest.parent,
+        )
         return
     write_batch(name, project, batch)
     log_step(params, name, batch)
-    scores = ", ".join(f"test {k.removeprefix('test_')} {v:.4f}"
-                       for k, v in batch.metrics.items() if k.startswith("test_"))
+    scores = ", ".join(
+        f"test {k.removeprefix('test_')} {v:.4f}" for k, v in batch.metrics.items() if k.startswith("test_")
+    )
     carried = f", {batch.carried} of them from earlier batches" if batch.carried else ""
-    log.info("%s: batch %d, %d images to label%s, in %s%s", name, batch.number, len(batch.rows), carried,
-             batch.folder, f" ({scores})" if scores else "")
+    log.info(
+        "%s: batch %d, %d images to label%s, in %s%s",
+        name,
+        batch.number,
+        len(batch.rows),
+        carried,
+        batch.folder,
+        f" ({scores})" if scores else "",
+    )
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@
 The defaults shown are the schema's, which equal params.yaml's (tests/test_params.py checks both,
 and that the committed page is what this writes).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -64,8 +65,15 @@ def render() -> str:
     parts = [INTRO]
     for section, field in Params.model_fields.items():
         model = field.annotation
-        parts += [f"## `{section}`", "", (model.__doc__ or "").strip(), "",
-                  "| key | default | meaning |", "|---|---|---|", *rows(section, model)]
+        parts += [
+            f"## `{section}`",
+            "",
+            (model.__doc__ or "").strip(),
+            "",
+            "| key | default | meaning |",
+            "|---|---|---|",
+            *rows(section, model),
+        ]
         if section == "al":
             parts += strategy_option_rows()
         parts.append("")

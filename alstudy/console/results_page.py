@@ -7,6 +7,7 @@ headings one level, and a few of its figures to docs/results/ (committed, so the
 without a study on disk), linked relative to the page. Prose around the markers is the
 maintainers' reading of the results and stays as written.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -17,8 +18,15 @@ from pathlib import Path
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 # The figures worth a place on the page; the report links all of them.
-PAGE_FIGURES = ("accuracy.png", "f1_macro.png", "difference_accuracy.png", "difference_f1_macro.png",
-                  "penalty_f1_macro.png", "per_class_f1.png", "queried_classes.png")
+PAGE_FIGURES = (
+    "accuracy.png",
+    "f1_macro.png",
+    "difference_accuracy.png",
+    "difference_f1_macro.png",
+    "penalty_f1_macro.png",
+    "per_class_f1.png",
+    "queried_classes.png",
+)
 FIGURE = re.compile(r"^!\[(?P<alt>[^\]]*)\]\((?P<path>[^)]+)\)$")
 
 

@@ -6,6 +6,7 @@
 For trying the labelling loop end to end without a person; a real project imports what a
 person filled in instead.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,8 +26,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("manifest", type=Path)
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--dataset", default="fashion_mnist",
-                        choices=[n for n, s in datasets.BUILT_IN.items() if s.read])
+    parser.add_argument(
+        "--dataset", default="fashion_mnist", choices=[n for n, s in datasets.BUILT_IN.items() if s.read]
+    )
     args = parser.parse_args(argv)
     spec = datasets.get(args.dataset)
     _, y_train, _, _ = spec.read(raw_dir(args.dataset))

@@ -8,6 +8,7 @@ Studio task file. `import` reads a filled manifest (as this tool, a spreadsheet 
 editor saved it) or a Label Studio export (JSON, "choices" results) and validates every
 row against the batches issued and the class list before anything is written.
 """
+
 from __future__ import annotations
 
 import csv
@@ -27,7 +28,7 @@ MANIFEST_HEADER = ["row_id", "path", "suggested_label", "score", "label"]
 @dataclass(frozen=True)
 class BatchRow:
     row_id: int
-    path: str              # relative to the unlabelled folder
+    path: str  # relative to the unlabelled folder
     suggested_label: str
     score: float
 
@@ -46,8 +47,10 @@ def read_labels(path: Path) -> dict[str, Label]:
     with open(path, newline="") as stream:
         reader = csv.DictReader(stream)
         if reader.fieldnames != LABELS_HEADER:
-            raise PipelineError(f"{path}: expected the columns {','.join(LABELS_HEADER)}; "
-                                "restore it from git (`git checkout -- <file>`)")
+            raise PipelineError(
+                f"{path}: expected the columns {','.join(LABELS_HEADER)}; "
+                "restore it from git (`git checkout -- <file>`)"
+            )
         return {row["path"]: Label(row["path"], row["label"], int(row["batch"])) for row in reader}
 
 
@@ -76,11 +79,26 @@ def write_manifest(path: Path, rows: list[BatchRow]) -> None:
 
 def label_studio_tasks(rows: list[BatchRow], image_url: str) -> list[dict]:
     """Label Studio tasks for the batch: the image, our row id and path, the suggestion as a prediction."""
-    return [{"data": {"image": f"{image_url.rstrip('/')}/{row.path}", "row_id": row.row_id, "path": row.path},
-             "predictions": [{"model_version": "active-learning", "score": row.score,
-                              "result": [{"from_name": "label", "to_name": "image", "type": "choices",
-                                          "value": {"choices": [row.suggested_label]}}]}]}
-            for row in rows]
+    return [
+        {
+            "data": {"image": f"{image_url.rstrip('/')}/{row.path}", "row_id": row.row_id, "path": row.path},
+            "predictions": [
+                {
+                    "model_version": "active-learning",
+                    "score": row.score,
+                    "result": [
+                        {
+                            "from_name": "label",
+                            "to_name": "image",
+                            "type": "choices",
+                            "value": {"choices": [row.suggested_label]},
+                        }
+                    ],
+                }
+            ],
+        }
+        for row in rows
+    ]
 
 
 # An import row: (where, for messages; path of the image; label as typed, "" for none).
@@ -109,11 +127,14 @@ def parse_manifest(path: Path) -> list[ImportRow]:
     reader.fieldnames = fields
     missing = {"path", "label"} - set(fields)
     if missing:
-        raise PipelineError(f"{path}: not a batch manifest (no {', '.join(sorted(missing))} column); "
-                            f"expected {EXPECTED}")
-    return [(f"{path}:{line}", (row["path"] or "").strip(), (row["label"] or "").strip())
-            for line, row in enumerate(reader, start=2)
-            if (row["path"] or "").strip() or (row["label"] or "").strip()]  # blank lines are no rows
+        raise PipelineError(
+            f"{path}: not a batch manifest (no {', '.join(sorted(missing))} column); expected {EXPECTED}"
+        )
+    return [
+        (f"{path}:{line}", (row["path"] or "").strip(), (row["label"] or "").strip())
+        for line, row in enumerate(reader, start=2)
+        if (row["path"] or "").strip() or (row["label"] or "").strip()
+    ]  # blank lines are no rows
 
 
 def _from_label_studio(path: Path) -> list[ImportRow]:
@@ -122,13 +143,19 @@ def _from_label_studio(path: Path) -> list[ImportRow]:
     try:
         tasks = json.loads(_text(path))
     except json.JSONDecodeError as error:
-        raise PipelineError(f"{path}: not valid JSON ({error.msg} at line {error.lineno}); "
-                            "export again from Label Studio as JSON") from None
+        raise PipelineError(
+            f"{path}: not valid JSON ({error.msg} at line {error.lineno}); export again from Label Studio as JSON"
+        ) from None
     if not isinstance(tasks, list) or not all(isinstance(task, dict) for task in tasks):
-        got = type(tasks).__name__ if not isinstance(tasks, list) else \
-            f"a list holding a {next(type(t).__name__ for t in tasks if not isinstance(t, dict))}"
-        raise PipelineError(f"{path}: expected Label Studio's JSON export, a list of tasks (objects with "
-                            f"\"data\" and \"annotations\"), got {got}")
+        got = (
+            type(tasks).__name__
+            if not isinstance(tasks, list)
+            else f"a list holding a {next(type(t).__name__ for t in tasks if not isinstance(t, dict))}"
+        )
+        raise PipelineError(
+            f"{path}: expected Label Studio's JSON export, a list of tasks (objects with "
+            f'"data" and "annotations"), got {got}'
+        )
     rows = []
     for number, task in enumerate(tasks, start=1):
         data = task.get("data") if isinstance(task.get("data"), dict) else {}
@@ -136,8 +163,13 @@ def _from_label_studio(path: Path) -> list[ImportRow]:
         if "path" not in data:
             raise PipelineError(f"{where}: has no data.path; import tasks from the tasks.json `next` wrote")
         annotations = [a for a in task.get("annotations") or [] if isinstance(a, dict) and not a.get("was_cancelled")]
-        choices = [c for a in annotations[-1:] for r in a.get("result") or []
-                   if r.get("type") == "choices" for c in r.get("value", {}).get("choices", [])]
+        choices = [
+            c
+            for a in annotations[-1:]
+            for r in a.get("result") or []
+            if r.get("type") == "choices"
+            for c in r.get("value", {}).get("choices", [])
+        ]
         if len(choices) > 1:
             raise PipelineError(f"{where}: {len(choices)} choices ({', '.join(choices)}); give one label per image")
         rows.append((where, str(data["path"]), choices[0].strip() if choices else ""))
@@ -160,8 +192,9 @@ def class_lookup(classes: list[str]) -> dict[str, str]:
     return lookup
 
 
-def validate_import(rows: list[ImportRow], issued: dict[str, int], classes: list[str],
-                    existing: dict[str, Label], relabel: bool) -> list[Label]:
+def validate_import(
+    rows: list[ImportRow], issued: dict[str, int], classes: list[str], existing: dict[str, Label], relabel: bool
+) -> list[Label]:
     """The new labels in `rows`; one line naming the row for the first problem found.
 
     `issued` maps every image the tool asked a person to label to its latest batch: a label for
@@ -173,8 +206,10 @@ def validate_import(rows: list[ImportRow], issued: dict[str, int], classes: list
     new: list[Label] = []
     for where, image, typed in rows:
         if image not in issued:
-            raise PipelineError(f"{where}: image {image!r} is not in any batch issued for this project; "
-                                "import a file made for one of its batches")
+            raise PipelineError(
+                f"{where}: image {image!r} is not in any batch issued for this project; "
+                "import a file made for one of its batches"
+            )
         if image in seen:
             raise PipelineError(f"{where}: {image} is labelled twice in this file; keep one row per image")
         seen.add(image)
@@ -182,13 +217,14 @@ def validate_import(rows: list[ImportRow], issued: dict[str, int], classes: list
             continue
         label = lookup.get(typed, lookup.get(typed.casefold()))
         if label is None:
-            raise PipelineError(f"{where}: {typed!r} is not a class of this project ({', '.join(classes)}); "
-                                "fix the label or add the class to label.classes")
+            raise PipelineError(
+                f"{where}: {typed!r} is not a class of this project ({', '.join(classes)}); "
+                "fix the label or add the class to label.classes"
+            )
         before = existing.get(image)
         if before is not None and before.label == label:
             continue
         if before is not None and not relabel:
-            raise PipelineError(f"{where}: {image} is already labelled {before.label!r}; "
-                                "pass --relabel to change it")
+            raise PipelineError(f"{where}: {image} is already labelled {before.label!r}; pass --relabel to change it")
         new.append(Label(image, label, issued[image]))
     return new

@@ -4,6 +4,7 @@ Thumbnails are embedded (base64 PNG), so the page opens from disk in any browser
 or mailed as it is. A small script counts the images the browser has rendered into
 `data-rendered` on <body>, which the headless-browser test reads.
 """
+
 from __future__ import annotations
 
 import base64
@@ -61,8 +62,10 @@ def write_contact_sheet(out: Path, rows: list[BatchRow], image_root: Path, title
             f'<figure id="row-{row.row_id}">'
             f'<img alt="row {row.row_id}" src="{thumbnail_data_uri(image_root / row.path)}">'
             f"<figcaption>row {row.row_id}<br>{suggestion}score {row.score:.4f}<br>{html.escape(row.path)}</figcaption>"
-            "</figure>")
-    page = PAGE.format(title=html.escape(title), intro=html.escape(intro), size=THUMBNAIL, count=len(rows),
-                       figures="\n".join(figures))
+            "</figure>"
+        )
+    page = PAGE.format(
+        title=html.escape(title), intro=html.escape(intro), size=THUMBNAIL, count=len(rows), figures="\n".join(figures)
+    )
     with atomic_path(out) as tmp:
         tmp.write_text(page)

@@ -18,6 +18,7 @@ labelled count, class mix, test metrics (with a test folder) and the model.
 `import` checks every row of a filled-in manifest or Label Studio export against the issued
 batches and the classes, then rewrites labels/<project>.csv in one atomic replace.
 """
+
 from __future__ import annotations
 
 import json
@@ -63,7 +64,7 @@ class NextBatch:
     folder: Path
     metrics: dict[str, float]
     model: object | None  # the trained keras model, or None for a random first batch
-    carried: int = 0      # images issued before and not labelled yet, first in the batch
+    carried: int = 0  # images issued before and not labelled yet, first in the batch
 
 
 @dataclass(frozen=True)
@@ -104,13 +105,18 @@ def class_folder(folder: Path, classes: list[str]) -> list[tuple[Path, str]]:
     return pairs
 
 
-def score(strategy: str, proba: np.ndarray, mc_proba: np.ndarray | None, picks: np.ndarray,
-          first: int = 1) -> np.ndarray:
+def score(
+    strategy: str, proba: np.ndarray, mc_proba: np.ndarray | None, picks: np.ndarray, first: int = 1
+) -> np.ndarray:
     """Each pick's score under the strategy: its uncertainty where the strategy ranks by one, else
     the order of picking (`first` = first), for strategies that build a batch rather than rank images."""
     top2 = np.sort(proba, axis=1)[:, -2:]
-    per_image = {"least_confidence": 1.0 - top2[:, 1], "uncertainty": 1.0 - top2[:, 1],
-                 "margin": top2[:, 1] - top2[:, 0], "entropy": entropy(proba)}
+    per_image = {
+        "least_confidence": 1.0 - top2[:, 1],
+        "uncertainty": 1.0 - top2[:, 1],
+        "margin": top2[:, 1] - top2[:, 0],
+        "entropy": entropy(proba),
+    }
     if mc_proba is not None:
         per_image["bald"] = mutual_information(mc_proba)
     if strategy in per_image:
@@ -150,13 +156,22 @@ def harvest(name: str, project: LabelProject, batches: list[IssuedBatch]) -> int
                 continue
             if before is not None:
                 if before.label.casefold() != typed.casefold():
-                    log.warning("%s: %r for %s, but the labels file has %r (kept); to change it: "
-                                "alstudy label import --project %s %s --relabel",
-                                where, typed, image, before.label, name, batch.manifest)
+                    log.warning(
+                        "%s: %r for %s, but the labels file has %r (kept); to change it: "
+                        "alstudy label import --project %s %s --relabel",
+                        where,
+                        typed,
+                        image,
+                        before.label,
+                        name,
+                        batch.manifest,
+                    )
                 continue
             try:
-                found.update((label.path, label) for label in
-                             validate_import([(where, image, typed)], issued, classes, existing, relabel=False))
+                found.update(
+                    (label.path, label)
+                    for label in validate_import([(where, image, typed)], issued, classes, existing, relabel=False)
+                )
             except PipelineError as error:
                 log.warning("%s (not imported; the image comes back in the next batch)", error)
     if found:
@@ -178,7 +193,7 @@ def next_batch(name: str, project: LabelProject, params: Params, batches: list[I
     files = image_files(root)
     present = set(files)
     unlabelled = [image for image in issued_images(batches) if image not in labels and image in present]
-    carried, waiting = unlabelled[:project.batch_size], set(unlabelled)
+    carried, waiting = unlabelled[: project.batch_size], set(unlabelled)
     candidates = [f for f in files if f not in labels and f not in waiting]
     if not candidates and not carried:
         raise PipelineError(f"{root}: every image is labelled ({len(files)}); add images to label more")
@@ -195,16 +210,20 @@ def next_batch(name: str, project: LabelProject, params: Params, batches: list[I
         return NextBatch(number, rows, batch_dir(name, number), {"n_labelled": 0.0}, None, len(carried))
 
     size, mode = project.image_size, project.color_mode
-    images = scale_images(np.stack([load_image(path, size, mode) for path, _ in known] +
-                                   [load_image(root / f, size, mode) for f in carried + candidates]))
+    images = scale_images(
+        np.stack(
+            [load_image(path, size, mode) for path, _ in known]
+            + [load_image(root / f, size, mode) for f in carried + candidates]
+        )
+    )
     labels_idx = np.array([classes.index(c) for _, c in known])
     y = np.zeros((len(images), len(classes)), np.float32)
-    y[:len(known)] = one_hot(labels_idx, len(classes))
+    y[: len(known)] = one_hot(labels_idx, len(classes))
     pool = Split(images, y)
     seed = round_seed(project.seed, number)
     cnn = CNN(images.shape[1:], len(classes), params.model)
     cnn.reinitialize(seed)
-    cnn.fit(images[:len(known)], y[:len(known)], seed)
+    cnn.fit(images[: len(known)], y[: len(known)], seed)
     rows = []
     if carried:
         carried_idx = np.arange(len(known), len(known) + len(carried))
@@ -214,16 +233,30 @@ def next_batch(name: str, project: LabelProject, params: Params, batches: list[I
     if n:
         spec = strategies.get(project.strategy)
         cand_idx = np.arange(len(known) + len(carried), len(images))
-        inputs = strategy_inputs(spec, params.al.options(project.strategy), cnn, pool, list(range(len(known))),
-                                 cand_idx, n, rng, round_seed(project.seed, number, MC_DROPOUT))
+        inputs = strategy_inputs(
+            spec,
+            params.al.options(project.strategy),
+            cnn,
+            pool,
+            list(range(len(known))),
+            cand_idx,
+            n,
+            rng,
+            round_seed(project.seed, number, MC_DROPOUT),
+        )
         picks = np.asarray(spec.select(inputs))
         proba = inputs.proba if inputs.proba is not None else cnn.predict_proba(pool.x, cand_idx)
         scores = score(project.strategy, proba, inputs.mc_proba, picks, first=len(carried) + 1)
         rows += [(candidates[p], proba[p], s) for p, s in zip(picks, scores)]
     rows = [BatchRow(i + 1, image, classes[int(p.argmax())], float(s)) for i, (image, p, s) in enumerate(rows)]
-    metrics = {"n_labelled": float(len(known)),
-               **metric_names.per_class(metric_names.LABELLED, metric_names.class_keys(classes),
-                                        [np.sum(labels_idx == c) for c in range(len(classes))])}
+    metrics = {
+        "n_labelled": float(len(known)),
+        **metric_names.per_class(
+            metric_names.LABELLED,
+            metric_names.class_keys(classes),
+            [np.sum(labels_idx == c) for c in range(len(classes))],
+        ),
+    }
     if project.test:
         test = class_folder(Path(project.test), classes)
         x_test = scale_images(np.stack([load_image(p, size, mode) for p, _ in test]))
@@ -241,15 +274,22 @@ def write_batch(name: str, project: LabelProject, batch: NextBatch) -> None:
     url = project.image_url or f"/data/local-files/?d={Path(project.unlabelled).resolve().relative_to('/')}"
     with atomic_path(batch.folder / "tasks.json") as tmp:
         tmp.write_text(json.dumps(label_studio_tasks(batch.rows, url), indent=1))
-    how = ("a random draw: no labels yet" if batch.model is None else
-           f"picked by {project.strategy} from a CNN trained on {int(batch.metrics['n_labelled'])} labelled images")
+    how = (
+        "a random draw: no labels yet"
+        if batch.model is None
+        else f"picked by {project.strategy} from a CNN trained on {int(batch.metrics['n_labelled'])} labelled images"
+    )
     if batch.carried:
         how += f"; the first {batch.carried} were issued before and are not labelled yet"
-    write_contact_sheet(batch.folder / "contact_sheet.html", batch.rows, Path(project.unlabelled),
-                        f"{name}: batch {batch.number} ({len(batch.rows)} images)",
-                        f"{how}. Label them in manifest.csv (the label column; the next `next` or `dvc repro` "
-                        f"imports what you typed) or in Label Studio (tasks.json), then: "
-                        f"alstudy label import --project {name} <file>")
+    write_contact_sheet(
+        batch.folder / "contact_sheet.html",
+        batch.rows,
+        Path(project.unlabelled),
+        f"{name}: batch {batch.number} ({len(batch.rows)} images)",
+        f"{how}. Label them in manifest.csv (the label column; the next `next` or `dvc repro` "
+        f"imports what you typed) or in Label Studio (tasks.json), then: "
+        f"alstudy label import --project {name} <file>",
+    )
     write_manifest(batch.folder / "manifest.csv", batch.rows)
 
 

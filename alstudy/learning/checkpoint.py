@@ -5,6 +5,7 @@ before a stage runs). A checkpoint is only used when its fingerprint, built
 from the params, the data and the code that shape the run, still matches.
 state.json is written last and atomically: it is the commit point of a round.
 """
+
 from __future__ import annotations
 
 import hashlib

@@ -1,4 +1,5 @@
 """Test-set metrics for one round."""
+
 from __future__ import annotations
 
 import warnings

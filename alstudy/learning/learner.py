@@ -4,6 +4,7 @@ The loop never builds the CNN itself; it re-initialises, fits and queries a
 ``Learner``. ``alstudy.learning.model.CNN`` is the real one; loop tests use a fake that
 returns hand-made outputs with no training.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -15,9 +16,10 @@ import numpy as np
 @dataclass(frozen=True)
 class Inference:
     """One batched pass over some rows: what was asked for, None for the rest."""
-    proba: np.ndarray                     # N x C
+
+    proba: np.ndarray  # N x C
     embeddings: np.ndarray | None = None  # N x H, penultimate activations
-    mc_proba: np.ndarray | None = None    # N x C x T, T MC-dropout passes
+    mc_proba: np.ndarray | None = None  # N x C x T, T MC-dropout passes
 
 
 class Learner(Protocol):
@@ -27,6 +29,13 @@ class Learner(Protocol):
     def fit(self, x: np.ndarray, y: np.ndarray, seed: int) -> int:
         """Train on the labelled images (one-hot y); return the epochs run."""
 
-    def infer(self, images: np.ndarray, rows: np.ndarray | None = None, *, embeddings: bool = False,
-              mc_passes: int = 0, mc_seed: int = 0) -> Inference:
+    def infer(
+        self,
+        images: np.ndarray,
+        rows: np.ndarray | None = None,
+        *,
+        embeddings: bool = False,
+        mc_passes: int = 0,
+        mc_seed: int = 0,
+    ) -> Inference:
         """Outputs for images[rows] (all images when rows is None) in one pass; MC masks seeded by mc_seed."""

@@ -8,6 +8,7 @@ Every random choice (initial set, subsample, random picks, MC-dropout masks,
 weight init, shuffling) is drawn from a seed derived from (seed, round), so a
 run resumed from round k makes the same choices as one that never stopped.
 """
+
 from __future__ import annotations
 
 import time
@@ -87,12 +88,21 @@ def check_budget(al: ALParams, pool_size: int, dataset: str) -> None:
     if al.budget > pool_size:
         raise PipelineError(
             f"al: initial_size + rounds x query_size = {al.budget} labels, more than the {pool_size}-image "
-            f"pool of {dataset}; lower al.rounds, al.query_size or al.initial_size")
+            f"pool of {dataset}; lower al.rounds, al.query_size or al.initial_size"
+        )
 
 
-def strategy_inputs(strategy: strategies.Strategy, options: BaseModel, learner: Learner, pool: Split,
-                    labeled: list[int], candidates: np.ndarray, n_instances: int, rng: np.random.Generator,
-                    mc_seed: int) -> QueryInputs:
+def strategy_inputs(
+    strategy: strategies.Strategy,
+    options: BaseModel,
+    learner: Learner,
+    pool: Split,
+    labeled: list[int],
+    candidates: np.ndarray,
+    n_instances: int,
+    rng: np.random.Generator,
+    mc_seed: int,
+) -> QueryInputs:
     """Exactly what the strategy declared it needs: one pass over the candidates gives every
     model output (probabilities, embeddings, MC passes); the labelled set is read only when asked."""
     needs = strategy.needs
@@ -117,8 +127,16 @@ def strategy_inputs(strategy: strategies.Strategy, options: BaseModel, learner: 
     return QueryInputs(n_candidates=len(candidates), n_instances=n_instances, rng=rng, options=options, **fields)
 
 
-def query(strategy: str, options: BaseModel, learner: Learner, pool: Split, labeled: list[int], al: ALParams,
-          seed: int, round_: int) -> tuple[np.ndarray, float]:
+def query(
+    strategy: str,
+    options: BaseModel,
+    learner: Learner,
+    pool: Split,
+    labeled: list[int],
+    al: ALParams,
+    seed: int,
+    round_: int,
+) -> tuple[np.ndarray, float]:
     """Pool indices to label this round, and the seconds spent computing the strategy's inputs."""
     unlabeled = np.setdiff1d(np.arange(len(pool.x)), np.asarray(labeled), assume_unique=True)
     rng = round_rng(seed, round_)
@@ -126,16 +144,27 @@ def query(strategy: str, options: BaseModel, learner: Learner, pool: Split, labe
         unlabeled = np.sort(rng.choice(unlabeled, size=al.pool_subsample, replace=False))
     spec = strategies.get(strategy)
     start = time.perf_counter()
-    inputs = strategy_inputs(spec, options, learner, pool, labeled, unlabeled, al.query_size, rng,
-                             round_seed(seed, round_, MC_DROPOUT))
+    inputs = strategy_inputs(
+        spec, options, learner, pool, labeled, unlabeled, al.query_size, rng, round_seed(seed, round_, MC_DROPOUT)
+    )
     score_seconds = time.perf_counter() - start
     picks = spec.select(inputs)
     return unlabeled[picks], score_seconds
 
 
-def run_loop(pool: Split, test: Split, strategy: str, al: ALParams, learner: Learner, seed: int, *,
-             options: BaseModel | None = None, retrain_from_scratch: bool = True,
-             state: LoopState | None = None, on_round: OnRound | None = None) -> LoopState:
+def run_loop(
+    pool: Split,
+    test: Split,
+    strategy: str,
+    al: ALParams,
+    learner: Learner,
+    seed: int,
+    *,
+    options: BaseModel | None = None,
+    retrain_from_scratch: bool = True,
+    state: LoopState | None = None,
+    on_round: OnRound | None = None,
+) -> LoopState:
     """Run rounds 0..al.rounds, continuing from `state` (with its last round's model in `learner`) when given."""
     state = state or LoopState()
     options = options if options is not None else strategies.get(strategy).options()
@@ -164,11 +193,18 @@ def run_loop(pool: Split, test: Split, strategy: str, al: ALParams, learner: Lea
         eval_seconds = time.perf_counter() - start
 
         result = RoundResult(
-            round=round_, n_labeled=len(state.labeled), accuracy=scores["accuracy"],
-            balanced_accuracy=scores["balanced_accuracy"], f1_macro=scores["f1_macro"],
+            round=round_,
+            n_labeled=len(state.labeled),
+            accuracy=scores["accuracy"],
+            balanced_accuracy=scores["balanced_accuracy"],
+            f1_macro=scores["f1_macro"],
             f1_per_class=scores["f1_per_class"],
-            query_class_counts=class_histogram(pool_labels[new], n_classes), epochs=epochs,
-            train_seconds=train_seconds, score_seconds=score_seconds, eval_seconds=eval_seconds)
+            query_class_counts=class_histogram(pool_labels[new], n_classes),
+            epochs=epochs,
+            train_seconds=train_seconds,
+            score_seconds=score_seconds,
+            eval_seconds=eval_seconds,
+        )
         state.history.append(result)
         if on_round:
             on_round(state, result, learner)

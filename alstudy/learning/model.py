@@ -1,4 +1,5 @@
 """The CNN, its training, and compiled batched inference."""
+
 from __future__ import annotations
 
 import logging
@@ -39,8 +40,10 @@ def configure(params: ModelParams) -> None:
     emulate the arithmetic, slower than float32 and with other numbers.
     """
     if params.precision == "bfloat16" and not cpu_has_bfloat16():
-        raise PipelineError("model.precision: bfloat16 needs a CPU with AVX512-BF16 or AMX-BF16 "
-                            "(this one has neither); set model.precision: float32")
+        raise PipelineError(
+            "model.precision: bfloat16 needs a CPU with AVX512-BF16 or AMX-BF16 "
+            "(this one has neither); set model.precision: float32"
+        )
     configure_tensorflow(params.threads)
 
 
@@ -61,7 +64,9 @@ def configure_threads(threads: int) -> None:
         if current != threads:
             logging.getLogger("model").warning(
                 "TensorFlow already runs with %s intra-op threads here; model.threads=%d applies to new processes",
-                current or "default", threads)
+                current or "default",
+                threads,
+            )
 
 
 def set_seed(seed: int) -> None:
@@ -80,8 +85,10 @@ def build_cnn(input_shape: tuple[int, ...], n_classes: int, params: ModelParams)
     policy = POLICIES[params.precision]
     layers: list = [keras.Input(shape=input_shape)]
     for filters in params.filters:
-        layers += [keras.layers.Conv2D(filters, params.kernel_size, padding="same", activation="relu", dtype=policy),
-                   keras.layers.MaxPooling2D(2, dtype=policy)]
+        layers += [
+            keras.layers.Conv2D(filters, params.kernel_size, padding="same", activation="relu", dtype=policy),
+            keras.layers.MaxPooling2D(2, dtype=policy),
+        ]
     layers.append(keras.layers.Flatten(name="flatten", dtype=policy))
     if params.dropout:
         layers.append(keras.layers.Dropout(params.dropout, name="dropout_features", dtype=policy))
@@ -103,8 +110,9 @@ class CNN:
     The inference function is traced once too, and reads the current weights.
     """
 
-    def __init__(self, input_shape: tuple[int, ...], n_classes: int, params: ModelParams,
-                 model: keras.Model | None = None):
+    def __init__(
+        self, input_shape: tuple[int, ...], n_classes: int, params: ModelParams, model: keras.Model | None = None
+    ):
         self.params = params
         self.model = model if model is not None else build_cnn(input_shape, n_classes, params)
         self._predictor = Predictor(self.model, params.predict_batch_size, params.dropout)
@@ -123,12 +131,24 @@ class CNN:
         """Train on the labelled set; return the number of epochs run (fewer with early stopping)."""
         set_seed(seed)
         seed_dropout(self.model, seed)
-        return self._trainer.fit(x, y, epochs=self.params.epochs, seed=seed,
-                                 validation_fraction=self.params.validation_fraction,
-                                 patience=self.params.early_stopping_patience)
+        return self._trainer.fit(
+            x,
+            y,
+            epochs=self.params.epochs,
+            seed=seed,
+            validation_fraction=self.params.validation_fraction,
+            patience=self.params.early_stopping_patience,
+        )
 
-    def infer(self, images: np.ndarray, rows: np.ndarray | None = None, *, embeddings: bool = False,
-              mc_passes: int = 0, mc_seed: int = 0) -> Inference:
+    def infer(
+        self,
+        images: np.ndarray,
+        rows: np.ndarray | None = None,
+        *,
+        embeddings: bool = False,
+        mc_passes: int = 0,
+        mc_seed: int = 0,
+    ) -> Inference:
         return self._predictor.infer(images, rows, embeddings=embeddings, mc_passes=mc_passes, mc_seed=mc_seed)
 
     def predict_proba(self, images: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
@@ -145,7 +165,7 @@ def seed_dropout(model: keras.Model, seed: int) -> None:
     for i, layer in enumerate(model.layers):
         generator = getattr(layer, "seed_generator", None)
         if generator is not None:
-            generator.state.assign(np.array([(seed + i) % 2 ** 31, 0], dtype=generator.state.dtype))
+            generator.state.assign(np.array([(seed + i) % 2**31, 0], dtype=generator.state.dtype))
 
 
 def release_mapped_pages(array: np.ndarray) -> None:
@@ -163,13 +183,14 @@ def release_mapped_pages(array: np.ndarray) -> None:
 # What the activations of one inference batch may take. A batch of 2,048 Fashion-MNIST or CIFAR-10
 # images stays under it (unchanged); larger images get smaller batches, so that 64 x 64 images do
 # not hold over a gigabyte of convolution outputs at once.
-ACTIVATION_BUDGET_BYTES = 512 * 2 ** 20
+ACTIVATION_BUDGET_BYTES = 512 * 2**20
 
 
 def inference_batch(model: keras.Model, batch_size: int) -> int:
     """model.predict_batch_size, lowered where one batch's convolution outputs would pass the budget."""
-    per_image = sum(4 * int(np.prod(layer.output.shape[1:])) for layer in model.layers
-                    if isinstance(layer, keras.layers.Conv2D))
+    per_image = sum(
+        4 * int(np.prod(layer.output.shape[1:])) for layer in model.layers if isinstance(layer, keras.layers.Conv2D)
+    )
     return max(1, min(batch_size, ACTIVATION_BUDGET_BYTES // max(1, per_image)))
 
 
@@ -195,7 +216,7 @@ class Predictor:
         self.dropout = dropout
         self.model = model
         flatten = [layer.name for layer in model.layers].index("flatten")
-        self._trunk = model.layers[:flatten + 1]
+        self._trunk = model.layers[: flatten + 1]
         self._hidden, self._output = model.get_layer("hidden"), model.get_layer("output")
         self._n_features = int(np.prod(model.get_layer("flatten").output.shape[1:]))
         self._functions: dict[tuple[bool, bool], tf.types.experimental.GenericFunction] = {}
@@ -229,11 +250,20 @@ class Predictor:
             return np.zeros((0, 0), np.float32), np.zeros((0, 0), np.float32)
         rng = np.random.default_rng(seed)
         keep = 1.0 - self.dropout
-        return tuple((rng.random((passes, n)) < keep).astype(np.float32) / np.float32(keep)
-                     for n in (self._n_features, self._hidden.units))
+        return tuple(
+            (rng.random((passes, n)) < keep).astype(np.float32) / np.float32(keep)
+            for n in (self._n_features, self._hidden.units)
+        )
 
-    def infer(self, images: np.ndarray, rows: np.ndarray | None = None, *, embeddings: bool = False,
-              mc_passes: int = 0, mc_seed: int = 0) -> Inference:
+    def infer(
+        self,
+        images: np.ndarray,
+        rows: np.ndarray | None = None,
+        *,
+        embeddings: bool = False,
+        mc_passes: int = 0,
+        mc_seed: int = 0,
+    ) -> Inference:
         if mc_passes and not self.dropout:
             raise ValueError("MC-dropout passes need a model with dropout (model.dropout > 0)")
         forward = self._function(embeddings, mc_passes > 0)

@@ -11,6 +11,7 @@ Same protocol as `fit(shuffle=True)`: the model's own loss and optimizer, the
 batch size, a fresh order every epoch (the last batch may be smaller), dropout
 active, and early stopping on a held-out slice that keeps the best weights.
 """
+
 from __future__ import annotations
 
 import keras
@@ -37,7 +38,7 @@ class Trainer:
             n = tf.shape(order)[0]
             total = tf.constant(0.0)
             for start in tf.range(0, n, batch_size):
-                rows = order[start:start + batch_size]
+                rows = order[start : start + batch_size]
                 with tf.GradientTape() as tape:
                     loss = loss_fn(tf.gather(y, rows), model(tf.gather(x, rows), training=True))
                 gradients = tape.gradient(loss, model.trainable_variables)
@@ -51,8 +52,16 @@ class Trainer:
 
         self._epoch, self._val_loss = epoch, val_loss
 
-    def fit(self, x: np.ndarray, y: np.ndarray, *, epochs: int, seed: int, validation_fraction: float = 0.0,
-            patience: int = 3) -> int:
+    def fit(
+        self,
+        x: np.ndarray,
+        y: np.ndarray,
+        *,
+        epochs: int,
+        seed: int,
+        validation_fraction: float = 0.0,
+        patience: int = 3,
+    ) -> int:
         """Train for `epochs` epochs (fewer with early stopping); return the number run.
 
         With validation_fraction > 0, a seeded slice of the labelled set is held out and

@@ -4,6 +4,7 @@ Standard library only: a Ray worker receives this module by value (it need not h
 the project on its path); the project code the cell runs comes from the worker's
 Git clone, its data from the DVC remote.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -27,21 +28,22 @@ class CellFailed(Exception):
 
 @dataclass(frozen=True)
 class Cell:
-    stage: str                 # "al@fashion_mnist-margin-0"
-    cmd: str                   # the command dvc.yaml gives it
-    outs: tuple[str, ...]      # its output files, relative to the project root
-    data: tuple[str, ...]      # its inputs made by other stages (what a worker pulls)
+    stage: str  # "al@fashion_mnist-margin-0"
+    cmd: str  # the command dvc.yaml gives it
+    outs: tuple[str, ...]  # its output files, relative to the project root
+    data: tuple[str, ...]  # its inputs made by other stages (what a worker pulls)
 
 
 @dataclass(frozen=True)
 class RemoteJob:
     """What a Ray worker needs to run a cell without the driver's filesystem."""
+
     cell: Cell
     git_url: str
     commit: str
-    git_ref: str               # the ref on the Git remote that holds `commit`
+    git_ref: str  # the ref on the Git remote that holds `commit`
     dvc_url: str
-    lock_text: str             # the driver's dvc.lock: which data versions to pull
+    lock_text: str  # the driver's dvc.lock: which data versions to pull
     tracking_uri: str
 
 

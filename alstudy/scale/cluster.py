@@ -14,6 +14,7 @@ MLflow run; elsewhere it starts the cell over, and the unfinished MLflow run of 
 lost attempt is removed (stages/al.py), so each cell ends with one run, each round
 logged once.
 """
+
 from __future__ import annotations
 
 import logging
@@ -46,8 +47,10 @@ def committed_head(root: Path) -> str:
     changed = git(["diff", "HEAD", "--name-only", "--", *COMMITTED], root).splitlines()
     changed += git(["ls-files", "--others", "--exclude-standard", "--", *COMMITTED], root).splitlines()
     if changed:
-        raise PipelineError(f"Ray workers run your last commit, but these files changed since: "
-                            f"{', '.join(changed[:5])}; commit (or stash) them first")
+        raise PipelineError(
+            f"Ray workers run your last commit, but these files changed since: "
+            f"{', '.join(changed[:5])}; commit (or stash) them first"
+        )
     return git(["rev-parse", "HEAD"], root)
 
 
@@ -59,16 +62,28 @@ def dvc_remote_url(root: Path, name: str | None) -> tuple[str, str]:
         remotes, default = repo.config.get("remote", {}), repo.config.get("core", {}).get("remote")
     name = name or default
     if name is None or name not in remotes:
-        raise PipelineError(f"no DVC remote {name or '(default)'} for the workers to pull data from; add one "
-                            "they can all reach: `dvc remote add -d storage <url>` (s3://, ssh://, a shared path)")
+        raise PipelineError(
+            f"no DVC remote {name or '(default)'} for the workers to pull data from; add one "
+            "they can all reach: `dvc remote add -d storage <url>` (s3://, ssh://, a shared path)"
+        )
     return name, remotes[name]["url"]
 
 
-def ray_launcher(address: str, *, git_remote: str, dvc_remote: str | None, tracking_uri: str,
-                 cpus_per_cell: int, gpus_per_cell: float, retries: int) -> Launcher:
+def ray_launcher(
+    address: str,
+    *,
+    git_remote: str,
+    dvc_remote: str | None,
+    tracking_uri: str,
+    cpus_per_cell: int,
+    gpus_per_cell: float,
+    retries: int,
+) -> Launcher:
     if not store.is_remote(tracking_uri):
-        raise PipelineError(f"Ray workers cannot log to {tracking_uri}: start a tracking server "
-                            "(docs/user-guide/tracking-server.md) and set MLFLOW_TRACKING_URI=http://<server>:5000")
+        raise PipelineError(
+            f"Ray workers cannot log to {tracking_uri}: start a tracking server "
+            "(docs/user-guide/tracking-server.md) and set MLFLOW_TRACKING_URI=http://<server>:5000"
+        )
 
     def launch(root: Path, cells: list[Cell]) -> Iterator[tuple[Cell, Exception | None]]:
         import ray  # only the cluster path needs it
@@ -90,8 +105,12 @@ def ray_launcher(address: str, *, git_remote: str, dvc_remote: str | None, track
         try:
             cloudpickle.register_pickle_by_value(cell_task)  # workers need not have this project on their path
             task = ray.remote(num_cpus=cpus_per_cell, num_gpus=gpus_per_cell, max_retries=retries)(cell_task.execute)
-            pending = {task.options(name=cell.stage).remote(
-                RemoteJob(cell, git_url, commit, ref, dvc_url, lock_text, tracking_uri)): cell for cell in cells}
+            pending = {
+                task.options(name=cell.stage).remote(
+                    RemoteJob(cell, git_url, commit, ref, dvc_url, lock_text, tracking_uri)
+                ): cell
+                for cell in cells
+            }
             while pending:
                 [ready], _ = ray.wait(list(pending), num_returns=1)
                 cell = pending.pop(ready)

@@ -13,6 +13,7 @@ machine with more cores most of them idle. The runner:
 A failed cell stops no other: the rest finish and are recorded, then the runner names
 the failures and stops. Rerunning goes on from there (cells resume from checkpoints).
 """
+
 from __future__ import annotations
 
 import logging
@@ -38,8 +39,9 @@ Launcher = Callable[[Path, list[Cell]], Iterator[tuple[Cell, Exception | None]]]
 
 def dvc(args: list[str], root: Path, *, quiet: bool = False) -> str:
     """Run a DVC command in the project; a failure becomes one line naming the command."""
-    done = subprocess.run([str(Path(sys.executable).parent / "dvc"), *args], cwd=root, env=venv_env(),
-                          capture_output=quiet, text=True)
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "dvc"), *args], cwd=root, env=venv_env(), capture_output=quiet, text=True
+    )
     if done.returncode != 0:
         last = (done.stderr or "").strip().splitlines()[-1:] if quiet else []
         detail = f": {last[0]}" if last else " (its output is above)"
@@ -73,9 +75,14 @@ def grid_cells(root: Path) -> tuple[list[Cell], list[str]]:
             before = upstream_of(graph, stage)
             upstream |= {s.addressing for s in before}
             made_upstream = {str(out.def_path) for s in before for out in s.outs}
-            cells.append(Cell(stage=stage.addressing, cmd=stage.cmd,
-                              outs=tuple(str(out.def_path) for out in stage.outs),
-                              data=tuple(str(d.def_path) for d in stage.deps if str(d.def_path) in made_upstream)))
+            cells.append(
+                Cell(
+                    stage=stage.addressing,
+                    cmd=stage.cmd,
+                    outs=tuple(str(out.def_path) for out in stage.outs),
+                    data=tuple(str(d.def_path) for d in stage.deps if str(d.def_path) in made_upstream),
+                )
+            )
     return cells, sorted(upstream)
 
 
@@ -87,11 +94,13 @@ def stale_cells(root: Path, cells: list[Cell]) -> list[Cell]:
 
 def local_launcher(jobs: int) -> Launcher:
     """Cells as processes on this machine, `jobs` at a time."""
+
     def launch(root: Path, cells: list[Cell]) -> Iterator[tuple[Cell, Exception | None]]:
         with ThreadPoolExecutor(max_workers=jobs) as pool:
             futures = {pool.submit(run_command, cell, root): cell for cell in cells}
             for future in as_completed(futures):
                 yield futures[future], future.exception()
+
     return launch
 
 
@@ -110,10 +119,13 @@ def run_grid(root: Path, launch: Launcher, where: str) -> None:
             log.error("%s", error)
             continue
         dvc(["commit", "--force", "--quiet", cell.stage], root, quiet=True)
-        log.info("%s recorded in dvc.lock (%d/%d, %.0f s so far)", cell.stage, done, len(todo),
-                 time.monotonic() - started)
+        log.info(
+            "%s recorded in dvc.lock (%d/%d, %.0f s so far)", cell.stage, done, len(todo), time.monotonic() - started
+        )
     if failed:
-        raise PipelineError(f"{len(failed)} of {len(todo)} cells failed ({', '.join(failed)}); the others are "
-                            "recorded in dvc.lock; fix the cause and rerun to run only these")
+        raise PipelineError(
+            f"{len(failed)} of {len(todo)} cells failed ({', '.join(failed)}); the others are "
+            "recorded in dvc.lock; fix the cause and rerun to run only these"
+        )
     log.info("all cells recorded; `dvc repro` for the stages after them")
     dvc(["repro"], root)

@@ -10,6 +10,7 @@ alone). Params validation, the stage's choices, plot colours and the benchmarks 
 No strategy builds an N x N matrix: the distance-based ones keep one vector of N distances and
 update it per pick.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -42,5 +43,17 @@ def _strategy_modules() -> list[str]:
 for _module in _strategy_modules():
     importlib.import_module(f"{__name__}.{_module}")
 
-__all__ = ["ALIASES", "STRATEGIES", "GradientEmbeddings", "Need", "NoOptions", "QueryInputs", "Strategy",
-           "canonical", "get", "min_sq_distances", "names", "register"]
+__all__ = [
+    "ALIASES",
+    "STRATEGIES",
+    "GradientEmbeddings",
+    "Need",
+    "NoOptions",
+    "QueryInputs",
+    "Strategy",
+    "canonical",
+    "get",
+    "min_sq_distances",
+    "names",
+    "register",
+]

@@ -6,6 +6,7 @@ query, a seeded generator and its validated options. It returns indices into the
 and keeps no state. The loop computes exactly what the strategy declared, in one batched pass
 over the candidates, so no strategy ever scores the pool itself.
 """
+
 from __future__ import annotations
 
 import enum
@@ -18,6 +19,7 @@ from pydantic import BaseModel, ConfigDict
 
 class Need(enum.Enum):
     """What a strategy can ask the loop to compute for the candidates (and the labelled set)."""
+
     PROBA = "class probabilities of the candidates (N x C)"
     MC_PROBA = "class probabilities from T MC-dropout passes (N x C x T, Baal's order)"
     EMBEDDINGS = "penultimate-layer activations of the candidates (N x H)"
@@ -28,6 +30,7 @@ class Need(enum.Enum):
 
 class NoOptions(BaseModel):
     """A strategy's options, validated from al.strategy_options.<name>; this one takes none."""
+
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
@@ -39,7 +42,8 @@ class GradientEmbeddings:
     <g_i, g_j> = <s_i, s_j> <h_i, h_j>, so distances cost O(C + H) per pair instead of O(C x H),
     and the N x (C x H) matrix is never built.
     """
-    scale: np.ndarray   # N x C: p - onehot(predicted label)
+
+    scale: np.ndarray  # N x C: p - onehot(predicted label)
     hidden: np.ndarray  # N x H: penultimate activations
 
     @classmethod
@@ -90,14 +94,17 @@ STRATEGIES: dict[str, Strategy] = {}
 ALIASES = {"uncertainty": "least_confidence"}
 
 
-def register(name: str, *, needs: frozenset[Need] | set[Need] = frozenset(), options: type[BaseModel] = NoOptions,
-             summary: str) -> Callable[[Callable[[QueryInputs], np.ndarray]], Callable[[QueryInputs], np.ndarray]]:
+def register(
+    name: str, *, needs: frozenset[Need] | set[Need] = frozenset(), options: type[BaseModel] = NoOptions, summary: str
+) -> Callable[[Callable[[QueryInputs], np.ndarray]], Callable[[QueryInputs], np.ndarray]]:
     """Register a selection function under `name`, with what it needs, its options model and a one-line rule."""
+
     def decorator(select: Callable[[QueryInputs], np.ndarray]) -> Callable[[QueryInputs], np.ndarray]:
         if name in STRATEGIES or name in ALIASES:
             raise ValueError(f"strategy {name!r} is registered twice")
         STRATEGIES[name] = Strategy(select, frozenset(needs), options, summary)
         return select
+
     return decorator
 
 

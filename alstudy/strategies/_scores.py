@@ -1,4 +1,5 @@
 """Arithmetic several strategies share: top-k, entropy, squared distances, and modAL's samplers."""
+
 from __future__ import annotations
 
 from typing import Callable
@@ -29,10 +30,10 @@ def min_sq_distances(x: np.ndarray, centres: np.ndarray, chunk: int = 2048) -> n
     c_norms = np.einsum("ij,ij->i", centres, centres)
     nearest = np.full(len(x), np.inf)
     for i in range(0, len(x), chunk):
-        block = x[i:i + chunk]
+        block = x[i : i + chunk]
         for j in range(0, len(centres), chunk):
-            d = x_norms[i:i + chunk, None] + c_norms[None, j:j + chunk] - 2.0 * block @ centres[j:j + chunk].T
-            nearest[i:i + chunk] = np.minimum(nearest[i:i + chunk], d.min(axis=1))
+            d = x_norms[i : i + chunk, None] + c_norms[None, j : j + chunk] - 2.0 * block @ centres[j : j + chunk].T
+            nearest[i : i + chunk] = np.minimum(nearest[i : i + chunk], d.min(axis=1))
     return np.maximum(nearest, 0.0)
 
 
@@ -48,6 +49,7 @@ class _PrecomputedProba:
 
 def from_modal(sampling_function) -> Callable[[QueryInputs], np.ndarray]:
     """A selection function that runs one of modAL's samplers on the probabilities the loop computed."""
+
     def select(inputs: QueryInputs) -> np.ndarray:
         rows = np.arange(len(inputs.proba))
         # random_tie_break=False keeps modAL off numpy's global generator: picks depend only on proba.
@@ -55,6 +57,8 @@ def from_modal(sampling_function) -> Callable[[QueryInputs], np.ndarray]:
         return np.sort(np.asarray(query_idx))
 
     select.__name__ = sampling_function.__name__
-    select.__doc__ = (f"modAL's {sampling_function.__name__} on the probabilities the loop computed "
-                      "(uncertainty sampling as surveyed by Settles 2009).")
+    select.__doc__ = (
+        f"modAL's {sampling_function.__name__} on the probabilities the loop computed "
+        "(uncertainty sampling as surveyed by Settles 2009)."
+    )
     return select

@@ -1,4 +1,5 @@
 """badge: batch active learning by diverse gradient embeddings."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -7,8 +8,11 @@ from alstudy.strategies._base import Need, QueryInputs, register
 from alstudy.strategies._scores import sq_distances
 
 
-@register("badge", needs={Need.GRADIENT_EMBEDDINGS},
-          summary="k-means++ seeding on last-layer gradient embeddings (Ash et al. 2020)")
+@register(
+    "badge",
+    needs={Need.GRADIENT_EMBEDDINGS},
+    summary="k-means++ seeding on last-layer gradient embeddings (Ash et al. 2020)",
+)
 def badge(inputs: QueryInputs) -> np.ndarray:
     """BADGE (Ash et al. 2020): k-means++ seeding on last-layer gradient embeddings, so the batch is
     both uncertain (long gradients) and diverse (far apart). The first pick is the longest gradient,

@@ -1,4 +1,5 @@
 """bald: Bayesian active learning by disagreement, from MC-dropout passes."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -9,12 +10,17 @@ from alstudy.strategies._scores import entropy, top
 
 
 class BaldOptions(NoOptions):
-    mc_passes: int = Field(20, ge=2, description=(
-        "MC-dropout forward passes per candidate (Gal et al. 2017 used 20 on MNIST)"))
+    mc_passes: int = Field(
+        20, ge=2, description=("MC-dropout forward passes per candidate (Gal et al. 2017 used 20 on MNIST)")
+    )
 
 
-@register("bald", needs={Need.MC_PROBA}, options=BaldOptions,
-          summary="mutual information from MC-dropout passes (Houlsby et al. 2011; Gal et al. 2017)")
+@register(
+    "bald",
+    needs={Need.MC_PROBA},
+    options=BaldOptions,
+    summary="mutual information from MC-dropout passes (Houlsby et al. 2011; Gal et al. 2017)",
+)
 def bald(inputs: QueryInputs) -> np.ndarray:
     """BALD: mutual information between the prediction and the weights, estimated from T MC-dropout
     passes (Houlsby et al. 2011; Gal et al. 2017): H[mean_t p_t] - mean_t H[p_t]. High where the

@@ -1,4 +1,5 @@
 """class_balanced: this project's imbalance-aware strategy."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -8,13 +9,22 @@ from alstudy.strategies._base import Need, NoOptions, QueryInputs, register
 
 
 class ClassBalancedOptions(NoOptions):
-    power: float = Field(1.0, ge=0, description=(
-        "a class's share of the batch ~ (its labelled count + 1) ** -power: 0 spreads the batch evenly over "
-        "the predicted classes, 1 in inverse proportion to their counts"))
+    power: float = Field(
+        1.0,
+        ge=0,
+        description=(
+            "a class's share of the batch ~ (its labelled count + 1) ** -power: 0 spreads the batch evenly over "
+            "the predicted classes, 1 in inverse proportion to their counts"
+        ),
+    )
 
 
-@register("class_balanced", needs={Need.PROBA, Need.LABELED_CLASS_COUNTS}, options=ClassBalancedOptions,
-          summary="batch shared over predicted classes, rare-in-labelled first; margin within")
+@register(
+    "class_balanced",
+    needs={Need.PROBA, Need.LABELED_CLASS_COUNTS},
+    options=ClassBalancedOptions,
+    summary="batch shared over predicted classes, rare-in-labelled first; margin within",
+)
 def class_balanced(inputs: QueryInputs) -> np.ndarray:
     """The batch is shared out over the classes the model predicts for the candidates, in proportion
     to (labelled count + 1) ** -power, so classes that are rare in the labelled set get more of it

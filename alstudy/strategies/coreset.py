@@ -1,4 +1,5 @@
 """coreset: k-center greedy on penultimate embeddings."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -7,8 +8,11 @@ from alstudy.strategies._base import Need, QueryInputs, register
 from alstudy.strategies._scores import min_sq_distances, sq_distances
 
 
-@register("coreset", needs={Need.EMBEDDINGS, Need.LABELED_EMBEDDINGS},
-          summary="k-center greedy on penultimate embeddings (Sener and Savarese 2018)")
+@register(
+    "coreset",
+    needs={Need.EMBEDDINGS, Need.LABELED_EMBEDDINGS},
+    summary="k-center greedy on penultimate embeddings (Sener and Savarese 2018)",
+)
 def coreset(inputs: QueryInputs) -> np.ndarray:
     """Core-set (Sener and Savarese 2018), k-center greedy on penultimate embeddings: the labelled set
     is the first set of centres, and each pick is the candidate farthest from every centre so far.

@@ -1,4 +1,5 @@
 """entropy: uncertainty sampling through modAL's `entropy_sampling` (Settles 2009, a survey)."""
+
 from __future__ import annotations
 
 from modAL.uncertainty import entropy_sampling
@@ -6,5 +7,6 @@ from modAL.uncertainty import entropy_sampling
 from alstudy.strategies._base import Need, register
 from alstudy.strategies._scores import from_modal
 
-entropy = register("entropy", needs={Need.PROBA},
-                   summary="highest entropy of the class probabilities (modAL)")(from_modal(entropy_sampling))
+entropy = register("entropy", needs={Need.PROBA}, summary="highest entropy of the class probabilities (modAL)")(
+    from_modal(entropy_sampling)
+)

@@ -2,6 +2,7 @@
 
 `uncertainty` is another name for it (modAL's), accepted where a strategy is named outside the grid.
 """
+
 from __future__ import annotations
 
 from modAL.uncertainty import uncertainty_sampling
@@ -9,6 +10,8 @@ from modAL.uncertainty import uncertainty_sampling
 from alstudy.strategies._base import Need, register
 from alstudy.strategies._scores import from_modal
 
-least_confidence = register("least_confidence", needs={Need.PROBA},
-                            summary="lowest top-class probability (modAL's uncertainty_sampling)",
-                            )(from_modal(uncertainty_sampling))
+least_confidence = register(
+    "least_confidence",
+    needs={Need.PROBA},
+    summary="lowest top-class probability (modAL's uncertainty_sampling)",
+)(from_modal(uncertainty_sampling))

@@ -1,4 +1,5 @@
 """margin: uncertainty sampling through modAL's `margin_sampling` (Settles 2009, a survey)."""
+
 from __future__ import annotations
 
 from modAL.uncertainty import margin_sampling
@@ -6,5 +7,6 @@ from modAL.uncertainty import margin_sampling
 from alstudy.strategies._base import Need, register
 from alstudy.strategies._scores import from_modal
 
-margin = register("margin", needs={Need.PROBA},
-                  summary="smallest gap between the two most likely classes (modAL)")(from_modal(margin_sampling))
+margin = register("margin", needs={Need.PROBA}, summary="smallest gap between the two most likely classes (modAL)")(
+    from_modal(margin_sampling)
+)

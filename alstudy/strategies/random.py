@@ -1,4 +1,5 @@
 """random: the baseline every other strategy is measured against."""
+
 from __future__ import annotations
 
 import numpy as np

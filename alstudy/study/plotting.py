@@ -1,4 +1,5 @@
 """Figures: learning curves per strategy and the class mix each strategy queried."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -26,8 +27,12 @@ def colour(strategy: str) -> str:
     others = [n for n in strategies.STRATEGIES if n != "random"]
     return _CYCLE[others.index(name) % len(_CYCLE)]
 
-METRIC_LABELS = {"accuracy": "Test accuracy", "balanced_accuracy": "Test balanced accuracy",
-                 "f1_macro": "Test macro-F1"}
+
+METRIC_LABELS = {
+    "accuracy": "Test accuracy",
+    "balanced_accuracy": "Test balanced accuracy",
+    "f1_macro": "Test macro-F1",
+}
 
 
 def learning_curves(curves: dict[str, Curves], metric: str, dataset: str, path: Path) -> None:
@@ -50,8 +55,9 @@ def learning_curves(curves: dict[str, Curves], metric: str, dataset: str, path: 
     _save(fig, path)
 
 
-def queried_classes(curves: dict[str, Curves], pool_counts: list[int], class_names: list[str],
-                    dataset: str, path: Path) -> None:
+def queried_classes(
+    curves: dict[str, Curves], pool_counts: list[int], class_names: list[str], dataset: str, path: Path
+) -> None:
     """Share of each class among the images each strategy queried, next to the pool's own mix."""
     n_classes = len(pool_counts)
     names = list(curves)
@@ -64,8 +70,7 @@ def queried_classes(curves: dict[str, Curves], pool_counts: list[int], class_nam
         counts = curves[name].queried_classes.sum(axis=0)
         ax.bar(x - 0.4 + width * (i + 1.5), counts / max(1, counts.sum()), width, color=colour(name), label=name)
     ax.set_xticks(x, class_names, rotation=30, ha="right")
-    ax.set(title=f"{dataset}: class mix of queried images (after the initial set)",
-           ylabel="Share of queried images")
+    ax.set(title=f"{dataset}: class mix of queried images (after the initial set)", ylabel="Share of queried images")
     ax.grid(axis="y", alpha=0.3)
     ax.set_ylim(top=ax.get_ylim()[1] * 1.15)  # headroom so the legend never covers a bar
     ax.legend(ncol=len(names) + 1, fontsize="small", loc="upper right")
@@ -77,15 +82,17 @@ def per_class_f1(curves: dict[str, Curves], class_names: list[str], dataset: str
     n_classes = len(class_names)
     columns = min(5, n_classes)
     rows = -(-n_classes // columns)
-    fig, axes = _subplots(rows, columns, figsize=(3.2 * columns, 2.6 * rows + 0.8), dpi=110,
-                             sharex=True, sharey=True, squeeze=False)
+    fig, axes = _subplots(
+        rows, columns, figsize=(3.2 * columns, 2.6 * rows + 0.8), dpi=110, sharex=True, sharey=True, squeeze=False
+    )
     for c, ax in enumerate(axes.flat):
         if c >= n_classes:
             ax.axis("off")
             continue
         for name, curve in curves.items():
-            ax.plot(curve.n_labeled, curve.f1_per_class[:, :, c].mean(axis=0), color=colour(name), label=name,
-                    linewidth=1.2)
+            ax.plot(
+                curve.n_labeled, curve.f1_per_class[:, :, c].mean(axis=0), color=colour(name), label=name, linewidth=1.2
+            )
         ax.set_title(f"{c}: {class_names[c]}", fontsize=9)
         ax.grid(alpha=0.3)
     for ax in axes[-1]:
@@ -98,24 +105,29 @@ def per_class_f1(curves: dict[str, Curves], class_names: list[str], dataset: str
     _save(fig, path, rect=(0, 0.06, 1, 1))  # room for the legend below the panels
 
 
-def difference_to_baseline(differences: dict[str, PairedRounds], metric: str, dataset: str, path: Path,
-                           baseline: str = "random") -> None:
+def difference_to_baseline(
+    differences: dict[str, PairedRounds], metric: str, dataset: str, path: Path, baseline: str = "random"
+) -> None:
     """Per strategy, the paired difference to the baseline per round with its 95% confidence band."""
     fig, ax = _subplots(figsize=(8.5, 4.5), dpi=120)
     for name, d in differences.items():
         ax.plot(d.n_labeled, d.mean, marker="o", markersize=3, color=colour(name), label=name)
         ax.fill_between(d.n_labeled, d.ci_low, d.ci_high, color=colour(name), alpha=0.12, linewidth=0)
     ax.axhline(0, color=BASELINE_COLOUR, linewidth=1)
-    ax.set_title(f"{dataset}: {METRIC_LABELS[metric].lower()} minus {baseline}, paired by seed\n"
-                 "(band = 95% CI of the mean difference; a band across 0 is within the noise)", fontsize=10)
+    ax.set_title(
+        f"{dataset}: {METRIC_LABELS[metric].lower()} minus {baseline}, paired by seed\n"
+        "(band = 95% CI of the mean difference; a band across 0 is within the noise)",
+        fontsize=10,
+    )
     ax.set(xlabel="Labelled images", ylabel=f"Difference in {METRIC_LABELS[metric].lower()}")
     ax.grid(alpha=0.3)
     ax.legend(title="strategy", fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1))  # off the bands
     _save(fig, path)
 
 
-def penalty_heatmap(matrix: np.ndarray, names: list[str], n_rounds: int, metric: str, dataset: str,
-                    path: Path, alpha: float) -> None:
+def penalty_heatmap(
+    matrix: np.ndarray, names: list[str], n_rounds: int, metric: str, dataset: str, path: Path, alpha: float
+) -> None:
     """Rows beat columns: cell (i, j) counts the query rounds where i is significantly better than j."""
     size = max(4.0, 1.0 + 0.7 * len(names))
     fig, ax = _subplots(figsize=(size + 2.0, size), dpi=120)
@@ -123,14 +135,24 @@ def penalty_heatmap(matrix: np.ndarray, names: list[str], n_rounds: int, metric:
     for i in range(len(names)):
         for j in range(len(names)):
             if i != j:
-                ax.text(j, i, str(matrix[i, j]), ha="center", va="center", fontsize=9,
-                        color="white" if matrix[i, j] > 0.6 * n_rounds else "black")
+                ax.text(
+                    j,
+                    i,
+                    str(matrix[i, j]),
+                    ha="center",
+                    va="center",
+                    fontsize=9,
+                    color="white" if matrix[i, j] > 0.6 * n_rounds else "black",
+                )
     ax.set_xticks(range(len(names)), names, rotation=40, ha="right")
     ax.set_yticks(range(len(names)), names)
     ax.set(xlabel="... is beaten by the row strategy", ylabel="strategy")
-    ax.set_title(f"{dataset}: query rounds (of {n_rounds}) where\nthe row is significantly better "
-                 f"than the column\n({METRIC_LABELS[metric].lower()}, paired t-test per round, uncorrected, "
-                 f"alpha {alpha:g})", fontsize=10)
+    ax.set_title(
+        f"{dataset}: query rounds (of {n_rounds}) where\nthe row is significantly better "
+        f"than the column\n({METRIC_LABELS[metric].lower()}, paired t-test per round, uncorrected, "
+        f"alpha {alpha:g})",
+        fontsize=10,
+    )
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
     _save(fig, path)
 

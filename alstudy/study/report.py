@@ -6,6 +6,7 @@ non-significant comparison would need. The per-round tests and the final-round
 comparison follow as detail (alstudy/study/report_detail.py), uncorrected and
 labelled so. Every verdict claims only what its test supports.
 """
+
 from __future__ import annotations
 
 from alstudy.study.report_detail import cross_dataset_table, dataset_section
@@ -26,11 +27,15 @@ def curve_verdict(v: Verdict) -> str:
     if v.decision == "no difference":
         why = "the same AUBC on every seed" if v.p_value is None else "a mean difference of 0"
         return f"{head}: no difference observed ({why})"
-    numbers = (f"{points(v.mean)} AUBC points (95% CI {points(v.ci_low)} to {points(v.ci_high)}), "
-               f"{p_is(v.p_value)}, Holm-adjusted {p_is(v.p_holm)}")
+    numbers = (
+        f"{points(v.mean)} AUBC points (95% CI {points(v.ci_low)} to {points(v.ci_high)}), "
+        f"{p_is(v.p_value)}, Holm-adjusted {p_is(v.p_holm)}"
+    )
     if v.decision == "not significant":
-        return (f"{head}: {numbers}: not significant; {seeds_text(v)} "
-                f"(power {v.family.power:g}; {plural(v.n_seeds, 'seed')} now)")
+        return (
+            f"{head}: {numbers}: not significant; {seeds_text(v)} "
+            f"(power {v.family.power:g}; {plural(v.n_seeds, 'seed')} now)"
+        )
     return f"{head}: {numbers}: **`{v.a}` {v.decision} than `{v.b}`**"
 
 
@@ -56,12 +61,16 @@ def _ordered(results: list[DatasetResults], baseline: str, against: bool) -> lis
 
 
 def verdict_table(verdicts: list[Verdict]) -> list[str]:
-    lines = ["| dataset | comparison | metric | AUBC difference, points (95% CI) | p | Holm p | verdict |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| dataset | comparison | metric | AUBC difference, points (95% CI) | p | Holm p | verdict |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for v in verdicts:
-        lines.append(f"| {v.dataset} | `{v.a}` − `{v.b}` | {METRIC_NAMES[v.metric]} | {points(v.mean)} "
-                     f"({points(v.ci_low)} to {points(v.ci_high)}) | {p_text(v.p_value)} | {p_text(v.p_holm)} | "
-                     f"{verdict_cell(v)} |")
+        lines.append(
+            f"| {v.dataset} | `{v.a}` − `{v.b}` | {METRIC_NAMES[v.metric]} | {points(v.mean)} "
+            f"({points(v.ci_low)} to {points(v.ci_high)}) | {p_text(v.p_value)} | {p_text(v.p_holm)} | "
+            f"{verdict_cell(v)} |"
+        )
     return lines
 
 
@@ -70,16 +79,21 @@ def headline(results: list[DatasetResults], baseline: str) -> list[str]:
     lines = ["## Verdicts: whole learning curves, Holm-corrected", ""]
     against, between = _ordered(results, baseline, True), _ordered(results, baseline, False)
     if not against and not between:
-        return lines + ["No curve-level test is possible: the study needs at least 2 seeds (al.seeds); "
-                        "Werner et al. 2024 use 50.", ""]
+        return lines + [
+            "No curve-level test is possible: the study needs at least 2 seeds (al.seeds); Werner et al. 2024 use 50.",
+            "",
+        ]
     family = (against or between)[0].family
-    lines += [f"Each run's learning curve is summarised by its AUBC (area under the budget curve: the mean score "
-              f"over the label budget) and two strategies are compared on the per-seed differences, a − b in "
-              f"points, with a paired two-sided t-test. The p-values are Holm-corrected over all "
-              f"{family.size} comparisons in the tables below (every dataset, metric and pair of strategies), "
-              f"alpha = {family.alpha:g}: a verdict says better or worse only where the adjusted p is below alpha. "
-              f"Where it is not, the seeds that would likely decide it (power {family.power:g} at the corrected "
-              f"level alpha / {family.size} = {family.power_alpha:.2g}; see Statistics used).", ""]
+    lines += [
+        f"Each run's learning curve is summarised by its AUBC (area under the budget curve: the mean score "
+        f"over the label budget) and two strategies are compared on the per-seed differences, a − b in "
+        f"points, with a paired two-sided t-test. The p-values are Holm-corrected over all "
+        f"{family.size} comparisons in the tables below (every dataset, metric and pair of strategies), "
+        f"alpha = {family.alpha:g}: a verdict says better or worse only where the adjusted p is below alpha. "
+        f"Where it is not, the seeds that would likely decide it (power {family.power:g} at the corrected "
+        f"level alpha / {family.size} = {family.power_alpha:.2g}; see Statistics used).",
+        "",
+    ]
     if against:
         lines += [f"### Against `{baseline}`", "", *verdict_table(against), ""]
         lines += [f"- {v.dataset}, {curve_verdict(v)}." for v in against] + [""]
@@ -94,7 +108,8 @@ def statistics_used(results: list[DatasetResults], alpha: float, baseline: str) 
     size = f"m = {family.size} in this study" if family else "none in this study"
     metrics = sorted({v.metric for v in verdicts}, key=list(METRIC_NAMES).index)
     return [
-        "## Statistics used", "",
+        "## Statistics used",
+        "",
         "- Headline (Verdicts): each run's learning curve is summarised by its AUBC, the trapezoid area under "
         "the score-vs-labels curve divided by the label span (Werner et al. 2024 compare strategies this way, "
         "over seeds). Per pair of strategies, the per-seed differences of AUBC get a mean with a 95% t "
@@ -120,45 +135,67 @@ def statistics_used(results: list[DatasetResults], alpha: float, baseline: str) 
         "(Across datasets, and each dataset's list) are the same test at the last round.",
         "- Labels random needs: where random's mean accuracy curve (interpolated linearly between rounds) "
         "first reaches the strategy's final mean accuracy; the ratio is that over the strategy's budget "
-        "(above 1: the strategy saves labels).", ""]
+        "(above 1: the strategy saves labels).",
+        "",
+    ]
 
 
 def in_mlflow(experiment: str, baseline: str) -> list[str]:
     """Where the report's numbers are in MLflow, under the names the runs use (alstudy/tracking/metric_names.py)."""
+
     def name(group: str, key: str) -> str:
         return f"`{metric_name(group, key)}`"
 
-    return ["## In MLflow", "",
-            f"- Experiment `{experiment}`: per dataset one study run, `<dataset>-summary`, with this report "
-            "(`study.md`), the figures (`plots/`) and the summary numbers as "
-            f"{name(SUMMARY, '<strategy>.<metric>')} (e.g. {name(SUMMARY, 'margin.aubc_accuracy')}), the verdicts as "
-            f"{name(SUMMARY, f'<strategy>.aubc_<metric>_vs_{baseline}')} with `_ci_low`, `_ci_high`, `_p`, `_p_holm`, "
-            "`_significant` and `_seeds_needed`.",
-            "- Its cells, `<dataset>-<strategy>-s<seed>`, are nested under it. Each logs per round (step = round) "
-            f"`accuracy`, `balanced_accuracy`, `f1_macro` and `n_labeled` (and `epochs` trained); "
-            f"per class {name(F1, '<class>')} and "
-            f"{name(QUERIED, '<class>')}, `<class>` being the class name in lower case with `_` for anything but "
-            f"letters and digits (the run's tag `{CLASS_KEYS_TAG}` maps it back); timings "
-            f"{name(TIME, 'train_seconds')}, {name(TIME, 'score_seconds')}, {name(TIME, 'eval_seconds')}, "
-            f"{name(TIME, 'round_seconds')}.", ""]
+    return [
+        "## In MLflow",
+        "",
+        f"- Experiment `{experiment}`: per dataset one study run, `<dataset>-summary`, with this report "
+        "(`study.md`), the figures (`plots/`) and the summary numbers as "
+        f"{name(SUMMARY, '<strategy>.<metric>')} (e.g. {name(SUMMARY, 'margin.aubc_accuracy')}), the verdicts as "
+        f"{name(SUMMARY, f'<strategy>.aubc_<metric>_vs_{baseline}')} with `_ci_low`, `_ci_high`, `_p`, `_p_holm`, "
+        "`_significant` and `_seeds_needed`.",
+        "- Its cells, `<dataset>-<strategy>-s<seed>`, are nested under it. Each logs per round (step = round) "
+        f"`accuracy`, `balanced_accuracy`, `f1_macro` and `n_labeled` (and `epochs` trained); "
+        f"per class {name(F1, '<class>')} and "
+        f"{name(QUERIED, '<class>')}, `<class>` being the class name in lower case with `_` for anything but "
+        f"letters and digits (the run's tag `{CLASS_KEYS_TAG}` maps it back); timings "
+        f"{name(TIME, 'train_seconds')}, {name(TIME, 'score_seconds')}, {name(TIME, 'eval_seconds')}, "
+        f"{name(TIME, 'round_seconds')}.",
+        "",
+    ]
 
 
-def render(results: list[DatasetResults], configuration: list[str], figure_root: str = "plots", *,
-           alpha: float, baseline: str = "random", experiment: str | None = None) -> str:
+def render(
+    results: list[DatasetResults],
+    configuration: list[str],
+    figure_root: str = "plots",
+    *,
+    alpha: float,
+    baseline: str = "random",
+    experiment: str | None = None,
+) -> str:
     """The whole report; figure links are `figure_root/<dataset>/<file>`. alpha: study.alpha, the level of the
     per-round detail (the headline's family carries its own, from the verdicts stage). experiment: the MLflow
     experiment, for a section on where the numbers are there."""
-    lines = ["# Active-learning study report", "",
-             "How much faster does the CNN learn when a query strategy, not chance, picks the images to label? "
-             "Every strategy starts from the same random initial set per seed, so runs pair by seed.", ""]
+    lines = [
+        "# Active-learning study report",
+        "",
+        "How much faster does the CNN learn when a query strategy, not chance, picks the images to label? "
+        "Every strategy starts from the same random initial set per seed, so runs pair by seed.",
+        "",
+    ]
     lines += headline(results, baseline)
     lines += ["## Configuration", "", *[f"- {line}" for line in configuration], ""]
     lines += statistics_used(results, alpha, baseline)
     if experiment is not None:
         lines += in_mlflow(experiment, baseline)
     if results:
-        lines += ["## Across datasets (detail: final round, uncorrected)", "",
-                  *cross_dataset_table(results, alpha, baseline), ""]
+        lines += [
+            "## Across datasets (detail: final round, uncorrected)",
+            "",
+            *cross_dataset_table(results, alpha, baseline),
+            "",
+        ]
     for r in results:
         lines += dataset_section(r, figure_root, alpha, baseline)
     return "\n".join(lines).rstrip() + "\n"

@@ -1,4 +1,5 @@
 """Shared pieces of the study report: what one dataset brings to it and how numbers are written."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -11,8 +12,8 @@ METRIC_NAMES = {"accuracy": "accuracy", "balanced_accuracy": "balanced accuracy"
 @dataclass(frozen=True)
 class DatasetResults:
     name: str
-    summary: dict      # metrics/summary/<dataset>.json
-    statistics: dict   # metrics/statistics/<dataset>.json
+    summary: dict  # metrics/summary/<dataset>.json
+    statistics: dict  # metrics/statistics/<dataset>.json
     figures: list[str]  # file names present in plots/<dataset>/
     verdicts: list[Verdict] = field(default_factory=list)  # from metrics/verdicts/<dataset>.json
 

@@ -14,6 +14,7 @@ They are the report's detail; its headline verdicts compare whole curves
 (alstudy/study/verdicts.py). alpha is study.alpha in params.yaml, passed in by the
 stages: no default here, so that no figure or count silently uses another.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ MIN_SEEDS = 2
 @dataclass(frozen=True)
 class PairedRounds:
     """Per query round: the mean of (a - b) over seeds, its 95% CI and the paired t-test's p-value."""
+
     n_labeled: list[int]
     mean: list[float]
     ci_low: list[float]
@@ -46,8 +48,13 @@ class PairedRounds:
         return sum(s and m < 0 for s, m in zip(self.significant(alpha), self.mean))
 
     def to_dict(self) -> dict:
-        return {"n_labeled": self.n_labeled, "mean": self.mean, "ci_low": self.ci_low, "ci_high": self.ci_high,
-                "p_value": self.p_value}
+        return {
+            "n_labeled": self.n_labeled,
+            "mean": self.mean,
+            "ci_low": self.ci_low,
+            "ci_high": self.ci_high,
+            "p_value": self.p_value,
+        }
 
 
 def enough_seeds(curves: dict[str, Curves]) -> bool:
@@ -68,20 +75,28 @@ def paired_rounds(a: np.ndarray, b: np.ndarray, n_labeled: np.ndarray, confidenc
             p_values.append(None if column[0] == 0 else 0.0)
         else:
             p_values.append(float(stats.ttest_rel(a[:, r], b[:, r]).pvalue))
-    return PairedRounds(n_labeled=[int(x) for x in n_labeled[1:]], mean=mean.tolist(),
-                        ci_low=(mean - half).tolist(), ci_high=(mean + half).tolist(), p_value=p_values)
+    return PairedRounds(
+        n_labeled=[int(x) for x in n_labeled[1:]],
+        mean=mean.tolist(),
+        ci_low=(mean - half).tolist(),
+        ci_high=(mean + half).tolist(),
+        p_value=p_values,
+    )
 
 
 def compare_all(curves: dict[str, Curves], metric: str) -> dict[tuple[str, str], PairedRounds]:
     """Every ordered pair of different strategies, on one metric."""
     names = list(curves)
     _check_same_seeds(curves)
-    return {(a, b): paired_rounds(curves[a].metric(metric), curves[b].metric(metric), curves[a].n_labeled)
-            for a in names for b in names if a != b}
+    return {
+        (a, b): paired_rounds(curves[a].metric(metric), curves[b].metric(metric), curves[a].n_labeled)
+        for a in names
+        for b in names
+        if a != b
+    }
 
 
-def penalty_matrix(comparisons: dict[tuple[str, str], PairedRounds], names: list[str],
-                   alpha: float) -> np.ndarray:
+def penalty_matrix(comparisons: dict[tuple[str, str], PairedRounds], names: list[str], alpha: float) -> np.ndarray:
     """P[i, j] = query rounds in which strategy i is significantly better than strategy j."""
     matrix = np.zeros((len(names), len(names)), dtype=int)
     for i, a in enumerate(names):

@@ -1,5 +1,6 @@
 """Summary numbers for learning curves: final scores with confidence intervals, AUBC,
 labels to reach a target, and the labels random sampling needs to match a strategy."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -13,14 +14,15 @@ METRICS = ("accuracy", "balanced_accuracy", "f1_macro")
 @dataclass(frozen=True)
 class Curves:
     """One strategy's curves on one dataset: a row per seed, a column per round."""
+
     seeds: list[int]
-    n_labeled: np.ndarray          # (rounds,)
-    accuracy: np.ndarray           # (seeds, rounds)
+    n_labeled: np.ndarray  # (rounds,)
+    accuracy: np.ndarray  # (seeds, rounds)
     balanced_accuracy: np.ndarray  # (seeds, rounds)
-    f1_macro: np.ndarray           # (seeds, rounds)
-    f1_per_class: np.ndarray       # (seeds, rounds, classes)
+    f1_macro: np.ndarray  # (seeds, rounds)
+    f1_per_class: np.ndarray  # (seeds, rounds, classes)
     # Summed class histogram of the images each seed queried after the initial set.
-    queried_classes: np.ndarray    # (seeds, classes)
+    queried_classes: np.ndarray  # (seeds, classes)
 
     @classmethod
     def from_runs(cls, runs: dict[int, list[dict]]) -> "Curves":
@@ -120,12 +122,14 @@ def summarise(curves: dict[str, Curves], target_fraction: float, baseline: str =
             row[f"final_{metric}_std"] = float(values[:, -1].std())
             row[f"final_{metric}_ci95"] = half
             row[f"aubc_{metric}"] = aubc(c.n_labeled, values.mean(axis=0))
-        row.update({
-            "labels_to_target_accuracy": labels_to_reach(c.n_labeled, c.accuracy.mean(axis=0), target),
-            "target_accuracy": target,
-            "n_seeds": len(c.seeds),
-            "n_labeled": int(c.n_labeled[-1]),
-        })
+        row.update(
+            {
+                "labels_to_target_accuracy": labels_to_reach(c.n_labeled, c.accuracy.mean(axis=0), target),
+                "target_accuracy": target,
+                "n_seeds": len(c.seeds),
+                "n_labeled": int(c.n_labeled[-1]),
+            }
+        )
         if baseline in curves and name != baseline:
             saved = labels_saved(curves[baseline], c)
             row["labels_random_needs"] = saved["random_needs"]

@@ -25,6 +25,7 @@ family's size): the level of Holm's first step, so a comparison that reaches it
 is significant whatever the other comparisons do. With few seeds d is itself a
 rough estimate, so the number is a guide, not a promise.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -41,10 +42,11 @@ MIN_SEEDS = 2
 @dataclass(frozen=True)
 class Family:
     """The study's settings for its verdicts, and how many comparisons share the correction."""
+
     alpha: float
-    size: int        # m: the comparisons Holm corrects over
+    size: int  # m: the comparisons Holm corrects over
     power: float
-    max_seeds: int   # seeds_needed beyond this is reported as "more than max_seeds"
+    max_seeds: int  # seeds_needed beyond this is reported as "more than max_seeds"
 
     @property
     def power_alpha(self) -> float:
@@ -55,18 +57,19 @@ class Family:
 @dataclass(frozen=True)
 class Verdict:
     """One curve-level comparison, a minus b, on one dataset and metric."""
+
     dataset: str
     metric: str
     a: str
     b: str
-    differences: list[float]   # per seed: AUBC of a minus AUBC of b
+    differences: list[float]  # per seed: AUBC of a minus AUBC of b
     mean: float
-    sd: float                  # sample SD (ddof 1) of the differences
+    sd: float  # sample SD (ddof 1) of the differences
     ci_low: float
     ci_high: float
-    p_value: float | None      # None: every difference is 0, there is nothing to test
-    p_holm: float              # Holm-adjusted over the family (1 where p_value is None)
-    seeds_needed: int | None   # for a non-significant one; None: more than max_seeds, or nothing to find
+    p_value: float | None  # None: every difference is 0, there is nothing to test
+    p_holm: float  # Holm-adjusted over the family (1 where p_value is None)
+    seeds_needed: int | None  # for a non-significant one; None: more than max_seeds, or nothing to find
     family: Family
 
     @property
@@ -80,9 +83,16 @@ class Verdict:
 
     def to_dict(self) -> dict:
         """The numbers of `metrics/verdicts/<dataset>.json` (the differences as fractions, not points)."""
-        return {"aubc_diff": self.mean, "ci_low": self.ci_low, "ci_high": self.ci_high, "sd": self.sd,
-                "p": self.p_value, "p_holm": self.p_holm, "seeds_needed": self.seeds_needed,
-                "differences": self.differences}
+        return {
+            "aubc_diff": self.mean,
+            "ci_low": self.ci_low,
+            "ci_high": self.ci_high,
+            "sd": self.sd,
+            "p": self.p_value,
+            "p_holm": self.p_holm,
+            "seeds_needed": self.seeds_needed,
+            "differences": self.differences,
+        }
 
 
 def decide(mean: float, p_value: float | None, p_holm: float, alpha: float) -> str:
@@ -142,12 +152,23 @@ def _paired(a: np.ndarray, b: np.ndarray) -> dict:
         p = None if diff[0] == 0 else 0.0
     else:
         p = float(stats.ttest_rel(a, b).pvalue)
-    return {"differences": diff.tolist(), "mean": mean, "sd": sd, "ci_low": mean - half, "ci_high": mean + half,
-            "p_value": p}
+    return {
+        "differences": diff.tolist(),
+        "mean": mean,
+        "sd": sd,
+        "ci_low": mean - half,
+        "ci_high": mean + half,
+        "p_value": p,
+    }
 
 
-def study_verdicts(aubcs: dict[str, dict[str, dict[str, list[float]]]], comparisons: list[tuple[str, str]],
-                   alpha: float, target_power: float = 0.8, max_seeds: int = 100) -> list[Verdict]:
+def study_verdicts(
+    aubcs: dict[str, dict[str, dict[str, list[float]]]],
+    comparisons: list[tuple[str, str]],
+    alpha: float,
+    target_power: float = 0.8,
+    max_seeds: int = 100,
+) -> list[Verdict]:
     """Every comparison of the study, Holm-corrected together.
 
     aubcs: dataset -> metric -> strategy -> per-seed AUBC (the same seeds in the same order for every
@@ -158,8 +179,9 @@ def study_verdicts(aubcs: dict[str, dict[str, dict[str, list[float]]]], comparis
             if len(next(iter(by_strategy.values()))) < MIN_SEEDS:
                 continue
             for a, b in comparisons:
-                paired = _paired(np.asarray(by_strategy[a], dtype=np.float64),
-                                 np.asarray(by_strategy[b], dtype=np.float64))
+                paired = _paired(
+                    np.asarray(by_strategy[a], dtype=np.float64), np.asarray(by_strategy[b], dtype=np.float64)
+                )
                 tests.append({"dataset": dataset, "metric": metric, "a": a, "b": b, **paired})
     family = Family(alpha=alpha, size=len(tests), power=target_power, max_seeds=max_seeds)
     adjusted = holm([1.0 if t["p_value"] is None else t["p_value"] for t in tests])
@@ -176,8 +198,15 @@ def study_verdicts(aubcs: dict[str, dict[str, dict[str, list[float]]]], comparis
 def dataset_metrics(verdicts: list[Verdict], dataset: str, family: Family) -> dict:
     """metrics/verdicts/<dataset>.json: the family's settings and, per comparison and metric, the numbers,
     nested as <a>.vs_<b>.<metric> so that `dvc metrics show` names a column `margin.vs_random.accuracy.p_holm`."""
-    out: dict = {"family": {"alpha": family.alpha, "comparisons": family.size, "power": family.power,
-                            "power_alpha": family.power_alpha, "max_seeds": family.max_seeds}}
+    out: dict = {
+        "family": {
+            "alpha": family.alpha,
+            "comparisons": family.size,
+            "power": family.power,
+            "power_alpha": family.power_alpha,
+            "max_seeds": family.max_seeds,
+        }
+    }
     for v in verdicts:
         if v.dataset == dataset:
             out.setdefault(v.a, {}).setdefault(f"vs_{v.b}", {})[v.metric] = v.to_dict()
@@ -186,18 +215,35 @@ def dataset_metrics(verdicts: list[Verdict], dataset: str, family: Family) -> di
 
 def from_metrics(data: dict, dataset: str) -> list[Verdict]:
     """The verdicts of one dataset back from its metrics file (for the report)."""
-    family = Family(alpha=data["family"]["alpha"], size=data["family"]["comparisons"],
-                    power=data["family"]["power"], max_seeds=data["family"]["max_seeds"])
+    family = Family(
+        alpha=data["family"]["alpha"],
+        size=data["family"]["comparisons"],
+        power=data["family"]["power"],
+        max_seeds=data["family"]["max_seeds"],
+    )
     verdicts = []
     for a, against in data.items():
         if a == "family":
             continue
         for versus, by_metric in against.items():
             for metric, row in by_metric.items():
-                verdicts.append(Verdict(dataset=dataset, metric=metric, a=a, b=versus.removeprefix("vs_"),
-                                        differences=row["differences"], mean=row["aubc_diff"], sd=row["sd"],
-                                        ci_low=row["ci_low"], ci_high=row["ci_high"], p_value=row["p"],
-                                        p_holm=row["p_holm"], seeds_needed=row["seeds_needed"], family=family))
+                verdicts.append(
+                    Verdict(
+                        dataset=dataset,
+                        metric=metric,
+                        a=a,
+                        b=versus.removeprefix("vs_"),
+                        differences=row["differences"],
+                        mean=row["aubc_diff"],
+                        sd=row["sd"],
+                        ci_low=row["ci_low"],
+                        ci_high=row["ci_high"],
+                        p_value=row["p"],
+                        p_holm=row["p_holm"],
+                        seeds_needed=row["seeds_needed"],
+                        family=family,
+                    )
+                )
     return verdicts
 
 
@@ -210,7 +256,14 @@ def mlflow_metrics(verdicts: list[Verdict]) -> dict[str, float]:
     out = {}
     for v in verdicts:
         name = f"{v.a}.aubc_{v.metric}_vs_{v.b}"
-        values = {"": v.mean, "_ci_low": v.ci_low, "_ci_high": v.ci_high, "_p": v.p_value, "_p_holm": v.p_holm,
-                  "_significant": float(v.decision in ("better", "worse")), "_seeds_needed": v.seeds_needed}
+        values = {
+            "": v.mean,
+            "_ci_low": v.ci_low,
+            "_ci_high": v.ci_high,
+            "_p": v.p_value,
+            "_p_holm": v.p_holm,
+            "_significant": float(v.decision in ("better", "worse")),
+            "_seeds_needed": v.seeds_needed,
+        }
         out.update({name + suffix: float("nan") if x is None else float(x) for suffix, x in values.items()})
     return out

@@ -9,6 +9,7 @@ inside a class name ("T-shirt/top") would open a section of its own. So each cla
 gets a key, made here and only here, and the run's tag CLASS_KEYS_TAG records which
 class each key stands for.
 """
+
 from __future__ import annotations
 
 import json
@@ -16,11 +17,11 @@ import re
 import unicodedata
 from typing import Sequence
 
-F1 = "f1"              # per-class F1 on the test set, per round
-QUERIED = "queried"    # per-class count of the images a round labelled
+F1 = "f1"  # per-class F1 on the test set, per round
+QUERIED = "queried"  # per-class count of the images a round labelled
 LABELLED = "labelled"  # a labelling project: per-class count of the images labelled so far
-TIME = "time"          # seconds spent, per round
-SUMMARY = "summary"    # a study's parent run: its summary and verdict metrics
+TIME = "time"  # seconds spent, per round
+SUMMARY = "summary"  # a study's parent run: its summary and verdict metrics
 
 CLASS_KEYS_TAG = "class_keys"
 MAX_KEY = 80  # well under MLflow's 250-character limit on a metric name, group included

@@ -6,6 +6,7 @@ this module retries every few seconds for up to `base.tracking_wait_seconds`, sa
 and past that stops the run with one line. A cell checkpoints each round before logging it, so the
 next attempt resumes from the checkpoint and logs each missing round once (stages/al.py).
 """
+
 from __future__ import annotations
 
 import functools
@@ -28,8 +29,11 @@ T = TypeVar("T")
 TRANSIENT_CODES = {"INTERNAL_ERROR", "TEMPORARILY_UNAVAILABLE", "REQUEST_LIMIT_EXCEEDED"}
 RETRY_EVERY_S = 5.0
 # MLflow's own retries, kept short (about 3 s): the waiting is done here, with a bound and a log line.
-CLIENT_RETRIES = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
-                  "MLFLOW_HTTP_REQUEST_TIMEOUT": "60"}
+CLIENT_RETRIES = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "60",
+}
 
 
 class TrackingUnavailable(PipelineError):
@@ -62,12 +66,21 @@ def is_transient(error: BaseException) -> bool:
     """True for a store that is unreachable or failing for now, False for a request it refuses."""
     if isinstance(error, MlflowException):
         return error.error_code in TRANSIENT_CODES
-    if isinstance(error, (requests.exceptions.ConnectionError, requests.exceptions.Timeout,
-                          requests.exceptions.ChunkedEncodingError, ConnectionError, TimeoutError)):
+    if isinstance(
+        error,
+        (
+            requests.exceptions.ConnectionError,
+            requests.exceptions.Timeout,
+            requests.exceptions.ChunkedEncodingError,
+            ConnectionError,
+            TimeoutError,
+        ),
+    ):
         return True
     # A database the process opens itself (PostgreSQL restarting); a local sqlite file has its own busy wait.
-    return _patience.remote_database and isinstance(error, (sqlalchemy.exc.OperationalError,
-                                                            sqlalchemy.exc.InterfaceError))
+    return _patience.remote_database and isinstance(
+        error, (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError)
+    )
 
 
 def _first_line(error: BaseException) -> str:
@@ -89,13 +102,19 @@ def patiently(what: str, call: Callable[..., T], *args, **kwargs) -> T:
             now = time.monotonic()
             if started is None:
                 started = now
-                log.warning("%s is unreachable while %s (%s); retrying for up to %.0f s",
-                            _patience.store, what, _first_line(error), _patience.wait_s)
+                log.warning(
+                    "%s is unreachable while %s (%s); retrying for up to %.0f s",
+                    _patience.store,
+                    what,
+                    _first_line(error),
+                    _patience.wait_s,
+                )
             if now - started >= _patience.wait_s:
                 raise TrackingUnavailable(
                     f"{_patience.store}: unreachable for {_patience.wait_s:.0f} s while {what} "
                     f"({_first_line(error)}); finished rounds are checkpointed: bring it back and rerun "
-                    "`dvc repro` to resume (base.tracking_wait_seconds sets the wait)") from None
+                    "`dvc repro` to resume (base.tracking_wait_seconds sets the wait)"
+                ) from None
             time.sleep(min(RETRY_EVERY_S, max(0.0, started + _patience.wait_s - now)))
             continue
         if started is not None:
@@ -105,9 +124,12 @@ def patiently(what: str, call: Callable[..., T], *args, **kwargs) -> T:
 
 def patient(what: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
     """Decorator form of `patiently`, for a function that is one step of a run."""
+
     def wrap(function: Callable[..., T]) -> Callable[..., T]:
         @functools.wraps(function)
         def waiting(*args, **kwargs) -> T:
             return patiently(what, function, *args, **kwargs)
+
         return waiting
+
     return wrap

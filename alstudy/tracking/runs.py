@@ -1,4 +1,5 @@
 """MLflow: where the store is, how runs are named, and what each round logs."""
+
 from __future__ import annotations
 
 import contextlib
@@ -34,8 +35,9 @@ UI_ADDRESS = "http://127.0.0.1:5000"  # where `mlflow ui` listens unless told ot
 
 def tracking_uri(base: BaseParams) -> str:
     """MLFLOW_TRACKING_URI, else params, else sqlite at the project root (also from `dvc exp --temp` copies)."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or base.mlflow_tracking_uri or \
-        f"sqlite:///{project_root() / STORE_FILE}"
+    return (
+        os.environ.get("MLFLOW_TRACKING_URI") or base.mlflow_tracking_uri or f"sqlite:///{project_root() / STORE_FILE}"
+    )
 
 
 def chart_view_url(experiment_id: str, uri: str) -> str:
@@ -123,8 +125,10 @@ def model_name(round_: int) -> str:
 def model_signature(model) -> ModelSignature:
     """Images in (N x H x W x C float32 in [0, 1]), class probabilities out."""
     float32 = np.dtype(np.float32)
-    return ModelSignature(inputs=Schema([TensorSpec(float32, (-1, *model.input_shape[1:]))]),
-                          outputs=Schema([TensorSpec(float32, (-1, model.output_shape[-1]))]))
+    return ModelSignature(
+        inputs=Schema([TensorSpec(float32, (-1, *model.input_shape[1:]))]),
+        outputs=Schema([TensorSpec(float32, (-1, model.output_shape[-1]))]),
+    )
 
 
 def log_model(model, name: str, step: int) -> str:
@@ -135,13 +139,16 @@ def log_model(model, name: str, step: int) -> str:
     run = mlflow.active_run().info
     client = MlflowClient()
     for earlier in mlflow.search_logged_models(
-            experiment_ids=[run.experiment_id], output_format="list",
-            filter_string=f"source_run_id = '{run.run_id}' AND name = '{name}'"):
+        experiment_ids=[run.experiment_id],
+        output_format="list",
+        filter_string=f"source_run_id = '{run.run_id}' AND name = '{name}'",
+    ):
         if earlier.status == LoggedModelStatus.READY:
             return earlier.model_id
         client.delete_logged_model(earlier.model_id)
-    info = mlflow.keras.log_model(model, name=name, step=step, signature=model_signature(model),
-                                  pip_requirements=model_requirements())
+    info = mlflow.keras.log_model(
+        model, name=name, step=step, signature=model_signature(model), pip_requirements=model_requirements()
+    )
     return info.model_id
 
 
@@ -150,20 +157,24 @@ def log_round(result: RoundResult, classes: list[str], model=None) -> None:
 
     Waits out a store that is away (alstudy/tracking/outage.py); logging a round again is harmless:
     MLflow keeps one copy of a metric logged twice with the same step and value, and the model once."""
+
     def log() -> None:
         model_id = log_model(model, model_name(result.round), result.round) if model is not None else None
         mlflow.log_metrics(round_metrics(result, classes), step=result.round, model_id=model_id)
+
     patiently(f"logging round {result.round}", log)
 
 
 def labelling_run(experiment_id: str, project: str) -> str:
     """The labelling project's one MLflow run (made on its first batch); each batch is a step of it."""
-    existing = mlflow.search_runs([experiment_id], output_format="list", filter_string=(
-        f"tags.kind = 'labelling' AND tags.project = '{project}'"))
+    existing = mlflow.search_runs(
+        [experiment_id], output_format="list", filter_string=(f"tags.kind = 'labelling' AND tags.project = '{project}'")
+    )
     if existing:
         return existing[0].info.run_id
-    run = MlflowClient().create_run(experiment_id, run_name=f"label-{project}",
-                                    tags={"kind": "labelling", "project": project})
+    run = MlflowClient().create_run(
+        experiment_id, run_name=f"label-{project}", tags={"kind": "labelling", "project": project}
+    )
     return run.info.run_id
 
 
@@ -194,8 +205,13 @@ def remove_unfinished_runs(experiment_id: str, name: str, config: str) -> list[s
 
     A cell that starts over (its checkpoint is on another machine, or gone) would
     otherwise leave a second run with half its rounds beside the new one."""
-    stale = mlflow.search_runs([experiment_id], output_format="list", filter_string=(
-        f"attributes.run_name = '{name}' AND attributes.status = 'RUNNING' AND tags.config = '{config}'"))
+    stale = mlflow.search_runs(
+        [experiment_id],
+        output_format="list",
+        filter_string=(
+            f"attributes.run_name = '{name}' AND attributes.status = 'RUNNING' AND tags.config = '{config}'"
+        ),
+    )
     client = MlflowClient()
     for run in stale:
         client.delete_run(run.info.run_id)

@@ -8,6 +8,7 @@ happen under an exclusive file lock beside the store, one process at a time;
 and every connection waits for a busy database (sqlite's busy timeout) instead
 of failing at once.
 """
+
 from __future__ import annotations
 
 import fcntl
@@ -31,12 +32,18 @@ def describe_failure(uri: str, error: Exception) -> str:
     shown = uri.split("@")[-1] if "@" in uri else uri  # never echo a password from the URI
     if is_remote(uri):
         if any(code in first for code in ("401", "403", "Unauthorized", "Permission denied")):
-            return (f"MLflow server {shown}: refused ({first}); set MLFLOW_TRACKING_USERNAME and "
-                    "MLFLOW_TRACKING_PASSWORD to an account on that server")
-        return (f"MLflow server {shown}: cannot reach it ({first}); start it (docs/user-guide/tracking-server.md) "
-                "or fix MLFLOW_TRACKING_URI / base.mlflow_tracking_uri")
-    return (f"MLflow store {shown}: cannot open it ({first}); if the file is damaged, move it aside and rerun "
-            "(runs already finished keep their results/ files)")
+            return (
+                f"MLflow server {shown}: refused ({first}); set MLFLOW_TRACKING_USERNAME and "
+                "MLFLOW_TRACKING_PASSWORD to an account on that server"
+            )
+        return (
+            f"MLflow server {shown}: cannot reach it ({first}); start it (docs/user-guide/tracking-server.md) "
+            "or fix MLFLOW_TRACKING_URI / base.mlflow_tracking_uri"
+        )
+    return (
+        f"MLflow store {shown}: cannot open it ({first}); if the file is damaged, move it aside and rerun "
+        "(runs already finished keep their results/ files)"
+    )
 
 
 def sqlite_path(uri: str) -> Path | None:

@@ -24,6 +24,7 @@ maker whose run is not the oldest deletes its own before any cell uses it. What 
 clock could still split, the plot stage mends: opening the parent it nests every cell of
 the study under it and deletes any other parent of the same key.
 """
+
 from __future__ import annotations
 
 import mlflow
@@ -58,8 +59,11 @@ def cell_tags(params, dataset: str, parent_id: str) -> dict[str, str]:
 
 
 def _parents(experiment_id: str, dataset: str, key: str) -> list[Run]:
-    runs = mlflow.search_runs([experiment_id], output_format="list", filter_string=(
-        f"tags.kind = '{KIND}' AND tags.dataset = '{dataset}' AND tags.config = '{key}'"))
+    runs = mlflow.search_runs(
+        [experiment_id],
+        output_format="list",
+        filter_string=(f"tags.kind = '{KIND}' AND tags.dataset = '{dataset}' AND tags.config = '{key}'"),
+    )
     return sorted(runs, key=lambda run: (run.info.start_time, run.info.run_id))
 
 
@@ -79,10 +83,15 @@ def parent_run_id(experiment_id: str, dataset: str, params) -> str:
         if found:
             return found[0].info.run_id
         client = MlflowClient()
-        note = (f"The {dataset} study: its cells ({dataset}-<strategy>-s<seed>) are nested below. This run holds "
-                "the summary and verdict metrics (summary/...), the figures (plots/) and the report (study.md).")
-        mine = client.create_run(experiment_id, run_name=parent_name(dataset),
-                                 tags={"kind": KIND, "dataset": dataset, "config": key, MLFLOW_RUN_NOTE: note})
+        note = (
+            f"The {dataset} study: its cells ({dataset}-<strategy>-s<seed>) are nested below. This run holds "
+            "the summary and verdict metrics (summary/...), the figures (plots/) and the report (study.md)."
+        )
+        mine = client.create_run(
+            experiment_id,
+            run_name=parent_name(dataset),
+            tags={"kind": KIND, "dataset": dataset, "config": key, MLFLOW_RUN_NOTE: note},
+        )
         client.log_batch(mine.info.run_id, params=_settings_params(config))
         oldest = (_parents(experiment_id, dataset, key) or [mine])[0]
         if oldest.info.run_id != mine.info.run_id:  # another worker made one first: use that one
@@ -93,8 +102,11 @@ def parent_run_id(experiment_id: str, dataset: str, params) -> str:
 def gather_cells(experiment_id: str, dataset: str, parent_id: str, key: str) -> None:
     """Nest every cell of the study under `parent_id` and delete any other parent of the same key."""
     client = MlflowClient()
-    cells = mlflow.search_runs([experiment_id], output_format="list", filter_string=(
-        f"tags.kind = '{CELL}' AND tags.dataset = '{dataset}' AND tags.study = '{key}'"))
+    cells = mlflow.search_runs(
+        [experiment_id],
+        output_format="list",
+        filter_string=(f"tags.kind = '{CELL}' AND tags.dataset = '{dataset}' AND tags.study = '{key}'"),
+    )
     for cell in cells:
         if cell.data.tags.get(MLFLOW_PARENT_RUN_ID) != parent_id:
             client.set_tag(cell.info.run_id, MLFLOW_PARENT_RUN_ID, parent_id)
@@ -122,11 +134,13 @@ def log_summary(metrics: dict[str, float]) -> None:
 
 def description(params) -> str:
     al = params.al
-    return (f"Deep active learning on {', '.join(params.data.datasets)}: strategies {', '.join(al.strategies)}; "
-            f"seeds {', '.join(map(str, al.seeds))}; {al.initial_size} random labels, then {al.rounds} rounds of "
-            f"{al.query_size}.\n\nOne run per dataset x strategy x seed, nested under its dataset's "
-            "`<dataset>-summary` run (summary metrics, figures, report): unfold it (the + beside its name) to "
-            "chart its cells' curves, one per run, x = round (`n_labeled` can be the x axis).")
+    return (
+        f"Deep active learning on {', '.join(params.data.datasets)}: strategies {', '.join(al.strategies)}; "
+        f"seeds {', '.join(map(str, al.seeds))}; {al.initial_size} random labels, then {al.rounds} rounds of "
+        f"{al.query_size}.\n\nOne run per dataset x strategy x seed, nested under its dataset's "
+        "`<dataset>-summary` run (summary metrics, figures, report): unfold it (the + beside its name) to "
+        "chart its cells' curves, one per run, x = round (`n_labeled` can be the x axis)."
+    )
 
 
 def describe_experiment(experiment_id: str, params) -> None:

@@ -1,4 +1,5 @@
 """A smoke run of the strategy benchmark on a tiny pool: a change to the loop's interface must not break it."""
+
 from __future__ import annotations
 
 import json
@@ -24,8 +25,9 @@ def test_strategy_benchmark_times_every_registered_strategy(tmp_path, capsys):
 
     data = tiny_prepared(tmp_path / "data")
     out = tmp_path / "strategies.json"
-    bench_strategies.main(["--data-dir", str(data), "--labeled", "40", "--query-size", "10", "--skip-memory",
-                           "--json", str(out)])
+    bench_strategies.main(
+        ["--data-dir", str(data), "--labeled", "40", "--query-size", "10", "--skip-memory", "--json", str(out)]
+    )
     timing = json.loads(out.read_text())["timing"]
     assert set(timing["strategies"]) == set(STRATEGIES)
     assert timing["n_candidates"] == 260 and timing["proba_pass_s"] > 0
@@ -38,9 +40,29 @@ def test_loop_benchmark_runs_baseline_and_every_variant_over_seeds(tmp_path, cap
 
     data = tiny_prepared(tmp_path / "data")
     out = tmp_path / "bench.json"
-    bench_al.main(["--data-dir", str(data), "--rounds", "1", "--initial-size", "20", "--query-size", "10",
-                   "--epochs", "1", "--seeds", "0", "1", "--skip-training", "--skip-scoring", "--skip-memory",
-                   "--skip-convolutions", "--json", str(out)])
+    bench_al.main(
+        [
+            "--data-dir",
+            str(data),
+            "--rounds",
+            "1",
+            "--initial-size",
+            "20",
+            "--query-size",
+            "10",
+            "--epochs",
+            "1",
+            "--seeds",
+            "0",
+            "1",
+            "--skip-training",
+            "--skip-scoring",
+            "--skip-memory",
+            "--skip-convolutions",
+            "--json",
+            str(out),
+        ]
+    )
     results = json.loads(out.read_text())
     loops = results["loops"]
     other = {"float32": "defaults_bfloat16", "bfloat16": "defaults_float32"}[load_params().model.precision]
@@ -71,13 +93,22 @@ def test_training_benchmark_measures_keras_fit_and_the_project_against_matmul(tm
 def test_convolution_section_times_each_conv_and_the_first_one_reshaped(capsys):
     from alstudy.bench.convolutions import bench_convolutions
 
-    result = bench_convolutions(ModelParams(filters=[4, 8, 8], batch_size=4), (28, 28, 1), batches=(8,),
-                                padded_channels=(16,), im2col_inner=(32,), min_seconds=0)
+    result = bench_convolutions(
+        ModelParams(filters=[4, 8, 8], batch_size=4),
+        (28, 28, 1),
+        batches=(8,),
+        padded_channels=(16,),
+        im2col_inner=(32,),
+        min_seconds=0,
+    )
     if not cpu_has_bfloat16():
         assert result == {"skipped": "no bfloat16 units"}
         return
-    assert [(c["input"], c["filters"]) for c in result["layers"]] == [([28, 28, 1], 4), ([14, 14, 4], 8),
-                                                                      ([7, 7, 8], 8)]
+    assert [(c["input"], c["filters"]) for c in result["layers"]] == [
+        ([28, 28, 1], 4),
+        ([14, 14, 4], 8),
+        ([7, 7, 8], 8),
+    ]
     assert [v["kind"] for v in result["first_conv"]] == ["batch", "padded", "im2col"]
     for row in result["layers"] + result["first_conv"]:
         assert all(row[p]["forward_us"] > 0 and row[p]["step_us"] > 0 for p in ("float32", "bfloat16"))

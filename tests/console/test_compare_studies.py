@@ -1,4 +1,5 @@
 """alstudy/console/compare_studies.py on hand-made results trees: paired by seed, B minus A, in points."""
+
 from __future__ import annotations
 
 import csv

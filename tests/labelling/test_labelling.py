@@ -3,6 +3,7 @@
 A folder of unlabelled PNG and JPEG files is written with Pillow; the "person" is this test,
 labelling from the classes the images were drawn from.
 """
+
 from __future__ import annotations
 
 import csv
@@ -38,9 +39,19 @@ def make_label_project(root: Path, per_class: int = 14, batch_size: int = 6) -> 
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["model"].update(precision=machine_precision())
     params["model"].update(filters=[4, 8, 8], dense_units=16, epochs=3, batch_size=8, predict_batch_size=64)
-    params["label"] = {"projects": {"parts": {
-        "unlabelled": "data/unlabelled", "classes": CLASSES, "strategy": "margin", "batch_size": batch_size,
-        "image_size": [16, 16], "color_mode": "rgb", "test": "data/test"}}}
+    params["label"] = {
+        "projects": {
+            "parts": {
+                "unlabelled": "data/unlabelled",
+                "classes": CLASSES,
+                "strategy": "margin",
+                "batch_size": batch_size,
+                "image_size": [16, 16],
+                "color_mode": "rgb",
+                "test": "data/test",
+            }
+        }
+    }
     (root / "project/params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     return root / "project", truth
 
@@ -70,16 +81,44 @@ def label_studio_export(tasks_file: Path, truth: dict[str, str], out: Path) -> P
     tasks = json.loads(tasks_file.read_text())
     export = []
     for i, task in enumerate(tasks, start=1):
-        export.append({
-            "id": 100 + i, "data": task["data"], "meta": {}, "created_at": "2026-11-26T07:00:00.000000Z",
-            "updated_at": "2026-11-26T07:01:00.000000Z", "inner_id": i, "total_annotations": 1,
-            "cancelled_annotations": 0, "total_predictions": 1, "comment_count": 0, "project": 1,
-            "annotations": [{"id": 200 + i, "completed_by": 1, "was_cancelled": False, "ground_truth": False,
-                             "lead_time": 2.5, "result_count": 0, "task": 100 + i, "project": 1,
-                             "result": [{"id": f"r{i}", "type": "choices", "from_name": "label", "to_name": "image",
-                                         "origin": "manual",
-                                         "value": {"choices": [truth[task["data"]["path"]]]}}]}],
-            "predictions": [200 + i]})
+        export.append(
+            {
+                "id": 100 + i,
+                "data": task["data"],
+                "meta": {},
+                "created_at": "2026-11-26T07:00:00.000000Z",
+                "updated_at": "2026-11-26T07:01:00.000000Z",
+                "inner_id": i,
+                "total_annotations": 1,
+                "cancelled_annotations": 0,
+                "total_predictions": 1,
+                "comment_count": 0,
+                "project": 1,
+                "annotations": [
+                    {
+                        "id": 200 + i,
+                        "completed_by": 1,
+                        "was_cancelled": False,
+                        "ground_truth": False,
+                        "lead_time": 2.5,
+                        "result_count": 0,
+                        "task": 100 + i,
+                        "project": 1,
+                        "result": [
+                            {
+                                "id": f"r{i}",
+                                "type": "choices",
+                                "from_name": "label",
+                                "to_name": "image",
+                                "origin": "manual",
+                                "value": {"choices": [truth[task["data"]["path"]]]},
+                            }
+                        ],
+                    }
+                ],
+                "predictions": [200 + i],
+            }
+        )
     out.write_text(json.dumps(export))
     return out
 
@@ -119,8 +158,9 @@ def test_two_batches_labelled_as_a_person_would(tmp_path, monkeypatch):
     label(project, monkeypatch, "next")
     # MLflow: one run for the project, one step per batch, test metrics once there are labels, models.
     mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow.db'}")
-    (run,) = mlflow.search_runs(experiment_names=["deep-active-learning"], output_format="list",
-                                filter_string="tags.kind = 'labelling'")
+    (run,) = mlflow.search_runs(
+        experiment_names=["deep-active-learning"], output_format="list", filter_string="tags.kind = 'labelling'"
+    )
     client = MlflowClient()
     assert [m.value for m in client.get_metric_history(run.info.run_id, "n_labelled")] == [0, 6, 12]
     assert [m.step for m in client.get_metric_history(run.info.run_id, "test_accuracy")] == [2, 3]
@@ -142,11 +182,14 @@ def test_a_batch_never_imported_is_asked_again(tmp_path, monkeypatch):
     assert not (project / "labelling/parts/batch-002").exists()
 
 
-@pytest.mark.parametrize("damage, message", [
-    ("unknown_class", "'washer' is not a class of this project"),
-    ("not_in_batch", "is not in any batch issued for this project"),
-    ("duplicate", "labelled twice in this file"),
-])
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        ("unknown_class", "'washer' is not a class of this project"),
+        ("not_in_batch", "is not in any batch issued for this project"),
+        ("duplicate", "labelled twice in this file"),
+    ],
+)
 def test_bad_import_names_the_row_and_writes_nothing(tmp_path, monkeypatch, damage, message):
     project, truth = make_label_project(tmp_path)
     label(project, monkeypatch, "next")
@@ -214,8 +257,20 @@ def test_contact_sheet_renders_every_image_in_a_real_browser(tmp_path, monkeypat
     project, truth = make_label_project(tmp_path)
     label(project, monkeypatch, "next")
     sheet = project / "labelling/parts/batch-001/contact_sheet.html"
-    dom = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=5000",
-                          "--dump-dom", sheet.as_uri()], capture_output=True, text=True, timeout=120).stdout
+    dom = subprocess.run(
+        [
+            browser,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--virtual-time-budget=5000",
+            "--dump-dom",
+            sheet.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    ).stdout
     assert 'data-images="6"' in dom and 'data-rendered="6"' in dom, dom[:500]
 
 
@@ -242,8 +297,11 @@ def type_into_manifest(manifest: Path, truth: dict[str, str], count: int) -> dic
 def test_a_partly_labelled_batch_imports_what_is_labelled_and_the_rest_comes_back(tmp_path, monkeypatch):
     project, truth = make_label_project(tmp_path)
     label(project, monkeypatch, "next")
-    rows = list(csv.DictReader(open(fill_manifest(project / "labelling/parts/batch-001/manifest.csv", truth,
-                                                  tmp_path / "filled.csv"))))
+    rows = list(
+        csv.DictReader(
+            open(fill_manifest(project / "labelling/parts/batch-001/manifest.csv", truth, tmp_path / "filled.csv"))
+        )
+    )
     for row in rows[3:]:
         row["label"] = ""
     label(project, monkeypatch, "import", str(write_rows(tmp_path / "part.csv", rows)))
@@ -252,8 +310,12 @@ def test_a_partly_labelled_batch_imports_what_is_labelled_and_the_rest_comes_bac
     batch2 = [r["path"] for r in csv.DictReader(open(project / "labelling/parts/batch-002/manifest.csv"))]
     assert batch2[:3] == [r["path"] for r in rows[3:]] and len(batch2) == 6  # the rest first, then new picks
     # The rest of batch 1, labelled later in batch 1's own file, is accepted although batch 2 is out.
-    label(project, monkeypatch, "import", str(fill_manifest(project / "labelling/parts/batch-001/manifest.csv",
-                                                            truth, tmp_path / "rest.csv")))
+    label(
+        project,
+        monkeypatch,
+        "import",
+        str(fill_manifest(project / "labelling/parts/batch-001/manifest.csv", truth, tmp_path / "rest.csv")),
+    )
     assert read_labels(project) == {r["path"]: truth[r["path"]] for r in rows}
 
 
@@ -269,12 +331,15 @@ def test_spreadsheet_saved_manifests_and_any_case_import(tmp_path, monkeypatch):
     assert read_labels(project) == typed  # stored in the project's spelling
 
 
-@pytest.mark.parametrize("content, suffix, expected", [
-    (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xfe", ".csv", "not a text file; expected the batch's manifest.csv"),
-    (b'["0001.png", "0002.png"]', ".json", "expected Label Studio's JSON export, a list of tasks"),
-    (b'{"tasks": []}', ".json", "expected Label Studio's JSON export, a list of tasks"),
-    (b"image,class\n0001.png,bolt\n", ".csv", "not a batch manifest (no label, path column)"),
-])
+@pytest.mark.parametrize(
+    "content, suffix, expected",
+    [
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xfe", ".csv", "not a text file; expected the batch's manifest.csv"),
+        (b'["0001.png", "0002.png"]', ".json", "expected Label Studio's JSON export, a list of tasks"),
+        (b'{"tasks": []}', ".json", "expected Label Studio's JSON export, a list of tasks"),
+        (b"image,class\n0001.png,bolt\n", ".csv", "not a batch manifest (no label, path column)"),
+    ],
+)
 def test_a_file_of_another_kind_gets_one_line(tmp_path, monkeypatch, content, suffix, expected):
     project, truth = make_label_project(tmp_path)
     label(project, monkeypatch, "next")
@@ -330,8 +395,9 @@ def test_dvc_repro_keeps_labels_typed_into_the_manifest(tmp_path, monkeypatch):
     assert manifest.read_bytes() == saved
     batch2 = [r["path"] for r in csv.DictReader(open(project / "labelling/parts/batch-002/manifest.csv"))]
     assert len(batch2) == 6 and not set(batch2) & set(typed)
-    assert set(batch2[:2]) == {r["path"] for r in csv.DictReader(open(manifest, encoding="utf-8-sig"),
-                                                                  delimiter=";")} - set(typed)
+    assert set(batch2[:2]) == {
+        r["path"] for r in csv.DictReader(open(manifest, encoding="utf-8-sig"), delimiter=";")
+    } - set(typed)
     assert "up to date" in dvc(["status", "label@parts"], project).stdout
 
 
@@ -339,8 +405,12 @@ def test_dvc_repro_keeps_labels_typed_into_the_manifest(tmp_path, monkeypatch):
 def test_dvc_repro_never_redraws_a_batch_that_is_out(tmp_path, monkeypatch):
     project, truth = dvc_label_project(tmp_path)
     repro(project, "label@parts")
-    label(project, monkeypatch, "import", str(fill_manifest(project / "labelling/parts/batch-001/manifest.csv",
-                                                            truth, tmp_path / "b1.csv")))
+    label(
+        project,
+        monkeypatch,
+        "import",
+        str(fill_manifest(project / "labelling/parts/batch-001/manifest.csv", truth, tmp_path / "b1.csv")),
+    )
     repro(project, "label@parts")  # batch 2, picked by margin
     batch2 = project / "labelling/parts/batch-002"
     issued = {name: (batch2 / name).read_bytes() for name in ("manifest.csv", "tasks.json", "contact_sheet.html")}

@@ -1,4 +1,5 @@
 """The active-learning stage on a tiny learnable dataset: MLflow contents, reproducibility, resuming."""
+
 from __future__ import annotations
 
 import csv
@@ -40,8 +41,9 @@ def runs_of(project: Path, kind: str) -> list:
     """The project's MLflow runs of one kind: "cell" (one per dataset x strategy x seed) or "summary"
     (a study's parent)."""
     mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow.db'}")
-    return mlflow.search_runs(experiment_names=["deep-active-learning"], output_format="list",
-                              filter_string=f"tags.kind = '{kind}'")
+    return mlflow.search_runs(
+        experiment_names=["deep-active-learning"], output_format="list", filter_string=f"tags.kind = '{kind}'"
+    )
 
 
 def read_csv(path: Path) -> list[dict]:
@@ -81,8 +83,15 @@ def test_run_logs_rounds_models_and_results(al_project, monkeypatch):
     client = MlflowClient()
     # Per-class metrics by class name ("T-shirt/top" is not a name MLflow stores: its key is in a tag).
     assert json.loads(run.data.tags["class_keys"])["t_shirt_top"] == "T-shirt/top"
-    for key in ("accuracy", "balanced_accuracy", "f1_macro", "n_labeled", "f1/ankle_boot", "queried/t_shirt_top",
-                "time/train_seconds"):
+    for key in (
+        "accuracy",
+        "balanced_accuracy",
+        "f1_macro",
+        "n_labeled",
+        "f1/ankle_boot",
+        "queried/t_shirt_top",
+        "time/train_seconds",
+    ):
         assert [m.step for m in client.get_metric_history(run.info.run_id, key)] == [0, 1, 2, 3], key
     n_labeled = [m.value for m in client.get_metric_history(run.info.run_id, "n_labeled")]
     assert n_labeled == [20, 30, 40, 50]
@@ -94,7 +103,11 @@ def test_run_logs_rounds_models_and_results(al_project, monkeypatch):
     reloaded = mlflow.keras.load_model(f"models:/{last.model_id}")
     assert reloaded.predict(np.zeros((2, 28, 28, 1), np.float32), verbose=0).shape == (2, 10)
     assert {a.path for a in client.list_artifacts(run.info.run_id, "results")} >= {
-        "results/curve.csv", "results/metrics.json", "results/queries.csv", "results/rounds.json"}
+        "results/curve.csv",
+        "results/metrics.json",
+        "results/queries.csv",
+        "results/rounds.json",
+    }
 
 
 def test_learns_the_tiny_task(tmp_path, monkeypatch):
@@ -109,18 +122,23 @@ def test_same_seed_same_queries_and_metrics(tmp_path, monkeypatch):
     b = run_al(make_project(tmp_path / "b"), monkeypatch, strategy="entropy", seed=3)
     c = run_al(make_project(tmp_path / "c"), monkeypatch, strategy="entropy", seed=4)
     assert read_csv(a / "queries.csv") == read_csv(b / "queries.csv")
-    assert json.loads((a / "rounds.json").read_text())[-1]["accuracy"] == \
-        json.loads((b / "rounds.json").read_text())[-1]["accuracy"]
+    assert (
+        json.loads((a / "rounds.json").read_text())[-1]["accuracy"]
+        == json.loads((b / "rounds.json").read_text())[-1]["accuracy"]
+    )
     assert read_csv(a / "queries.csv") != read_csv(c / "queries.csv")
 
 
 def test_the_cell_runs_its_own_strategy(tmp_path, monkeypatch):
     """Same seed, same initial set: a margin cell's queries are margin's, not random's."""
     project = make_project(tmp_path / "p")
-    picks = {name: read_csv(run_al(project, monkeypatch, strategy=name, seed=0) / "queries.csv")
-             for name in ("random", "margin")}
-    first_round = {name: sorted(int(r["pool_index"]) for r in rows if r["round"] == "1")
-                   for name, rows in picks.items()}
+    picks = {
+        name: read_csv(run_al(project, monkeypatch, strategy=name, seed=0) / "queries.csv")
+        for name in ("random", "margin")
+    }
+    first_round = {
+        name: sorted(int(r["pool_index"]) for r in rows if r["round"] == "1") for name, rows in picks.items()
+    }
     initial = {name: [r for r in rows if r["round"] == "0"] for name, rows in picks.items()}
     assert initial["random"] == initial["margin"] and first_round["random"] != first_round["margin"]
     cells = {r.data.tags["strategy"]: r for r in runs_of(project, "cell")}
@@ -134,8 +152,9 @@ def _comparable(out: Path) -> tuple:
 
 
 # The warm-start case runs in bfloat16 where the CPU has it: bfloat16 resumes are checked at no extra run.
-@pytest.mark.parametrize("retrain_from_scratch, precision",
-                         [(True, "float32"), (False, "bfloat16" if cpu_has_bfloat16() else "float32")])
+@pytest.mark.parametrize(
+    "retrain_from_scratch, precision", [(True, "float32"), (False, "bfloat16" if cpu_has_bfloat16() else "float32")]
+)
 def test_crash_after_a_round_then_resume_equals_uninterrupted(tmp_path, monkeypatch, retrain_from_scratch, precision):
     overrides = {"model": {**TINY["model"], "retrain_from_scratch": retrain_from_scratch, "precision": precision}}
     reference = run_al(make_project(tmp_path / "ref", overrides), monkeypatch)
@@ -166,8 +185,9 @@ def test_crash_after_a_round_then_resume_equals_uninterrupted(tmp_path, monkeypa
 
 @pytest.mark.parametrize("strategy", list(strategies.STRATEGIES))
 def test_sigkill_mid_run_resumes_in_the_same_mlflow_run(tmp_path, monkeypatch, strategy):
-    reference = run_al(make_project(tmp_path / "ref", {"al": {**TINY["al"], "rounds": 4}}), monkeypatch,
-                       strategy=strategy)
+    reference = run_al(
+        make_project(tmp_path / "ref", {"al": {**TINY["al"], "rounds": 4}}), monkeypatch, strategy=strategy
+    )
     project = make_project(tmp_path / "kill", {"al": {**TINY["al"], "rounds": 4}})
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{project / 'mlflow.db'}"}
     cmd = [sys.executable, "-m", "stages.al", "--dataset", "fashion_mnist", "--strategy", strategy, "--seed", "0"]
@@ -236,9 +256,17 @@ def test_changed_params_discard_the_checkpoint(tmp_path, monkeypatch):
     assert parents[finished.data.tags["mlflow.parentRunId"]].data.params["model.epochs"] == "2"
 
 
-@pytest.mark.parametrize("module", ["alstudy/strategies/entropy.py", "alstudy/strategies/_base.py",
-                                    "alstudy/learning/model.py", "alstudy/learning/training.py",
-                                    "alstudy/learning/loop.py", "alstudy/data/preprocess.py"])
+@pytest.mark.parametrize(
+    "module",
+    [
+        "alstudy/strategies/entropy.py",
+        "alstudy/strategies/_base.py",
+        "alstudy/learning/model.py",
+        "alstudy/learning/training.py",
+        "alstudy/learning/loop.py",
+        "alstudy/data/preprocess.py",
+    ],
+)
 def test_changed_code_discards_the_checkpoint(tmp_path, monkeypatch, module):
     project = make_project(tmp_path / "p", copy_code=True)
     crash_after_round_zero(project, monkeypatch)  # an entropy run
@@ -258,8 +286,12 @@ def test_another_strategys_code_keeps_the_checkpoint(tmp_path, monkeypatch):
 def test_changed_data_discards_the_checkpoint(tmp_path, monkeypatch):
     project = make_project(tmp_path / "p")
     crash_after_round_zero(project, monkeypatch)
-    write_splits(project / "data" / "prepared" / "fashion_mnist", learnable_split(130, 2), learnable_split(40, 1),
-                 {"dataset": "fashion_mnist"})
+    write_splits(
+        project / "data" / "prepared" / "fashion_mnist",
+        learnable_split(130, 2),
+        learnable_split(40, 1),
+        {"dataset": "fashion_mnist"},
+    )
     assert len(runs_after_rerun(project, monkeypatch)) == 2
 
 
@@ -294,7 +326,11 @@ def test_budget_larger_than_pool_fails_at_start(tmp_path, monkeypatch):
 def test_unknown_strategy_is_refused_in_one_line(al_project):
     result = subprocess.run(
         [sys.executable, "-m", "stages.al", "--dataset", "fashion_mnist", "--strategy", "qbc", "--seed", "0"],
-        cwd=al_project, env=dict(os.environ), capture_output=True, text=True)
+        cwd=al_project,
+        env=dict(os.environ),
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 2
     assert "invalid choice: 'qbc'" in result.stderr and "class_balanced" in result.stderr
 

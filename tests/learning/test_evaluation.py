@@ -1,4 +1,5 @@
 """Per-round test metrics against scikit-learn on hand-made predictions."""
+
 import numpy as np
 import pytest
 from sklearn.metrics import balanced_accuracy_score, f1_score

@@ -1,4 +1,5 @@
 """The loop on a fake learner: it computes exactly what each strategy declared and hands on its picks."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -20,13 +21,17 @@ def expected_round_one(name: str, fake: FakeLearner, seed: int) -> list[int]:
     """What round 1 must label: the strategy applied to the fake's outputs for the unlabelled pool."""
     initial = np.sort(round_rng(seed, 0).choice(N_POOL, size=12, replace=False))
     candidates = np.setdiff1d(np.arange(N_POOL), initial)
-    fields = {"proba": fake.proba[candidates], "mc_proba": fake.mc_proba[candidates],
-              "embeddings": fake.embeddings[candidates], "labeled_embeddings": fake.embeddings[initial],
-              "gradient_embeddings": GradientEmbeddings.from_outputs(fake.proba[candidates],
-                                                                     fake.embeddings[candidates]),
-              "labeled_class_counts": np.bincount(POOL.labels[initial], minlength=N_CLASSES)}
-    inputs = QueryInputs(n_candidates=len(candidates), n_instances=6, rng=round_rng(seed, 1),
-                         options=options(name), **fields)
+    fields = {
+        "proba": fake.proba[candidates],
+        "mc_proba": fake.mc_proba[candidates],
+        "embeddings": fake.embeddings[candidates],
+        "labeled_embeddings": fake.embeddings[initial],
+        "gradient_embeddings": GradientEmbeddings.from_outputs(fake.proba[candidates], fake.embeddings[candidates]),
+        "labeled_class_counts": np.bincount(POOL.labels[initial], minlength=N_CLASSES),
+    }
+    inputs = QueryInputs(
+        n_candidates=len(candidates), n_instances=6, rng=round_rng(seed, 1), options=options(name), **fields
+    )
     return candidates[strategies.get(name).select(inputs)].tolist()
 
 
@@ -57,8 +62,7 @@ def test_the_loop_computes_exactly_what_the_strategy_declared_in_one_pass(name):
     for call in pool_passes:
         candidates_pass = len(call["ids"]) > 24  # the labelled set never exceeds 24 images here
         if candidates_pass:
-            assert call["embeddings"] == bool(needs & {strategies.Need.EMBEDDINGS,
-                                                       strategies.Need.GRADIENT_EMBEDDINGS})
+            assert call["embeddings"] == bool(needs & {strategies.Need.EMBEDDINGS, strategies.Need.GRADIENT_EMBEDDINGS})
             assert call["mc_passes"] == (PASSES if strategies.Need.MC_PROBA in needs else 0)
         else:
             assert wants_labeled and call["embeddings"] and call["mc_passes"] == 0
@@ -117,7 +121,7 @@ def test_each_round_draws_its_candidates_from_its_own_generator_and_never_a_labe
     scored = [c["ids"] for c in fake.calls if c["call"] == "infer" and c["ids"] and max(c["ids"]) < N_POOL]
     assert len(scored) == al.rounds
     for round_, ids in enumerate(scored, start=1):
-        labelled = state.labeled[:al.initial_size + (round_ - 1) * al.query_size]
+        labelled = state.labeled[: al.initial_size + (round_ - 1) * al.query_size]
         unlabelled = np.setdiff1d(np.arange(N_POOL), labelled)
         assert not set(ids) & set(labelled), f"round {round_} scored labelled images"
         # round r's own generator, drawn over what is unlabelled in round r (not round 1's, not the whole pool)

@@ -1,5 +1,6 @@
 """model.precision: bfloat16 compute (Keras' mixed_bfloat16) beside float32, and the stop on a CPU
 without bfloat16 units."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -78,8 +79,9 @@ def test_bfloat16_numbers_differ_from_float32(runs):
     (float32_cnn, float32), (bfloat16_cnn, bfloat16) = runs["float32"], runs["bfloat16"]
     for a, b in zip(outputs(float32), outputs(bfloat16)):
         assert not np.array_equal(a, b)
-    assert not all(np.array_equal(a, b) for a, b in zip(float32_cnn.model.get_weights(),
-                                                        bfloat16_cnn.model.get_weights()))
+    assert not all(
+        np.array_equal(a, b) for a, b in zip(float32_cnn.model.get_weights(), bfloat16_cnn.model.get_weights())
+    )
 
 
 def test_bfloat16_mc_passes_match_the_float32_head_with_the_same_masks(runs):
@@ -89,7 +91,7 @@ def test_bfloat16_mc_passes_match_the_float32_head_with_the_same_masks(runs):
     cnn, bfloat16 = runs["bfloat16"]
     x = learnable_split(64, 0).x
     features = x
-    for layer in cnn.model.layers[:[layer.name for layer in cnn.model.layers].index("flatten") + 1]:
+    for layer in cnn.model.layers[: [layer.name for layer in cnn.model.layers].index("flatten") + 1]:
         features = layer(features)
     features = np.asarray(features, np.float64)
     (w1, b1), (w2, b2) = (cnn.model.get_layer(name).get_weights() for name in ("hidden", "output"))
@@ -113,9 +115,14 @@ def test_the_run_fingerprint_and_mlflow_config_change_with_precision():
     assert tracking.config_key(configs[0]) != tracking.config_key(configs[1])
 
 
-@pytest.mark.parametrize("flags, expected", [("fpu avx512f avx512_bf16 avx512vl", True),
-                                             ("avx2 amx_bf16 amx_tile", True),
-                                             ("fpu avx2 avx512f avx512_fp16 amx_int8", False)])
+@pytest.mark.parametrize(
+    "flags, expected",
+    [
+        ("fpu avx512f avx512_bf16 avx512vl", True),
+        ("avx2 amx_bf16 amx_tile", True),
+        ("fpu avx2 avx512f avx512_fp16 amx_int8", False),
+    ],
+)
 def test_the_cpu_check_reads_the_kernels_bfloat16_flags(tmp_path, flags, expected):
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text("".join(f"processor\t: {i}\nmodel name\t: a CPU\nflags\t\t: {flags}\n\n" for i in range(2)))
@@ -136,5 +143,6 @@ def test_a_bfloat16_run_on_a_cpu_without_bfloat16_stops_at_start_in_one_line(tmp
     assert stopped.value.code == 2
     assert capsys.readouterr().err.splitlines() == [
         "error: model.precision: bfloat16 needs a CPU with AVX512-BF16 or AMX-BF16 (this one has neither); "
-        "set model.precision: float32"]
+        "set model.precision: float32"
+    ]
     assert not any((project / name).exists() for name in ("mlflow.db", "checkpoints", "results"))

@@ -4,6 +4,7 @@ The data is served from 127.0.0.1 in the exact upstream formats; the test checks
 every stage's outputs, the MLflow store, the metrics files and the plots, and
 that a second `dvc repro` has nothing to do.
 """
+
 from __future__ import annotations
 
 import csv
@@ -32,17 +33,31 @@ LABELLING = "sorting"  # a labelling project
 def tiny_params(dest: Path, fashion_url: str, cifar_url: str, checksums: dict[str, str], dead_url: str) -> None:
     params = yaml.safe_load((dest / "params.yaml").read_text())
     params["data"]["datasets"] = DATASETS
-    params["data"]["folders"] = {"parts": {"path": "data/raw/parts", "image_size": [16, 16], "color_mode": "rgb",
-                                           "test_fraction": 0.25}}
+    params["data"]["folders"] = {
+        "parts": {"path": "data/raw/parts", "image_size": [16, 16], "color_mode": "rgb", "test_fraction": 0.25}
+    }
     params["download"]["sources"] = {"fashion_mnist": [str(dead_url), str(fashion_url)], "cifar10": [str(cifar_url)]}
     params["download"]["checksums"] = checksums
     params["model"].update(precision=machine_precision())
     params["model"].update(filters=[4, 4, 4], dense_units=8, epochs=1, batch_size=16, predict_batch_size=64)
-    params["al"].update(strategies=STRATEGIES, seeds=SEEDS, initial_size=10, query_size=5, rounds=ROUNDS,
-                        pool_subsample=30, log_models="last")
+    params["al"].update(
+        strategies=STRATEGIES,
+        seeds=SEEDS,
+        initial_size=10,
+        query_size=5,
+        rounds=ROUNDS,
+        pool_subsample=30,
+        log_models="last",
+    )
     # A labelling project declared before its first batch must not stop the study's `dvc repro`.
-    params["label"]["projects"] = {LABELLING: {"unlabelled": "data/raw/to_label", "classes": ["bolt", "gear"],
-                                               "batch_size": 4, "image_size": [16, 16]}}
+    params["label"]["projects"] = {
+        LABELLING: {
+            "unlabelled": "data/raw/to_label",
+            "classes": ["bolt", "gear"],
+            "batch_size": 4,
+            "image_size": [16, 16],
+        }
+    }
     (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
 
@@ -54,8 +69,10 @@ def read_csv(path: Path) -> list[dict]:
 @pytest.fixture
 def repro(tmp_path, http_server, dead_url):
     fashion_dir, cifar_dir, project = tmp_path / "fashion", tmp_path / "cifar", tmp_path / "project"
-    checksums = {**make_fashion_mnist_dir(fashion_dir, n_train=200, n_test=50),
-                 **make_cifar10_archive(cifar_dir, n_per_batch=40)}
+    checksums = {
+        **make_fashion_mnist_dir(fashion_dir, n_train=200, n_test=50),
+        **make_cifar10_archive(cifar_dir, n_per_batch=40),
+    }
     project.mkdir()
     copy_repo(project)
     make_image_folder(project / "data/raw/parts", per_class=12)
@@ -98,9 +115,17 @@ def test_dvc_repro_runs_the_whole_study(repro):
 
     # plots and summary metrics per dataset
     for dataset in DATASETS:
-        for figure in ("accuracy.png", "balanced_accuracy.png", "f1_macro.png", "queried_classes.png",
-                       "per_class_f1.png", "penalty_accuracy.png", "penalty_f1_macro.png",
-                       "difference_accuracy.png", "difference_f1_macro.png"):
+        for figure in (
+            "accuracy.png",
+            "balanced_accuracy.png",
+            "f1_macro.png",
+            "queried_classes.png",
+            "per_class_f1.png",
+            "penalty_accuracy.png",
+            "penalty_f1_macro.png",
+            "difference_accuracy.png",
+            "difference_f1_macro.png",
+        ):
             data = (project / "plots" / dataset / figure).read_bytes()
             assert data.startswith(b"\x89PNG") and len(data) > 10_000
         wide = read_csv(project / "plots" / dataset / "accuracy.csv")
@@ -138,8 +163,11 @@ def test_dvc_repro_runs_the_whole_study(repro):
     expected = {f"{d}-{s}-s{seed}" for d in DATASETS for s in STRATEGIES for seed in SEEDS}
     assert expected | {f"{d}-summary" for d in DATASETS} | {f"label-{LABELLING}"} == set(by_name)
     client = MlflowClient()
-    assert json.loads(by_name["parts-random-s0"].data.tags["class_keys"]) == {"bolt": "bolt", "gear": "gear",
-                                                                              "nut": "nut"}
+    assert json.loads(by_name["parts-random-s0"].data.tags["class_keys"]) == {
+        "bolt": "bolt",
+        "gear": "gear",
+        "nut": "nut",
+    }
     assert [m.step for m in client.get_metric_history(by_name["parts-random-s0"].info.run_id, "f1/gear")] == [0, 1, 2]
     for name in expected:
         run = by_name[name]
@@ -188,13 +216,16 @@ def test_dvc_repro_runs_the_whole_study(repro):
 
     # An experiment run in DVC's temporary copy (.dvc/tmp/exps/...) logs into the same MLflow
     # store at the project root, and `dvc exp show` reports its metrics.
-    exp = dvc(["exp", "run", "--temp", "-n", "small-queries", "-S", "al.query_size=3",
-               "-S", "data.datasets=[fashion_mnist]"], project)
+    exp = dvc(
+        ["exp", "run", "--temp", "-n", "small-queries", "-S", "al.query_size=3", "-S", "data.datasets=[fashion_mnist]"],
+        project,
+    )
     assert exp.returncode == 0, exp.stdout[-3000:] + exp.stderr[-3000:]
     runs = mlflow.search_runs(experiment_names=["deep-active-learning"], output_format="list")
     small = [r for r in runs if r.data.params.get("al.query_size") == "3" and r.data.tags["kind"] == "cell"]
     assert sorted(r.info.run_name for r in small) == sorted(
-        f"fashion_mnist-{s}-s{seed}" for s in STRATEGIES for seed in SEEDS)
+        f"fashion_mnist-{s}-s{seed}" for s in STRATEGIES for seed in SEEDS
+    )
     assert all(r.info.status == "FINISHED" for r in small)
     # another budget, another study: a parent of its own
     (study,) = [r for r in runs if r.data.params.get("al.query_size") == "3" and r.data.tags["kind"] == "summary"]

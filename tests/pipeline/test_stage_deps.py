@@ -5,6 +5,7 @@ function, not under `if TYPE_CHECKING:`), followed through alstudy/ from the sta
 plumbing is left out on purpose (editing it must not rerun the grid), and a strategy's module counts
 only for the stages that run a strategy: an al cell depends on its own strategy's module alone.
 """
+
 from __future__ import annotations
 
 import ast
@@ -14,10 +15,17 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
-PLUMBING = {"alstudy/__init__.py", "alstudy/params.py", "alstudy/paths.py", "alstudy/errors.py", "alstudy/runner.py",
-            "alstudy/console/__init__.py"}  # the last: the `alstudy` command table, which stages/label.py passes
-STRATEGY_MODULES = {f"alstudy/strategies/{p.name}" for p in (REPO / "alstudy/strategies").glob("*.py")
-                    if not p.name.startswith("_")}
+PLUMBING = {
+    "alstudy/__init__.py",
+    "alstudy/params.py",
+    "alstudy/paths.py",
+    "alstudy/errors.py",
+    "alstudy/runner.py",
+    "alstudy/console/__init__.py",
+}  # the last: the `alstudy` command table, which stages/label.py passes
+STRATEGY_MODULES = {
+    f"alstudy/strategies/{p.name}" for p in (REPO / "alstudy/strategies").glob("*.py") if not p.name.startswith("_")
+}
 
 
 def module_file(dotted: str) -> str | None:
@@ -34,8 +42,12 @@ def module_file(dotted: str) -> str | None:
 
 def imported_files(source_file: str) -> set[str]:
     tree = ast.parse((REPO / source_file).read_text())
-    skipped = {id(node) for branch in ast.walk(tree) if isinstance(branch, ast.If)
-               and "TYPE_CHECKING" in ast.unparse(branch.test) for node in ast.walk(branch)}
+    skipped = {
+        id(node)
+        for branch in ast.walk(tree)
+        if isinstance(branch, ast.If) and "TYPE_CHECKING" in ast.unparse(branch.test)
+        for node in ast.walk(branch)
+    }
     found = set()
     for node in ast.walk(tree):
         if id(node) in skipped:
@@ -45,8 +57,10 @@ def imported_files(source_file: str) -> set[str]:
             names = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             # `from package import module` names a module; `from module import name` names the module
-            names = [f"{node.module}.{alias.name}" if module_file(f"{node.module}.{alias.name}") else node.module
-                     for alias in node.names]
+            names = [
+                f"{node.module}.{alias.name}" if module_file(f"{node.module}.{alias.name}") else node.module
+                for alias in node.names
+            ]
         for dotted in names:
             parts = dotted.split(".")
             for i in range(1, len(parts) + 1):  # importing a.b.c runs a/__init__.py and a/b/__init__.py too

@@ -5,6 +5,7 @@ leave DVC's record as `dvc repro` would. The Ray test starts a head and a second
 on 127.0.0.1, each with its own working folder, a bare Git remote, a local DVC remote,
 PostgreSQL and an MLflow tracking server, and kills one worker with SIGKILL mid-cell.
 """
+
 from __future__ import annotations
 
 import csv
@@ -33,8 +34,13 @@ KILLED = ("margin", 1)  # the cell whose Ray worker is killed mid-run
 
 
 def git(args: list[str], cwd: Path) -> str:
-    return subprocess.run(["git", "-c", "user.name=test", "-c", "user.email=test@example.invalid", *args],
-                          cwd=cwd, check=True, capture_output=True, text=True).stdout
+    return subprocess.run(
+        ["git", "-c", "user.name=test", "-c", "user.email=test@example.invalid", *args],
+        cwd=cwd,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
 
 
 def make_project(dest: Path, fashion_dir: Path, checksums: dict) -> Path:
@@ -46,8 +52,15 @@ def make_project(dest: Path, fashion_dir: Path, checksums: dict) -> Path:
     params["download"]["checksums"] = checksums
     params["model"].update(precision=machine_precision())
     params["model"].update(filters=[4, 4, 4], dense_units=8, epochs=2, batch_size=8, predict_batch_size=64)
-    params["al"].update(strategies=STRATEGIES, seeds=SEEDS, initial_size=10, query_size=5, rounds=ROUNDS,
-                        pool_subsample=40, log_models="last")
+    params["al"].update(
+        strategies=STRATEGIES,
+        seeds=SEEDS,
+        initial_size=10,
+        query_size=5,
+        rounds=ROUNDS,
+        pool_subsample=40,
+        log_models="last",
+    )
     (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     git(["commit", "-qam", "tiny grid"], dest)
     return dest
@@ -56,8 +69,9 @@ def make_project(dest: Path, fashion_dir: Path, checksums: dict) -> Path:
 def python(args: list[str], cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
     base = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "MLFLOW_TRACKING_URI")}
     base["PATH"] = str(Path(sys.executable).parent) + os.pathsep + base.get("PATH", "")
-    return subprocess.run([sys.executable, *args], cwd=cwd, env={**base, **(env or {})}, capture_output=True,
-                          text=True, timeout=900)
+    return subprocess.run(
+        [sys.executable, *args], cwd=cwd, env={**base, **(env or {})}, capture_output=True, text=True, timeout=900
+    )
 
 
 def results(project: Path) -> dict[str, object]:
@@ -160,9 +174,11 @@ def test_ray_cluster_runs_the_grid_like_local_repro(tmp_path, data, sequential):
     git(["commit", "-qam", "DVC remote"], project)
     workdirs = [tmp_path / "node-head", tmp_path / "node-2"]
 
-    with postgres_cluster(tmp_path / "pg") as postgres, \
-            tracking_server(create_database(postgres, "grid"), tmp_path / "server") as url, \
-            ray_cluster(workdirs) as address:
+    with (
+        postgres_cluster(tmp_path / "pg") as postgres,
+        tracking_server(create_database(postgres, "grid"), tmp_path / "server") as url,
+        ray_cluster(workdirs) as address,
+    ):
         killed: list[str] = []
         stop = threading.Event()
         killer = threading.Thread(target=kill_worker_mid_cell, args=(workdirs, killed, stop), daemon=True)
@@ -201,14 +217,22 @@ def test_ray_path_refuses_a_store_workers_cannot_reach_and_uncommitted_code(tmp_
     from alstudy.scale.cluster import committed_head, ray_launcher
 
     with pytest.raises(PipelineError, match="Ray workers cannot log to sqlite:///.*MLFLOW_TRACKING_URI"):
-        ray_launcher("127.0.0.1:1", git_remote="origin", dvc_remote=None, tracking_uri="sqlite:///tmp/mlflow.db",
-                     cpus_per_cell=1, gpus_per_cell=0, retries=3)
+        ray_launcher(
+            "127.0.0.1:1",
+            git_remote="origin",
+            dvc_remote=None,
+            tracking_uri="sqlite:///tmp/mlflow.db",
+            cpus_per_cell=1,
+            gpus_per_cell=0,
+            retries=3,
+        )
     git(["init", "-q"], tmp_path)
     (tmp_path / "params.yaml").write_text("al: {}\n")
     git(["add", "params.yaml"], tmp_path)
     git(["commit", "-qm", "params"], tmp_path)
     assert len(committed_head(tmp_path)) == 40
     (tmp_path / "params.yaml").write_text("al: {rounds: 3}\n")
-    with pytest.raises(PipelineError,
-                       match="Ray workers run your last commit, but these files changed since: params.yaml;"):
+    with pytest.raises(
+        PipelineError, match="Ray workers run your last commit, but these files changed since: params.yaml;"
+    ):
         committed_head(tmp_path)

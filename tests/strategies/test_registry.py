@@ -1,4 +1,5 @@
 """One registry of strategies: everything else derives from it, and adding one is adding one module."""
+
 from __future__ import annotations
 
 import copy
@@ -36,8 +37,10 @@ def most_confident(inputs: QueryInputs) -> np.ndarray:
 def test_adding_a_strategy_is_one_module_found_on_disk(tmp_path):
     shutil.copytree(REPO / "alstudy", tmp_path / "alstudy", ignore=shutil.ignore_patterns("__pycache__"))
     (tmp_path / "alstudy/strategies/most_confident.py").write_text(MODULE)
-    probe = ("from alstudy import strategies; from alstudy.study import plotting; "
-             "print(strategies.names()[-2], strategies.get('most_confident').needs, plotting.colour('most_confident'))")
+    probe = (
+        "from alstudy import strategies; from alstudy.study import plotting; "
+        "print(strategies.names()[-2], strategies.get('most_confident').needs, plotting.colour('most_confident'))"
+    )
     done = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, check=True)
     name, needs, colour = done.stdout.split(" ", 1)[0], done.stdout, done.stdout.split()[-1]
     assert name == "most_confident" and "PROBA" in needs and re.fullmatch(r"#[0-9a-f]{6}", colour)

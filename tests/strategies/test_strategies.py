@@ -1,4 +1,5 @@
 """Each strategy picks what its definition says, on small hand-made inputs whose right answer is known."""
+
 import numpy as np
 import pytest
 
@@ -13,48 +14,65 @@ def _row(*top, n_classes=10):
 
 
 # Rows built so that every uncertainty measure has a different winner.
-PROBA = np.array([
-    _row(0.5, 0.5),          # smallest top-2 gap (0.0): margin's pick
-    _row(0.4, 0.3, 0.3),     # lowest top probability (0.4): least confidence's pick
-    _row(0.46),              # flattest tail, highest entropy (~1.88 nats): entropy's pick
-    _row(0.9, 0.1),          # confident
-    _row(0.7, 0.2, 0.1),     # fairly confident
-], dtype=np.float64)
+PROBA = np.array(
+    [
+        _row(0.5, 0.5),  # smallest top-2 gap (0.0): margin's pick
+        _row(0.4, 0.3, 0.3),  # lowest top probability (0.4): least confidence's pick
+        _row(0.46),  # flattest tail, highest entropy (~1.88 nats): entropy's pick
+        _row(0.9, 0.1),  # confident
+        _row(0.7, 0.2, 0.1),  # fairly confident
+    ],
+    dtype=np.float64,
+)
 
 
 def select(name: str, n: int, seed: int = 0, options: dict | None = None, **fields) -> list[int]:
     spec = strategies.get(name)
     n_candidates = len(next(v for v in fields.values() if v is not None and not np.isscalar(v)))
-    inputs = QueryInputs(n_candidates=n_candidates, n_instances=n, rng=np.random.default_rng(seed),
-                         options=spec.options.model_validate(options or {}), **fields)
+    inputs = QueryInputs(
+        n_candidates=n_candidates,
+        n_instances=n,
+        rng=np.random.default_rng(seed),
+        options=spec.options.model_validate(options or {}),
+        **fields,
+    )
     return spec.select(inputs).tolist()
 
 
-def random_inputs(n: int, seed: int, n_classes: int = 10, hidden: int = 6, passes: int = 5,
-                  n_labeled: int = 12) -> dict:
+def random_inputs(
+    n: int, seed: int, n_classes: int = 10, hidden: int = 6, passes: int = 5, n_labeled: int = 12
+) -> dict:
     """Every input any strategy can ask for, random but well-formed."""
     rng = np.random.default_rng(seed)
     proba = rng.dirichlet(np.ones(n_classes), size=n)
     embeddings = rng.normal(size=(n, hidden))
-    return {"proba": proba, "embeddings": embeddings,
-            "mc_proba": rng.dirichlet(np.ones(n_classes), size=(n, passes)).transpose(0, 2, 1),
-            "labeled_embeddings": rng.normal(size=(n_labeled, hidden)),
-            "gradient_embeddings": GradientEmbeddings.from_outputs(proba, embeddings),
-            "labeled_class_counts": rng.integers(0, 20, size=n_classes)}
+    return {
+        "proba": proba,
+        "embeddings": embeddings,
+        "mc_proba": rng.dirichlet(np.ones(n_classes), size=(n, passes)).transpose(0, 2, 1),
+        "labeled_embeddings": rng.normal(size=(n_labeled, hidden)),
+        "gradient_embeddings": GradientEmbeddings.from_outputs(proba, embeddings),
+        "labeled_class_counts": rng.integers(0, 20, size=n_classes),
+    }
 
 
 def inputs_for(name: str, everything: dict) -> dict:
     """Only the fields the strategy declared: a strategy that reads more than it asked for fails here."""
-    keys = {Need.PROBA: "proba", Need.MC_PROBA: "mc_proba", Need.EMBEDDINGS: "embeddings",
-            Need.LABELED_EMBEDDINGS: "labeled_embeddings", Need.GRADIENT_EMBEDDINGS: "gradient_embeddings",
-            Need.LABELED_CLASS_COUNTS: "labeled_class_counts"}
+    keys = {
+        Need.PROBA: "proba",
+        Need.MC_PROBA: "mc_proba",
+        Need.EMBEDDINGS: "embeddings",
+        Need.LABELED_EMBEDDINGS: "labeled_embeddings",
+        Need.GRADIENT_EMBEDDINGS: "gradient_embeddings",
+        Need.LABELED_CLASS_COUNTS: "labeled_class_counts",
+    }
     return {keys[need]: everything[keys[need]] for need in strategies.get(name).needs}
 
 
 # --------------------------------------------------------------------------- uncertainty
 
-@pytest.mark.parametrize("name, expected", [("margin", 0), ("least_confidence", 1), ("uncertainty", 1),
-                                            ("entropy", 2)])
+
+@pytest.mark.parametrize("name, expected", [("margin", 0), ("least_confidence", 1), ("uncertainty", 1), ("entropy", 2)])
 def test_uncertainty_strategies_pick_their_definition(name, expected):
     assert select(name, 1, proba=PROBA) == [expected]
 
@@ -79,6 +97,7 @@ def test_uncertainty_is_least_confidence_under_another_name():
 
 
 # --------------------------------------------------------------------------- every strategy
+
 
 @pytest.mark.parametrize("name", strategies.names())
 def test_every_strategy_returns_distinct_in_range_indices(name):
@@ -113,11 +132,12 @@ def test_random_is_uniform_over_the_pool():
 
 # --------------------------------------------------------------------------- BALD
 
+
 def test_bald_prefers_disagreeing_passes_over_uniform_uncertainty():
     passes, n_classes = 4, 3
-    uniform = np.full((n_classes, passes), 1 / n_classes)                 # unsure the same way every pass
+    uniform = np.full((n_classes, passes), 1 / n_classes)  # unsure the same way every pass
     disagree = np.eye(n_classes)[:, [0, 1, 2, 0]] * 0.9 + 0.1 / n_classes  # confident, each pass elsewhere
-    agree = np.tile(np.array([[0.9], [0.05], [0.05]]), (1, passes))       # confident and consistent
+    agree = np.tile(np.array([[0.9], [0.05], [0.05]]), (1, passes))  # confident and consistent
     mc = np.stack([uniform, agree, disagree, uniform, agree])
     assert select("bald", 1, mc_proba=mc) == [2]
     # The uniform rows have the highest entropy of the mean, yet no mutual information.
@@ -135,12 +155,17 @@ def test_bald_mutual_information_matches_a_hand_computed_value():
 
 # --------------------------------------------------------------------------- core-set
 
+
 def test_coreset_picks_the_candidate_farthest_from_every_centre():
     labeled = np.array([[0.0, 0.0], [10.0, 0.0]])
-    candidates = np.array([[1.0, 0.0],     # 1 from a centre
-                           [5.0, 0.0],     # 5
-                           [5.0, 6.0],     # sqrt(61): the farthest
-                           [9.0, 1.0]])    # sqrt(2)
+    candidates = np.array(
+        [
+            [1.0, 0.0],  # 1 from a centre
+            [5.0, 0.0],  # 5
+            [5.0, 6.0],  # sqrt(61): the farthest
+            [9.0, 1.0],
+        ]
+    )  # sqrt(2)
     assert select("coreset", 1, embeddings=candidates, labeled_embeddings=labeled) == [2]
     # After (5, 6) is a centre, (5, 0) is 5 from the nearest centre, (1, 0) 1, (9, 1) sqrt(2): (5, 0) next.
     assert select("coreset", 2, embeddings=candidates, labeled_embeddings=labeled) == [1, 2]
@@ -157,6 +182,7 @@ def test_coreset_never_picks_two_copies_of_one_image():
 
 # --------------------------------------------------------------------------- BADGE
 
+
 def test_gradient_embeddings_are_the_last_layer_gradient_for_the_predicted_label():
     proba = np.array([[0.7, 0.2, 0.1]])
     hidden = np.array([[1.0, 2.0]])
@@ -170,7 +196,7 @@ def test_factored_gradient_distances_equal_the_dense_ones():
     fields = random_inputs(40, seed=9)
     g = fields["gradient_embeddings"]
     dense = g.dense()
-    np.testing.assert_allclose(g.sq_norms(), (dense ** 2).sum(axis=1))
+    np.testing.assert_allclose(g.sq_norms(), (dense**2).sum(axis=1))
     np.testing.assert_allclose(g.dot_with(7), dense @ dense[7])
 
 
@@ -203,6 +229,7 @@ def test_badge_draws_far_candidates_more_often_than_near_ones():
 
 # --------------------------------------------------------------------------- class_balanced
 
+
 def test_class_balanced_gives_rare_classes_more_of_the_batch_and_ranks_by_margin():
     # Three predicted classes, five candidates each; margins rise with the row number inside a class.
     proba = []
@@ -217,8 +244,14 @@ def test_class_balanced_gives_rare_classes_more_of_the_batch_and_ranks_by_margin
     # Slots: 1 (0.2), 1 (0.1), 2 (0.1), 1 (0.067), 2 (0.05), 1 (0.05) -> class 1: 4, class 2: 2, class 0: 0.
     assert picked == [5, 6, 7, 8, 10, 11]
     # power 0: spread evenly over the predicted classes, smallest margins first.
-    assert select("class_balanced", 6, options={"power": 0.0}, proba=proba,
-                  labeled_class_counts=counts) == [0, 1, 5, 6, 10, 11]
+    assert select("class_balanced", 6, options={"power": 0.0}, proba=proba, labeled_class_counts=counts) == [
+        0,
+        1,
+        5,
+        6,
+        10,
+        11,
+    ]
 
 
 def test_class_balanced_moves_on_when_a_class_runs_out_of_candidates():
@@ -228,6 +261,7 @@ def test_class_balanced_moves_on_when_a_class_runs_out_of_candidates():
 
 
 # --------------------------------------------------------------------------- distances and registry
+
 
 def test_min_sq_distances_match_brute_force_across_chunks():
     rng = np.random.default_rng(12)

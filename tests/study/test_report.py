@@ -1,4 +1,5 @@
 """The report's verdicts claim only what the paired tests support; the curve-level verdicts come first."""
+
 import pytest
 
 from alstudy.study.report import DatasetResults, curve_verdict, render
@@ -24,8 +25,15 @@ def test_detail_verdicts_follow_the_final_round_test():
 
 
 def row(acc, n_labeled=400, needs=None, ratio=None):
-    out = {"final_accuracy": acc, "final_accuracy_ci95": 0.01, "final_f1_macro": acc, "final_f1_macro_ci95": 0.01,
-           "final_balanced_accuracy": acc, "aubc_accuracy": acc - 0.1, "n_labeled": n_labeled}
+    out = {
+        "final_accuracy": acc,
+        "final_accuracy_ci95": 0.01,
+        "final_f1_macro": acc,
+        "final_f1_macro_ci95": 0.01,
+        "final_balanced_accuracy": acc,
+        "aubc_accuracy": acc - 0.1,
+        "n_labeled": n_labeled,
+    }
     if needs is not None or ratio is not None:
         out.update(labels_random_needs=needs, labels_saved_ratio=ratio)
     return out
@@ -47,17 +55,30 @@ GAPS = {"margin": [0.022, 0.028, 0.034], "coreset": [-0.02, 0.015, -0.01]}
 
 def with_verdicts(datasets, alpha=ALPHA):
     """The datasets with their curve-level verdicts, Holm-corrected over all of them as the verdicts stage does."""
-    found = study_verdicts({d.name: {"accuracy": aubcs(d.statistics["seeds"], GAPS),
-                                     "f1_macro": aubcs(d.statistics["seeds"], {"margin": GAPS["margin"],
-                                                                               "coreset": [0.0] * 3})}
-                            for d in datasets if len(d.statistics["seeds"]) > 1}, pairs(STRATEGIES, "random"), alpha)
-    return [DatasetResults(d.name, d.summary, d.statistics, d.figures, [v for v in found if v.dataset == d.name])
-            for d in datasets]
+    found = study_verdicts(
+        {
+            d.name: {
+                "accuracy": aubcs(d.statistics["seeds"], GAPS),
+                "f1_macro": aubcs(d.statistics["seeds"], {"margin": GAPS["margin"], "coreset": [0.0] * 3}),
+            }
+            for d in datasets
+            if len(d.statistics["seeds"]) > 1
+        },
+        pairs(STRATEGIES, "random"),
+        alpha,
+    )
+    return [
+        DatasetResults(d.name, d.summary, d.statistics, d.figures, [v for v in found if v.dataset == d.name])
+        for d in datasets
+    ]
 
 
 def dataset(name, seeds=(0, 1, 2), margin_p=0.01):
-    summary = {"random": row(0.80), "margin": row(0.83, needs=None, ratio=None),
-               "coreset": row(0.79, needs=350.0, ratio=0.875)}
+    summary = {
+        "random": row(0.80),
+        "margin": row(0.83, needs=None, ratio=None),
+        "coreset": row(0.79, needs=350.0, ratio=0.875),
+    }
     summary["margin"].update(labels_random_needs=None, labels_saved_ratio=None)
     stats = {"query_rounds": 3, "seeds": list(seeds), "strategies": STRATEGIES}
     if len(seeds) > 1:
@@ -69,14 +90,17 @@ def dataset(name, seeds=(0, 1, 2), margin_p=0.01):
 
 
 def test_the_report_names_every_dataset_strategy_and_figure():
-    text = render(with_verdicts([dataset("fashion_mnist"), dataset("parts", margin_p=0.2)]),
-                  ["datasets: fashion_mnist, parts"], alpha=ALPHA)
+    text = render(
+        with_verdicts([dataset("fashion_mnist"), dataset("parts", margin_p=0.2)]),
+        ["datasets: fashion_mnist, parts"],
+        alpha=ALPHA,
+    )
     for name in ("fashion_mnist", "parts", "`random`", "`margin`", "`coreset`"):
         assert name in text
     assert "## Across datasets" in text and "## fashion_mnist" in text and "## parts" in text
     assert "![fashion_mnist: Pairwise penalty matrix (accuracy)](plots/fashion_mnist/penalty_accuracy.png)" in text
     assert "more than the budget (400)" in text and "350 (0.88x)" in text
-    assert "+3.0 (+2.0 to +4.0) *" in text                 # significant on fashion_mnist
+    assert "+3.0 (+2.0 to +4.0) *" in text  # significant on fashion_mnist
     assert "Significantly more accurate than random at the final budget: `margin`" in text
     # On `parts` margin's final gap is not significant: the report must not call it better.
     parts = text.split("## parts", 1)[1]
@@ -87,8 +111,9 @@ def test_the_report_names_every_dataset_strategy_and_figure():
 
 
 def test_the_headline_table_of_curve_level_verdicts_comes_first():
-    text = render(with_verdicts([dataset("fashion_mnist"), dataset("parts")]), ["datasets: fashion_mnist, parts"],
-                  alpha=ALPHA)
+    text = render(
+        with_verdicts([dataset("fashion_mnist"), dataset("parts")]), ["datasets: fashion_mnist, parts"], alpha=ALPHA
+    )
     headings = [line for line in text.splitlines() if line.startswith("## ")]
     assert headings[0] == "## Verdicts: whole learning curves, Holm-corrected"
     tables = [line for line in text.splitlines() if line.startswith("| ")]
@@ -112,14 +137,17 @@ def test_a_non_significant_verdict_names_the_seeds_that_would_decide_it():
     v = margin[("margin", "random", "accuracy")]
     assert v.p_value == pytest.approx(0.01496, abs=1e-5) and v.decision == "not significant"
     line = curve_verdict(v)
-    assert line.startswith("`margin` vs `random` (accuracy): +2.8 AUBC points (95% CI +1.3 to +4.3), p = 0.015, "
-                           "Holm-adjusted p = 0.090: not significant; about ")
+    assert line.startswith(
+        "`margin` vs `random` (accuracy): +2.8 AUBC points (95% CI +1.3 to +4.3), p = 0.015, "
+        "Holm-adjusted p = 0.090: not significant; about "
+    )
     assert f"about {v.seeds_needed} seeds would be likely to decide it (power 0.8; 3 seeds now)" in line
     assert v.seeds_needed == 4  # d = 2.8 / 0.6 = 4.67 at alpha / 6: 3 seeds give power 0.42, 4 give 0.91
     coreset = curve_verdict(margin[("coreset", "random", "accuracy")])
     assert "not significant; more than 100 seeds would be needed to decide it" in coreset
     assert curve_verdict(margin[("coreset", "random", "f1_macro")]).endswith(
-        "no difference observed (the same AUBC on every seed)")
+        "no difference observed (the same AUBC on every seed)"
+    )
     text = render([alone], [], alpha=ALPHA)
     assert f"- fashion_mnist, {line}." in text
 
@@ -146,12 +174,14 @@ def test_the_results_page_is_regenerated_from_the_report(tmp_path, monkeypatch):
         (tmp_path / "plots" / "fashion_mnist").mkdir(parents=True, exist_ok=True)
         (tmp_path / "plots" / "fashion_mnist" / name).write_bytes(b"\x89PNG fake")
     (tmp_path / "report").mkdir()
-    text = render(with_verdicts([dataset("fashion_mnist")]), ["datasets: fashion_mnist"], figure_root="../plots",
-                  alpha=ALPHA)
+    text = render(
+        with_verdicts([dataset("fashion_mnist")]), ["datasets: fashion_mnist"], figure_root="../plots", alpha=ALPHA
+    )
     (tmp_path / "report" / "study.md").write_text(text)
     (tmp_path / "docs").mkdir()
-    (tmp_path / "docs/results.md").write_text("# Results\n\nOur reading.\n\n<!-- results:start -->\nold\n"
-                                              "<!-- results:end -->\n\n## Next\n")
+    (tmp_path / "docs/results.md").write_text(
+        "# Results\n\nOur reading.\n\n<!-- results:start -->\nold\n<!-- results:end -->\n\n## Next\n"
+    )
     results_page.main(["--note", "2 cores."])
     readme = (tmp_path / "docs/results.md").read_text()
     assert "old" not in readme and "Our reading." in readme and readme.endswith("## Next\n")
@@ -167,8 +197,10 @@ def test_the_results_page_is_regenerated_from_the_report(tmp_path, monkeypatch):
 def test_the_detail_follows_the_study_baseline_and_metrics():
     d = dataset("fashion_mnist")
     vs = {"random": versus(-0.03, -0.04, -0.02, 0.01, losses=3), "coreset": versus(-0.04, -0.05, -0.03, 0.01)}
-    stats = {**{k: v for k, v in d.statistics.items() if k not in ("accuracy", "f1_macro")},
-             "balanced_accuracy": {"versus_margin": vs}}
+    stats = {
+        **{k: v for k, v in d.statistics.items() if k not in ("accuracy", "f1_macro")},
+        "balanced_accuracy": {"versus_margin": vs},
+    }
     text = render([DatasetResults(d.name, d.summary, stats, d.figures)], [], alpha=ALPHA, baseline="margin")
     assert "rounds better / worse than margin (balanced accuracy)" in text and "not in the grid" not in text
     assert "`random` (balanced accuracy): worse than margin at the final budget" in text
@@ -182,10 +214,21 @@ def test_the_report_names_the_metrics_as_the_mlflow_runs_log_them():
     from alstudy.tracking import runs as tracking
 
     text = render(with_verdicts([dataset("fashion_mnist")]), [], alpha=ALPHA, experiment="deep-active-learning")
-    section = text[text.index("## In MLflow"):]
+    section = text[text.index("## In MLflow") :]
     assert "`deep-active-learning`" in section and "`fashion_mnist-summary`" not in section  # a pattern, not a run
-    result = RoundResult(round=1, n_labeled=20, accuracy=0.5, balanced_accuracy=0.5, f1_macro=0.5, f1_per_class=[0.5],
-                         query_class_counts=[1], epochs=1, train_seconds=1.0, score_seconds=0.0, eval_seconds=0.0)
+    result = RoundResult(
+        round=1,
+        n_labeled=20,
+        accuracy=0.5,
+        balanced_accuracy=0.5,
+        f1_macro=0.5,
+        f1_per_class=[0.5],
+        query_class_counts=[1],
+        epochs=1,
+        train_seconds=1.0,
+        score_seconds=0.0,
+        eval_seconds=0.0,
+    )
     logged = tracking.round_metrics(result, ["<class>"])  # every name a cell logs per round
     for key in logged:
         assert f"`{key}`" in section, key

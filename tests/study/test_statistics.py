@@ -1,4 +1,5 @@
 """Paired statistics on hand-made curves whose answer is known."""
+
 import numpy as np
 import pytest
 from scipy import stats

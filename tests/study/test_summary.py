@@ -1,4 +1,5 @@
 """Summary numbers against hand-computed values."""
+
 import numpy as np
 import pytest
 
@@ -41,11 +42,11 @@ def test_labels_to_reach_is_the_first_round_at_or_above_the_target():
 def test_labels_needed_interpolates_between_rounds():
     n = np.array([100, 200, 300, 400])
     scores = np.array([0.5, 0.6, 0.8, 0.9])
-    assert labels_needed(n, scores, 0.7) == pytest.approx(250)   # halfway from 0.6 to 0.8
+    assert labels_needed(n, scores, 0.7) == pytest.approx(250)  # halfway from 0.6 to 0.8
     assert labels_needed(n, scores, 0.85) == pytest.approx(350)
     assert labels_needed(n, scores, 0.9) == pytest.approx(400)
-    assert labels_needed(n, scores, 0.4) == 100                  # already there at the start
-    assert labels_needed(n, scores, 0.91) is None                # more than the budget
+    assert labels_needed(n, scores, 0.4) == 100  # already there at the start
+    assert labels_needed(n, scores, 0.91) is None  # more than the budget
 
 
 def test_labels_saved_against_random():
@@ -66,8 +67,10 @@ def test_mean_ci_is_the_t_interval_and_undefined_for_one_seed():
 
 
 def test_summarise_reports_final_scores_aubc_and_labels_saved():
-    grid = {"random": curves([[0.5, 0.6, 0.8, 0.9], [0.5, 0.6, 0.8, 0.9]]),
-            "margin": curves([[0.5, 0.7, 0.8, 0.84], [0.5, 0.7, 0.8, 0.86]])}
+    grid = {
+        "random": curves([[0.5, 0.6, 0.8, 0.9], [0.5, 0.6, 0.8, 0.9]]),
+        "margin": curves([[0.5, 0.7, 0.8, 0.84], [0.5, 0.7, 0.8, 0.86]]),
+    }
     summary = summarise(grid, target_fraction=0.9)
     m = summary["margin"]
     assert m["final_accuracy"] == pytest.approx(0.85) and m["final_accuracy_std"] == pytest.approx(0.01)
@@ -80,8 +83,17 @@ def test_summarise_reports_final_scores_aubc_and_labels_saved():
 
 
 def test_curves_from_runs_keeps_seed_order_and_rejects_mismatched_rounds():
-    history = [{"n_labeled": n, "accuracy": a, "balanced_accuracy": a, "f1_macro": a, "f1_per_class": [a, a],
-                "query_class_counts": [1, 1]} for n, a in ((10, 0.5), (20, 0.6))]
+    history = [
+        {
+            "n_labeled": n,
+            "accuracy": a,
+            "balanced_accuracy": a,
+            "f1_macro": a,
+            "f1_per_class": [a, a],
+            "query_class_counts": [1, 1],
+        }
+        for n, a in ((10, 0.5), (20, 0.6))
+    ]
     c = Curves.from_runs({3: history, 1: history})
     assert c.seeds == [3, 1] and c.f1_per_class.shape == (2, 2, 2) and c.queried_classes.tolist() == [[1, 1]] * 2
     with pytest.raises(ValueError, match="different label counts"):

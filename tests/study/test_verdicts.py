@@ -1,5 +1,6 @@
 """Curve-level verdicts, Holm's correction and the seeds-needed estimate, against hand-computed values,
 scipy and a Monte-Carlo simulation."""
+
 import json
 
 import numpy as np
@@ -29,8 +30,10 @@ def trapezoid_mean(row):
 
 def study(curves_by_dataset, alpha=0.05, metrics=("accuracy",)):
     """aubcs as the verdicts stage reads them, from hand-made (seeds, rounds) accuracy arrays."""
-    aubcs = {ds: {m: {s: [trapezoid_mean(r) for r in c] for s, c in by_strategy.items()} for m in metrics}
-             for ds, by_strategy in curves_by_dataset.items()}
+    aubcs = {
+        ds: {m: {s: [trapezoid_mean(r) for r in c] for s, c in by_strategy.items()} for m in metrics}
+        for ds, by_strategy in curves_by_dataset.items()
+    }
     names = list(next(iter(curves_by_dataset.values())))
     return study_verdicts(aubcs, pairs(names, "random"), alpha)
 
@@ -43,7 +46,7 @@ def test_holm_on_a_known_list_gives_the_hand_computed_adjusted_p_values():
     assert holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
     # 0.001 x 3 = 0.003, 0.2 x 2 = 0.4, 0.9 x 1 = 0.9
     assert holm([0.2, 0.9, 0.001]) == pytest.approx([0.4, 0.9, 0.003])
-    assert holm([0.5, 0.6]) == [1.0, 1.0]            # 0.5 x 2 = 1.0, capped; 0.6 < 1.0 keeps it monotone
+    assert holm([0.5, 0.6]) == [1.0, 1.0]  # 0.5 x 2 = 1.0, capped; 0.6 < 1.0 keeps it monotone
     assert holm([0.4, 0.7, 0.9]) == [1.0, 1.0, 1.0]  # 1.2 capped at 1
     assert holm([0.02, 0.02]) == pytest.approx([0.04, 0.04])
     assert holm([0.03]) == [0.03] and holm([]) == []
@@ -94,8 +97,11 @@ def test_a_constant_gap_with_small_noise_is_significant_after_correction():
 
 def test_p_values_intervals_and_holm_match_scipy_on_hand_computed_aubc():
     rng = np.random.default_rng(3)
-    grid = {"random": rng.uniform(0.5, 0.9, size=(4, 6)), "margin": rng.uniform(0.5, 0.9, size=(4, 6)),
-            "badge": rng.uniform(0.5, 0.9, size=(4, 6))}
+    grid = {
+        "random": rng.uniform(0.5, 0.9, size=(4, 6)),
+        "margin": rng.uniform(0.5, 0.9, size=(4, 6)),
+        "badge": rng.uniform(0.5, 0.9, size=(4, 6)),
+    }
     verdicts = study({"d": grid})
     assert [(v.a, v.b) for v in verdicts] == [("margin", "random"), ("badge", "random"), ("margin", "badge")]
     raw = []
@@ -134,15 +140,21 @@ def test_the_seeds_needed_use_the_bonferroni_level_of_the_whole_family():
 
 def test_datasets_with_one_seed_are_left_out_of_the_family():
     two = np.array([[0.5, 0.6, 0.7, 0.7, 0.8, 0.8], [0.5, 0.62, 0.7, 0.72, 0.8, 0.81]])
-    verdicts = study({"one": {"random": two[:1], "margin": two[:1] + 0.01},
-                      "two": {"random": two, "margin": two + 0.01}})
+    verdicts = study(
+        {"one": {"random": two[:1], "margin": two[:1] + 0.01}, "two": {"random": two, "margin": two + 0.01}}
+    )
     assert {v.dataset for v in verdicts} == {"two"} and verdicts[0].family.size == 1
 
 
 def test_pairs_put_the_baseline_first_and_each_other_pair_once():
     assert pairs(["random", "margin", "bald", "badge"], "random") == [
-        ("margin", "random"), ("bald", "random"), ("badge", "random"),
-        ("margin", "bald"), ("margin", "badge"), ("bald", "badge")]
+        ("margin", "random"),
+        ("bald", "random"),
+        ("badge", "random"),
+        ("margin", "bald"),
+        ("margin", "badge"),
+        ("bald", "badge"),
+    ]
     assert pairs(["margin", "bald"], "random") == [("margin", "bald")]  # no baseline in the grid
 
 
@@ -168,11 +180,11 @@ def test_power_matches_a_monte_carlo_simulation(n, d, alpha):
 
 
 def test_seeds_needed_caps_and_handles_no_spread_or_no_difference():
-    assert seeds_needed(0.05, 0.05) is None          # more than 100
+    assert seeds_needed(0.05, 0.05) is None  # more than 100
     assert seeds_needed(0.05, 0.05, max_seeds=5000) == 3142
-    assert seeds_needed(np.inf, 0.05) == 2           # a gap without spread: p = 0 already
+    assert seeds_needed(np.inf, 0.05) == 2  # a gap without spread: p = 0 already
     assert seeds_needed(0.0, 0.05) is None
-    assert not np.isnan(power(8, 4.67, 0.05 / 60))   # nct.cdf's far lower tail is nan here
+    assert not np.isnan(power(8, 4.67, 0.05 / 60))  # nct.cdf's far lower tail is nan here
 
 
 # --------------------------------------------------------------------------- files and MLflow
@@ -185,8 +197,7 @@ def test_metrics_files_round_trip_and_mlflow_names_are_valid():
     verdicts = study({"d": grid}, metrics=("accuracy", "f1_macro"))
     family = verdicts[0].family
     data = json.loads(json.dumps(dataset_metrics(verdicts, "d", family)))
-    assert data["family"] == {"alpha": 0.05, "comparisons": 6, "power": 0.8, "power_alpha": 0.05 / 6,
-                              "max_seeds": 100}
+    assert data["family"] == {"alpha": 0.05, "comparisons": 6, "power": 0.8, "power_alpha": 0.05 / 6, "max_seeds": 100}
     assert set(data["class_balanced"]["vs_random"]) == {"accuracy", "f1_macro"}
     assert data["margin"]["vs_random"]["accuracy"]["p"] is None  # identical: no test
     back = from_metrics(data, "d")

@@ -5,6 +5,7 @@ The store is built with the project's own tracking code on hand-made rounds (no 
 al and plot stages log them. Screenshots of what the browser saw go to MLFLOW_SHOTS (default
 /tmp/mlflow-shots/): runs.png, chart.png.
 """
+
 from __future__ import annotations
 
 import json
@@ -37,19 +38,31 @@ def hand_made_round(round_: int, strategy: str, seed: int) -> RoundResult:
     """A round's numbers, made up but shaped like real ones: scores that grow with the round."""
     n = len(FASHION_MNIST.class_names)
     score = 0.3 + 0.1 * round_ + 0.05 * STRATEGIES.index(strategy) + 0.01 * seed
-    return RoundResult(round=round_, n_labeled=20 + 10 * round_, accuracy=score, balanced_accuracy=score,
-                       f1_macro=score - 0.02, f1_per_class=[score - 0.01 * c for c in range(n)],
-                       query_class_counts=[1] * n, epochs=3, train_seconds=1.0, score_seconds=0.1,
-                       eval_seconds=0.1)
+    return RoundResult(
+        round=round_,
+        n_labeled=20 + 10 * round_,
+        accuracy=score,
+        balanced_accuracy=score,
+        f1_macro=score - 0.02,
+        f1_per_class=[score - 0.01 * c for c in range(n)],
+        query_class_counts=[1] * n,
+        epochs=3,
+        train_seconds=1.0,
+        score_seconds=0.1,
+        eval_seconds=0.1,
+    )
 
 
 def log_tiny_study() -> str:
     """Two strategies x two seeds on Fashion-MNIST, logged as stages/al.py and stages/plot.py log them;
     returns the experiment id."""
     params = load_params(REPO / "params.yaml")
-    params = params.model_copy(update={
-        "data": params.data.model_copy(update={"datasets": ["fashion_mnist"]}),
-        "al": params.al.model_copy(update={"strategies": STRATEGIES, "seeds": SEEDS, "rounds": ROUNDS})})
+    params = params.model_copy(
+        update={
+            "data": params.data.model_copy(update={"datasets": ["fashion_mnist"]}),
+            "al": params.al.model_copy(update={"strategies": STRATEGIES, "seeds": SEEDS, "rounds": ROUNDS}),
+        }
+    )
     experiment_id = tracking.setup(params.base)
     study_runs.describe_experiment(experiment_id, params)
     names = list(FASHION_MNIST.class_names)
@@ -57,10 +70,20 @@ def log_tiny_study() -> str:
     for strategy in STRATEGIES:
         for seed in SEEDS:
             parent_id = study_runs.parent_run_id(experiment_id, "fashion_mnist", params)
-            tags = {"dataset": "fashion_mnist", "strategy": strategy, "seed": str(seed),
-                    **study_runs.cell_tags(params, "fashion_mnist", parent_id), **metric_names.class_tags(names)}
-            with tracking.start_or_resume_run(experiment_id, tracking.run_name("fashion_mnist", strategy, seed),
-                                              None, tags, {"strategy": strategy, "seed": seed}):
+            tags = {
+                "dataset": "fashion_mnist",
+                "strategy": strategy,
+                "seed": str(seed),
+                **study_runs.cell_tags(params, "fashion_mnist", parent_id),
+                **metric_names.class_tags(names),
+            }
+            with tracking.start_or_resume_run(
+                experiment_id,
+                tracking.run_name("fashion_mnist", strategy, seed),
+                None,
+                tags,
+                {"strategy": strategy, "seed": seed},
+            ):
                 for round_ in range(ROUNDS + 1):
                     tracking.log_round(hand_made_round(round_, strategy, seed), classes)
     with study_runs.open_parent(experiment_id, "fashion_mnist", params):
@@ -81,17 +104,33 @@ def ui(tmp_path_factory):
     port = free_port()
     log = open(project / "ui.log", "w")
     # One worker and no job runner: the UI and its REST API are all the test needs.
-    server = subprocess.Popen([str(Path(sys.executable).parent / "mlflow"), "ui", "--backend-store-uri", store,
-                               "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-                              cwd=project, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                              env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})
+    server = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "mlflow"),
+            "ui",
+            "--backend-store-uri",
+            store,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        cwd=project,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 180
         while True:
             try:
-                urllib.request.urlopen(f"{url}/ajax-api/2.0/mlflow/experiments/get?experiment_id={experiment_id}",
-                                       timeout=5)
+                urllib.request.urlopen(
+                    f"{url}/ajax-api/2.0/mlflow/experiments/get?experiment_id={experiment_id}", timeout=5
+                )
                 break
             except (urllib.error.URLError, OSError):
                 if server.poll() is not None or time.monotonic() > deadline:

@@ -1,6 +1,7 @@
 """Waiting out a tracking store that went away: what counts as an outage, the bound, the one line, the run's end.
 
 The real server and database restarts are in test_tracking_server.py; these use a fake clock."""
+
 from __future__ import annotations
 
 import logging
@@ -52,22 +53,28 @@ def failing(times: int, error: Exception, result: str = "logged"):
         if len(calls) <= times:
             raise error
         return result
+
     return call, calls
 
 
-UNREACHABLE = MlflowException("API request to http://127.0.0.1:5000/api/2.0/mlflow/runs/log-batch failed with "
-                              "exception HTTPConnectionPool: Max retries exceeded")  # INTERNAL_ERROR
+UNREACHABLE = MlflowException(
+    "API request to http://127.0.0.1:5000/api/2.0/mlflow/runs/log-batch failed with "
+    "exception HTTPConnectionPool: Max retries exceeded"
+)  # INTERNAL_ERROR
 
 
-@pytest.mark.parametrize(("error", "transient"), [
-    (UNREACHABLE, True),
-    (MlflowException("overloaded", error_code=codes.TEMPORARILY_UNAVAILABLE), True),
-    (requests.exceptions.ConnectionError("connection refused"), True),
-    (ConnectionResetError("reset by peer"), True),
-    (MlflowException("no such run", error_code=codes.RESOURCE_DOES_NOT_EXIST), False),
-    (MlflowException("bad name", error_code=codes.INVALID_PARAMETER_VALUE), False),
-    (ValueError("a bug"), False),
-])
+@pytest.mark.parametrize(
+    ("error", "transient"),
+    [
+        (UNREACHABLE, True),
+        (MlflowException("overloaded", error_code=codes.TEMPORARILY_UNAVAILABLE), True),
+        (requests.exceptions.ConnectionError("connection refused"), True),
+        (ConnectionResetError("reset by peer"), True),
+        (MlflowException("no such run", error_code=codes.RESOURCE_DOES_NOT_EXIST), False),
+        (MlflowException("bad name", error_code=codes.INVALID_PARAMETER_VALUE), False),
+        (ValueError("a bug"), False),
+    ],
+)
 def test_what_counts_as_the_store_being_away(clock, error, transient):
     outage.configure("http://127.0.0.1:5000", 60)
     assert outage.is_transient(error) is transient
@@ -132,6 +139,7 @@ def test_mlflow_retries_briefly_unless_the_user_said_otherwise(clock, monkeypatc
 
 # --------------------------------------------------------------------------- how a cell's run ends
 
+
 @pytest.fixture
 def store(tmp_path, monkeypatch, clock):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
@@ -160,9 +168,11 @@ def test_a_run_ends_finished_failed_or_left_for_the_next_attempt(store):
 
 def test_after_a_long_outage_the_run_is_taken_off_mlflow_s_stack(store, monkeypatch):
     ended = []
-    monkeypatch.setattr(mlflow.tracking.MlflowClient, "set_terminated",
-                        lambda self, run_id, status=None, end_time=None: ended.append(status) or
-                        (_ for _ in ()).throw(UNREACHABLE))
+    monkeypatch.setattr(
+        mlflow.tracking.MlflowClient,
+        "set_terminated",
+        lambda self, run_id, status=None, end_time=None: ended.append(status) or (_ for _ in ()).throw(UNREACHABLE),
+    )
     with pytest.raises(outage.TrackingUnavailable):
         with tracking.ending(mlflow.start_run(experiment_id=store)):
             raise outage.TrackingUnavailable("MLflow server x: unreachable for 300 s while logging round 2")

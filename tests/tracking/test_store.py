@@ -1,4 +1,5 @@
 """The MLflow store with several writers at once: real processes, a real sqlite file."""
+
 from __future__ import annotations
 
 import os
@@ -38,8 +39,12 @@ def test_writers_starting_together_on_a_fresh_store_lose_nothing(tmp_path):
     assert not db.exists()
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{db}"}
     start = time.time() + 6  # every process imports MLflow first, then all open the store at once
-    writers = [subprocess.Popen([sys.executable, "-c", WRITER, str(start), str(i)], cwd=tmp_path, env=env,
-                                stderr=subprocess.PIPE, text=True) for i in range(6)]
+    writers = [
+        subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(start), str(i)], cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True
+        )
+        for i in range(6)
+    ]
     for writer in writers:
         _, err = writer.communicate(timeout=300)
         assert writer.returncode == 0, err[-2000:]
@@ -78,8 +83,9 @@ def test_an_experiment_created_by_another_worker_meanwhile_is_used(tmp_path, mon
 
     def created_by_someone_else_first(name, **kwargs):
         real_create(name, **kwargs)  # the other worker wins the race
-        raise mlflow.exceptions.MlflowException(f"Experiment(name={name}) already exists",
-                                                error_code=mlflow.protos.databricks_pb2.RESOURCE_ALREADY_EXISTS)
+        raise mlflow.exceptions.MlflowException(
+            f"Experiment(name={name}) already exists", error_code=mlflow.protos.databricks_pb2.RESOURCE_ALREADY_EXISTS
+        )
 
     monkeypatch.setattr(mlflow, "create_experiment", created_by_someone_else_first)
     experiment_id = tracking.setup(BaseParams())

@@ -1,4 +1,5 @@
 """A study's parent run in MLflow: one per dataset and configuration, found or made by the first cell."""
+
 from __future__ import annotations
 
 import mlflow
@@ -37,15 +38,25 @@ def test_one_parent_per_dataset_and_configuration(params, experiment):
     first = study_runs.parent_run_id(experiment, "fashion_mnist", params)
     assert study_runs.parent_run_id(experiment, "fashion_mnist", params) == first  # found, not made again
     # Which cells run, a strategy's options, plot and study params: the same study.
-    same = params.model_copy(update={"al": params.al.model_copy(update={
-        "seeds": [0, 1, 2, 3], "strategies": ["random", "margin"],
-        "strategy_options": {**params.al.strategy_options, "margin": {}}}),
-        "plot": params.plot.model_copy(update={"target_fraction": 0.5})})
+    same = params.model_copy(
+        update={
+            "al": params.al.model_copy(
+                update={
+                    "seeds": [0, 1, 2, 3],
+                    "strategies": ["random", "margin"],
+                    "strategy_options": {**params.al.strategy_options, "margin": {}},
+                }
+            ),
+            "plot": params.plot.model_copy(update={"target_fraction": 0.5}),
+        }
+    )
     assert study_runs.parent_run_id(experiment, "fashion_mnist", same) == first
     # Another dataset, budget or model: another study.
-    others = {study_runs.parent_run_id(experiment, "cifar10", params),
-              study_runs.parent_run_id(experiment, "fashion_mnist", settings(params, al={"query_size": 7})),
-              study_runs.parent_run_id(experiment, "fashion_mnist", settings(params, model={"epochs": 2}))}
+    others = {
+        study_runs.parent_run_id(experiment, "cifar10", params),
+        study_runs.parent_run_id(experiment, "fashion_mnist", settings(params, al={"query_size": 7})),
+        study_runs.parent_run_id(experiment, "fashion_mnist", settings(params, model={"epochs": 2})),
+    }
     assert len(others) == 3 and first not in others
     runs = {r.info.run_id: r for r in parents(experiment)}
     assert set(runs) == others | {first}
@@ -53,8 +64,7 @@ def test_one_parent_per_dataset_and_configuration(params, experiment):
     assert runs[first].data.params["al.query_size"] == str(params.al.query_size)
 
 
-def test_a_worker_that_made_a_second_parent_in_a_race_deletes_it_and_uses_the_first(params, experiment,
-                                                                                     monkeypatch):
+def test_a_worker_that_made_a_second_parent_in_a_race_deletes_it_and_uses_the_first(params, experiment, monkeypatch):
     """Two workers on a tracking server both found no parent and both made one (no lock spans a server)."""
     earlier = study_runs.parent_run_id(experiment, "fashion_mnist", params)  # the other worker's
     real = study_runs._parents
@@ -74,11 +84,19 @@ def test_the_plot_stage_gathers_cells_a_split_race_left_under_another_parent(par
     key = study_runs.study_key(params, "fashion_mnist")
     client = MlflowClient()
     first = study_runs.parent_run_id(experiment, "fashion_mnist", params)
-    stray = client.create_run(experiment, run_name="fashion_mnist-summary",
-                              tags={"kind": "summary", "dataset": "fashion_mnist", "config": key}).info.run_id
-    cells = [client.create_run(experiment, run_name=f"fashion_mnist-random-s{seed}",
-                               tags=study_runs.cell_tags(params, "fashion_mnist", parent)).info.run_id
-             for seed, parent in enumerate([first, stray, stray])]
+    stray = client.create_run(
+        experiment,
+        run_name="fashion_mnist-summary",
+        tags={"kind": "summary", "dataset": "fashion_mnist", "config": key},
+    ).info.run_id
+    cells = [
+        client.create_run(
+            experiment,
+            run_name=f"fashion_mnist-random-s{seed}",
+            tags=study_runs.cell_tags(params, "fashion_mnist", parent),
+        ).info.run_id
+        for seed, parent in enumerate([first, stray, stray])
+    ]
     with study_runs.open_parent(experiment, "fashion_mnist", params) as run:
         study_runs.log_summary({"random.aubc_accuracy": 0.5})
     assert run.info.run_id == first

@@ -1,5 +1,6 @@
 """Where the MLflow store resolves to (including from DVC's temporary experiment copies), and the names
 of what each run logs."""
+
 import json
 
 import mlflow
@@ -30,14 +31,37 @@ def test_tracking_uri_precedence(tmp_path, monkeypatch):
 
 
 def test_round_metric_names_are_stable():
-    result = RoundResult(round=2, n_labeled=40, accuracy=0.5, balanced_accuracy=0.45, f1_macro=0.4,
-                         f1_per_class=[0.1, 0.2, 0.3],
-                         query_class_counts=[1, 2, 3], epochs=3, train_seconds=1.0, score_seconds=0.5,
-                         eval_seconds=0.25)
+    result = RoundResult(
+        round=2,
+        n_labeled=40,
+        accuracy=0.5,
+        balanced_accuracy=0.45,
+        f1_macro=0.4,
+        f1_per_class=[0.1, 0.2, 0.3],
+        query_class_counts=[1, 2, 3],
+        epochs=3,
+        train_seconds=1.0,
+        score_seconds=0.5,
+        eval_seconds=0.25,
+    )
     metrics = tracking.round_metrics(result, ["bolt", "gear", "nut"])
-    assert set(metrics) == {"accuracy", "balanced_accuracy", "f1_macro", "n_labeled", "epochs",
-                            "time/train_seconds", "time/score_seconds", "time/eval_seconds", "time/round_seconds",
-                            "f1/bolt", "f1/gear", "f1/nut", "queried/bolt", "queried/gear", "queried/nut"}
+    assert set(metrics) == {
+        "accuracy",
+        "balanced_accuracy",
+        "f1_macro",
+        "n_labeled",
+        "epochs",
+        "time/train_seconds",
+        "time/score_seconds",
+        "time/eval_seconds",
+        "time/round_seconds",
+        "f1/bolt",
+        "f1/gear",
+        "f1/nut",
+        "queried/bolt",
+        "queried/gear",
+        "queried/nut",
+    }
     assert metrics["time/round_seconds"] == 1.75 and metrics["n_labeled"] == 40
     assert metrics["f1/nut"] == 0.3 and metrics["queried/gear"] == 2
 
@@ -57,9 +81,19 @@ def test_class_keys_are_logged_as_the_round_metrics_name_them(tmp_path, monkeypa
     monkeypatch.chdir(tmp_path)  # the default experiment's artifacts, if any, land here
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
     names = ["T-shirt/top", "Ankle boot"]
-    result = RoundResult(round=0, n_labeled=10, accuracy=0.5, balanced_accuracy=0.5, f1_macro=0.5,
-                         f1_per_class=[0.25, 0.75], query_class_counts=[4, 6], epochs=1, train_seconds=1.0,
-                         score_seconds=0.0, eval_seconds=0.1)
+    result = RoundResult(
+        round=0,
+        n_labeled=10,
+        accuracy=0.5,
+        balanced_accuracy=0.5,
+        f1_macro=0.5,
+        f1_per_class=[0.25, 0.75],
+        query_class_counts=[4, 6],
+        epochs=1,
+        train_seconds=1.0,
+        score_seconds=0.0,
+        eval_seconds=0.1,
+    )
     with mlflow.start_run(tags=metric_names.class_tags(names)) as run:
         tracking.log_round(result, metric_names.class_keys(names))
     stored = MlflowClient().get_run(run.info.run_id)
@@ -68,7 +102,11 @@ def test_class_keys_are_logged_as_the_round_metrics_name_them(tmp_path, monkeypa
 
 
 def test_the_chart_view_is_on_the_server_or_on_mlflow_uis_address():
-    assert tracking.chart_view_url("3", "sqlite:////x/mlflow.db") == \
-        "http://127.0.0.1:5000/#/experiments/3/runs?compareRunsMode=CHART"
-    assert tracking.chart_view_url("7", "http://tracking.lab:5000/") == \
-        "http://tracking.lab:5000/#/experiments/7/runs?compareRunsMode=CHART"
+    assert (
+        tracking.chart_view_url("3", "sqlite:////x/mlflow.db")
+        == "http://127.0.0.1:5000/#/experiments/3/runs?compareRunsMode=CHART"
+    )
+    assert (
+        tracking.chart_view_url("7", "http://tracking.lab:5000/")
+        == "http://tracking.lab:5000/#/experiments/7/runs?compareRunsMode=CHART"
+    )

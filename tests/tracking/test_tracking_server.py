@@ -1,5 +1,6 @@
 """A shared tracking server backed by a real PostgreSQL: parallel cells, served artifacts, basic auth, and a
 server or a database that restarts in the middle of a cell."""
+
 from __future__ import annotations
 
 import os
@@ -40,9 +41,16 @@ def postgres(tmp_path_factory):
 
 def run_cells_in_parallel(project, url: str, env_extra: dict | None = None) -> None:
     env = {**os.environ, "MLFLOW_TRACKING_URI": url, **(env_extra or {})}
-    cells = [subprocess.Popen([sys.executable, "-m", "stages.al", "--dataset", "fashion_mnist", "--strategy", s,
-                               "--seed", "0"], cwd=project, env=env, stderr=subprocess.PIPE, text=True)
-             for s in STRATEGIES]
+    cells = [
+        subprocess.Popen(
+            [sys.executable, "-m", "stages.al", "--dataset", "fashion_mnist", "--strategy", s, "--seed", "0"],
+            cwd=project,
+            env=env,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for s in STRATEGIES
+    ]
     for cell in cells:
         _, err = cell.communicate(timeout=600)
         assert cell.returncode == 0, err[-3000:]
@@ -50,8 +58,19 @@ def run_cells_in_parallel(project, url: str, env_extra: dict | None = None) -> N
 
 def test_parallel_cells_log_every_step_and_model_to_a_server_on_postgres(postgres, tmp_path, monkeypatch):
     backend = create_database(postgres, "tracking")
-    project = make_project(tmp_path / "p", {"al": {"strategies": STRATEGIES, "seeds": [0], "initial_size": 20,
-                                                  "query_size": 10, "rounds": ROUNDS, "log_models": "every"}})
+    project = make_project(
+        tmp_path / "p",
+        {
+            "al": {
+                "strategies": STRATEGIES,
+                "seeds": [0],
+                "initial_size": 20,
+                "query_size": 10,
+                "rounds": ROUNDS,
+                "log_models": "every",
+            }
+        },
+    )
     with tracking_server(backend, tmp_path / "server") as url:
         run_cells_in_parallel(project, url)
         monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
@@ -98,10 +117,21 @@ def test_basic_auth_refuses_clients_without_credentials(postgres, tmp_path, monk
 
 def test_the_server_script_guards_the_network_and_the_password():
     def start(*args, env=None):
-        return subprocess.run([sys.executable, "-m", "alstudy.console.tracking_server", "--backend-store-uri",
-                               "postgresql://mlflow@127.0.0.1:1/x", *args], cwd=REPO, capture_output=True,
-                              text=True, env={**{k: v for k, v in os.environ.items()
-                                                 if not k.startswith("MLFLOW_TRACKING_")}, **(env or {})})
+        return subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "alstudy.console.tracking_server",
+                "--backend-store-uri",
+                "postgresql://mlflow@127.0.0.1:1/x",
+                *args,
+            ],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            env={**{k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_TRACKING_")}, **(env or {})},
+        )
+
     exposed = start("--host", "0.0.0.0")
     assert exposed.returncode == 2 and "add --auth" in exposed.stderr
     no_credentials = start("--auth")
@@ -117,8 +147,14 @@ OUTAGE_ROUNDS = 8
 
 def start_cell(project, url: str, strategy: str, log_file):
     env = {**os.environ, "MLFLOW_TRACKING_URI": url}
-    return subprocess.Popen([sys.executable, "-m", "stages.al", "--dataset", "fashion_mnist", "--strategy", strategy,
-                             "--seed", "0"], cwd=project, env=env, stderr=log_file, stdout=log_file, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "stages.al", "--dataset", "fashion_mnist", "--strategy", strategy, "--seed", "0"],
+        cwd=project,
+        env=env,
+        stderr=log_file,
+        stdout=log_file,
+        text=True,
+    )
 
 
 def wait_for_round(url: str, name: str, round_: int, cell, timeout: float = 300) -> None:
@@ -126,9 +162,14 @@ def wait_for_round(url: str, name: str, round_: int, cell, timeout: float = 300)
     client, deadline = MlflowClient(url), time.monotonic() + timeout
     while time.monotonic() < deadline:
         assert cell.poll() is None, "the cell ended before the outage"
-        runs = client.search_runs(client.get_experiment_by_name("deep-active-learning").experiment_id,
-                                  filter_string=f"attributes.run_name = '{name}'") \
-            if client.get_experiment_by_name("deep-active-learning") else []
+        runs = (
+            client.search_runs(
+                client.get_experiment_by_name("deep-active-learning").experiment_id,
+                filter_string=f"attributes.run_name = '{name}'",
+            )
+            if client.get_experiment_by_name("deep-active-learning")
+            else []
+        )
         if runs and round_ in {m.step for m in client.get_metric_history(runs[0].info.run_id, "accuracy")}:
             return
         time.sleep(0.3)
@@ -144,16 +185,28 @@ def assert_logged_once(url: str, name: str) -> None:
     for key in ("accuracy", "f1_macro", "n_labeled", "f1/ankle_boot", "time/train_seconds"):
         steps = sorted(m.step for m in client.get_metric_history(run.info.run_id, key))
         assert steps == list(range(OUTAGE_ROUNDS + 1)), (name, key, steps)
-    models = client.search_logged_models([experiment.experiment_id],
-                                         filter_string=f"source_run_id = '{run.info.run_id}'")
+    models = client.search_logged_models(
+        [experiment.experiment_id], filter_string=f"source_run_id = '{run.info.run_id}'"
+    )
     assert sorted(m.name for m in models) == [f"round-{r:03d}" for r in range(OUTAGE_ROUNDS + 1)]
     assert {str(m.status) for m in models} == {"READY"}
 
 
 def outage_project(path, wait_s: int):
-    return make_project(path, {"al": {"strategies": ["random", "margin"], "seeds": [0], "initial_size": 20,
-                                      "query_size": 10, "rounds": OUTAGE_ROUNDS, "log_models": "every"},
-                               "base": {"tracking_wait_seconds": wait_s}})
+    return make_project(
+        path,
+        {
+            "al": {
+                "strategies": ["random", "margin"],
+                "seeds": [0],
+                "initial_size": 20,
+                "query_size": 10,
+                "rounds": OUTAGE_ROUNDS,
+                "log_models": "every",
+            },
+            "base": {"tracking_wait_seconds": wait_s},
+        },
+    )
 
 
 def test_a_cell_waits_out_a_server_crash_and_a_database_restart(postgres, tmp_path):
