@@ -404,6 +404,25 @@ class PlotParams(_Section):
     )
 
 
+class StoppingParams(_Section):
+    """When labelling could stop: stabilising predictions (Bloodgood and Vijay-Shanker 2009;
+    alstudy/learning/stopping.py). The study reports where each run would have stopped; a labelling
+    project reports it with each batch."""
+
+    stop_set: int = Field(
+        1000,
+        ge=0,
+        description=(
+            "unlabelled images (a fixed seeded sample) each round's model predicts, to compare it with the "
+            "previous round's; 0 turns the criterion off"
+        ),
+    )
+    threshold: float = Field(
+        0.99, gt=0, le=1, description="Cohen's kappa between successive models' predictions that counts as stable"
+    )
+    window: int = Field(3, ge=1, description="rounds in a row with stable predictions before the criterion says stop")
+
+
 class StudyParams(_Section):
     """How the study reaches its verdicts (alstudy/study/verdicts.py; read by the plot, verdicts and report stages)."""
 
@@ -456,6 +475,7 @@ class Params(_Section):
     imbalance: ImbalanceParams = ImbalanceParams()
     model: ModelParams = ModelParams()
     al: ALParams
+    stopping: StoppingParams = StoppingParams()
     plot: PlotParams = PlotParams()
     study: StudyParams = StudyParams()
     label: LabelParams = LabelParams()
@@ -476,7 +496,7 @@ class Params(_Section):
         names = self.al.strategies if strategies is None else strategies
         al = self.al.model_dump(exclude={"strategies", "seeds", "log_models", "strategy_options"})
         al["strategy_options"] = {n: self.al.options(n).model_dump() for n in names}
-        return {"al": al, "model": self.model.model_dump()}
+        return {"al": al, "model": self.model.model_dump(), "stop_set": self.stopping.stop_set}
 
 
 def _describe(error: dict) -> str:

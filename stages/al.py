@@ -53,7 +53,7 @@ def write_results(out: Path, state: LoopState, pool_labels) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     with atomic_path(out / "curve.csv") as tmp, open(tmp, "w", newline="") as stream:
         writer = csv.writer(stream)
-        writer.writerow(["round", "n_labeled", "accuracy", "balanced_accuracy", "f1_macro", "seconds"])
+        writer.writerow(["round", "n_labeled", "accuracy", "balanced_accuracy", "f1_macro", "seconds", "agreement"])
         for r in state.history:
             writer.writerow(
                 [
@@ -63,6 +63,7 @@ def write_results(out: Path, state: LoopState, pool_labels) -> dict:
                     f"{r.balanced_accuracy:.6f}",
                     f"{r.f1_macro:.6f}",
                     f"{r.seconds:.3f}",
+                    "" if r.agreement is None else f"{r.agreement:.6f}",
                 ]
             )
     with atomic_path(out / "queries.csv") as tmp, open(tmp, "w", newline="") as stream:
@@ -182,6 +183,7 @@ def main(argv: list[str] | None = None) -> None:
             retrain_from_scratch=params.model.retrain_from_scratch,
             state=state,
             on_round=on_round,
+            stop_set_size=params.stopping.stop_set,
         )
         out = run_dir(args.dataset, args.strategy, args.seed)
         metrics = write_results(out, state, pool.labels)

@@ -124,7 +124,9 @@ def main(argv: list[str] | None = None) -> None:
     save_json(statistics_file, stats)
 
     # "Labels random needs" is about random sampling itself, whichever strategy is the study's baseline.
-    summary = summarise(curves, params.plot.target_fraction)
+    summary = summarise(
+        curves, params.plot.target_fraction, stopping=(params.stopping.threshold, params.stopping.window)
+    )
     for name, row in summary.items():  # per-round wins and losses against the baseline, for `dvc metrics show`
         for metric in study.metrics:
             versus = stats.get(metric, {}).get(f"versus_{study.baseline}", {}).get(name)

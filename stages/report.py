@@ -74,6 +74,7 @@ def main(argv: list[str] | None = None) -> None:
         alpha=params.study.alpha,
         baseline=params.study.baseline,
         experiment=params.base.experiment,
+        stopping=(params.stopping.threshold, params.stopping.window),
     )
     with atomic_path(REPORT_FILE) as tmp:
         tmp.write_text(text)

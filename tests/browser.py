@@ -129,6 +129,54 @@ class Browser:
             f"document.body && document.body.innerText.includes({json.dumps(needle)})", timeout, f"the text {needle!r}"
         )
 
+    # key -> (DOM code, Windows virtual key code) for the keys the tests press that are not one character
+    SPECIAL_KEYS = {
+        "Enter": ("Enter", 13),
+        "Backspace": ("Backspace", 8),
+        "ArrowLeft": ("ArrowLeft", 37),
+        "ArrowUp": ("ArrowUp", 38),
+        "ArrowRight": ("ArrowRight", 39),
+        "ArrowDown": ("ArrowDown", 40),
+    }
+
+    def press(self, key: str, ctrl: bool = False) -> None:
+        """A real key press (down and up) as the keyboard sends it: "3", "s", "Enter", "ArrowRight"."""
+        if key in self.SPECIAL_KEYS:
+            code, vk = self.SPECIAL_KEYS[key]
+            text = "\r" if key == "Enter" else ""
+        else:
+            code = f"Digit{key}" if key.isdigit() else f"Key{key.upper()}"
+            vk, text = ord(key.upper()), key
+        event = {"key": key, "code": code, "windowsVirtualKeyCode": vk, "modifiers": 2 if ctrl else 0}
+        self._call(
+            "Input.dispatchKeyEvent",
+            session=True,
+            type="keyDown",
+            **event,
+            **({"text": text} if text and not ctrl else {}),
+        )
+        self._call("Input.dispatchKeyEvent", session=True, type="keyUp", **event)
+
+    def click(self, selector: str) -> None:
+        """A mouse click at the middle of the element `selector` (scrolled into view first)."""
+        box = self.evaluate(
+            f"(() => {{ const e = document.querySelector({json.dumps(selector)});"
+            " e.scrollIntoView({block: 'center'}); const r = e.getBoundingClientRect();"
+            " return [r.x + r.width / 2, r.y + r.height / 2]; })()"
+        )
+        for kind in ("mousePressed", "mouseReleased"):
+            self._call(
+                "Input.dispatchMouseEvent", session=True, type=kind, x=box[0], y=box[1], button="left", clickCount=1
+            )
+
+    def reload(self) -> None:
+        self._call("Page.reload", session=True)
+
+    def allow_downloads(self, folder: Path) -> None:
+        """Files the page downloads are saved into `folder`, under the name the page gives them."""
+        folder.mkdir(parents=True, exist_ok=True)
+        self._call("Browser.setDownloadBehavior", behavior="allow", downloadPath=str(folder))
+
     def screenshot(self, path: Path) -> Path:
         data = self._call("Page.captureScreenshot", session=True, format="png")["data"]
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,4 @@
-"""ruff (settings in pyproject.toml) finds nothing in the code, the stages and the tests, and would not reformat them."""
+"""ruff (settings in pyproject.toml): no findings in the code, the stages and the tests, nothing to reformat."""
 
 from __future__ import annotations
 

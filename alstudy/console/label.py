@@ -18,7 +18,15 @@ import mlflow
 
 from alstudy.errors import PipelineError
 from alstudy.labelling.batches import read_labels, write_labels
-from alstudy.labelling.project import harvest, import_labels, issued_batches, labels_file, next_batch, write_batch
+from alstudy.labelling.project import (
+    harvest,
+    import_labels,
+    issued_batches,
+    labels_file,
+    next_batch,
+    stopping_note,
+    write_batch,
+)
 from alstudy.params import Params, load_params
 from alstudy.runner import run_stage
 from alstudy.tracking import metric_names
@@ -103,7 +111,7 @@ def main(argv: list[str] | None = None) -> None:
             latest.manifest.parent,
         )
         return
-    write_batch(name, project, batch)
+    write_batch(name, project, batch, params)
     log_step(params, name, batch)
     scores = ", ".join(
         f"test {k.removeprefix('test_')} {v:.4f}" for k, v in batch.metrics.items() if k.startswith("test_")
@@ -118,6 +126,8 @@ def main(argv: list[str] | None = None) -> None:
         batch.folder,
         f" ({scores})" if scores else "",
     )
+    if batch.watch:
+        log.info("%s: %s", name, stopping_note(batch.watch, params.stopping))
 
 
 if __name__ == "__main__":

@@ -1,2 +1,2 @@
-"""Labelling a user's own images: the labels file, batches a person labels (manifest, contact sheet,
+"""Labelling a user's own images: the labels file, batches a person labels (manifest, a labelling page,
 Label Studio tasks), and imports of what they labelled, so that nothing typed is lost."""

@@ -2,8 +2,8 @@
 
 The labels file (CSV: path, label, batch) is the project's record of every label given,
 appended to atomically, so `git log` of it is the labelling history. A batch is what
-`next` asks a person to label: a manifest (CSV: row_id, path, suggested_label, score,
-label) that the person fills in, in place or in a copy, and the same rows as a Label
+`next` asks a person to label: a manifest (CSV: row_id, path, suggested_label, confidence,
+score, label) that the person fills in, in place or in a copy, and the same rows as a Label
 Studio task file. `import` reads a filled manifest (as this tool, a spreadsheet or an
 editor saved it) or a Label Studio export (JSON, "choices" results) and validates every
 row against the batches issued and the class list before anything is written.
@@ -22,15 +22,17 @@ from alstudy.errors import PipelineError
 from alstudy.fileio import atomic_path
 
 LABELS_HEADER = ["path", "label", "batch"]
-MANIFEST_HEADER = ["row_id", "path", "suggested_label", "score", "label"]
+MANIFEST_HEADER = ["row_id", "path", "suggested_label", "confidence", "score", "label"]
+LABEL_CONTROL = "label"  # the name of the Choices control in the Label Studio project (docs/user-guide/labelling.md)
 
 
 @dataclass(frozen=True)
 class BatchRow:
-    row_id: int
+    row_id: int  # the strategy's order: 1 is the image it wants labelled first
     path: str  # relative to the unlabelled folder
     suggested_label: str
-    score: float
+    score: float  # the strategy's score (its uncertainty measure), or the order it picked in
+    confidence: float = 0.0  # the model's probability of the suggested class
 
 
 @dataclass(frozen=True)
@@ -74,21 +76,30 @@ def write_manifest(path: Path, rows: list[BatchRow]) -> None:
         writer = csv.writer(stream, lineterminator="\n")
         writer.writerow(MANIFEST_HEADER)
         for row in rows:
-            writer.writerow([row.row_id, row.path, row.suggested_label, f"{row.score:.6f}", ""])
+            writer.writerow(
+                [row.row_id, row.path, row.suggested_label, f"{row.confidence:.6f}", f"{row.score:.6f}", ""]
+            )
 
 
 def label_studio_tasks(rows: list[BatchRow], image_url: str) -> list[dict]:
-    """Label Studio tasks for the batch: the image, our row id and path, the suggestion as a prediction."""
+    """Label Studio tasks for the batch: the image, our row id and path, the strategy's order and score
+    (fields the Data Manager sorts by), the suggestion as a prediction scored by the model's confidence."""
     return [
         {
-            "data": {"image": f"{image_url.rstrip('/')}/{row.path}", "row_id": row.row_id, "path": row.path},
+            "data": {
+                "image": f"{image_url.rstrip('/')}/{row.path}",
+                "row_id": row.row_id,
+                "path": row.path,
+                "order": row.row_id,
+                "strategy_score": row.score,
+            },
             "predictions": [
                 {
                     "model_version": "active-learning",
-                    "score": row.score,
+                    "score": row.confidence,
                     "result": [
                         {
-                            "from_name": "label",
+                            "from_name": LABEL_CONTROL,
                             "to_name": "image",
                             "type": "choices",
                             "value": {"choices": [row.suggested_label]},
@@ -103,7 +114,7 @@ def label_studio_tasks(rows: list[BatchRow], image_url: str) -> list[dict]:
 
 # An import row: (where, for messages; path of the image; label as typed, "" for none).
 ImportRow = tuple[str, str, str]
-EXPECTED = "the batch's manifest.csv (filled in) or a Label Studio JSON export"
+EXPECTED = "a filled-in manifest.csv, the labelling page's saved CSV, or a Label Studio export (JSON, JSON_MIN, CSV)"
 
 
 def _text(path: Path) -> str:
@@ -137,9 +148,21 @@ def parse_manifest(path: Path) -> list[ImportRow]:
     ]  # blank lines are no rows
 
 
+def _choices(value) -> list[str]:
+    """The classes chosen in one result value: "Coat" (JSON_MIN, one choice) or {"choices": [...]}."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [str(c) for c in value.get("choices") or []]
+    if isinstance(value, list):
+        return [str(c) for c in value]
+    return []
+
+
 def _from_label_studio(path: Path) -> list[ImportRow]:
-    """One row per task of a Label Studio JSON export ("choices" results); skipped and cancelled
-    tasks have no label."""
+    """One row per task of a Label Studio export: JSON (tasks with "data" and "annotations", "choices"
+    results) or JSON_MIN (one flat object per annotated task: the task's data fields and the control's
+    name, `label`, holding the choice). Skipped and cancelled tasks have no label."""
     try:
         tasks = json.loads(_text(path))
     except json.JSONDecodeError as error:
@@ -153,23 +176,28 @@ def _from_label_studio(path: Path) -> list[ImportRow]:
             else f"a list holding a {next(type(t).__name__ for t in tasks if not isinstance(t, dict))}"
         )
         raise PipelineError(
-            f"{path}: expected Label Studio's JSON export, a list of tasks (objects with "
-            f'"data" and "annotations"), got {got}'
+            f"{path}: expected a Label Studio export (JSON or JSON_MIN), a list of tasks (objects with "
+            f'"data" and "annotations", or with "path" and "label"), got {got}'
         )
     rows = []
     for number, task in enumerate(tasks, start=1):
-        data = task.get("data") if isinstance(task.get("data"), dict) else {}
         where = f"{path}: task {task.get('id', number)}"
+        if isinstance(task.get("data"), dict):  # JSON
+            data = task["data"]
+            annotations = [
+                a for a in task.get("annotations") or [] if isinstance(a, dict) and not a.get("was_cancelled")
+            ]
+            choices = [
+                c
+                for a in annotations[-1:]
+                for r in a.get("result") or []
+                if isinstance(r, dict) and r.get("type") == "choices"
+                for c in _choices(r.get("value"))
+            ]
+        else:  # JSON_MIN: the task's fields at the top, the choice under the control's name
+            data, choices = task, _choices(task.get(LABEL_CONTROL))
         if "path" not in data:
-            raise PipelineError(f"{where}: has no data.path; import tasks from the tasks.json `next` wrote")
-        annotations = [a for a in task.get("annotations") or [] if isinstance(a, dict) and not a.get("was_cancelled")]
-        choices = [
-            c
-            for a in annotations[-1:]
-            for r in a.get("result") or []
-            if r.get("type") == "choices"
-            for c in r.get("value", {}).get("choices", [])
-        ]
+            raise PipelineError(f"{where}: has no path field; import tasks from the tasks.json `next` wrote")
         if len(choices) > 1:
             raise PipelineError(f"{where}: {len(choices)} choices ({', '.join(choices)}); give one label per image")
         rows.append((where, str(data["path"]), choices[0].strip() if choices else ""))
@@ -199,10 +227,11 @@ def validate_import(
 
     `issued` maps every image the tool asked a person to label to its latest batch: a label for
     any of them is accepted, whatever changed since. Rows without a label are left for a later
-    batch. A row already imported with the same label is skipped (importing twice adds nothing);
+    batch; an image twice in the file counts once, unless its two labels differ. A row already imported
+    with the same label is skipped (importing twice adds nothing);
     a different label for an image already labelled needs `relabel`."""
     lookup = class_lookup(classes)
-    seen: set[str] = set()
+    given: dict[str, str] = {}  # image -> its label in this file
     new: list[Label] = []
     for where, image, typed in rows:
         if image not in issued:
@@ -210,9 +239,6 @@ def validate_import(
                 f"{where}: image {image!r} is not in any batch issued for this project; "
                 "import a file made for one of its batches"
             )
-        if image in seen:
-            raise PipelineError(f"{where}: {image} is labelled twice in this file; keep one row per image")
-        seen.add(image)
         if not typed:
             continue
         label = lookup.get(typed, lookup.get(typed.casefold()))
@@ -221,6 +247,15 @@ def validate_import(
                 f"{where}: {typed!r} is not a class of this project ({', '.join(classes)}); "
                 "fix the label or add the class to label.classes"
             )
+        # An image may stand in the file more than once (a Label Studio project holding the batch that
+        # skipped it and the batch that asked again): one label, or the same one twice, is fine.
+        if image in given:
+            if given[image] != label:
+                raise PipelineError(
+                    f"{where}: {image} is labelled twice in this file, {given[image]!r} and {label!r}; keep one"
+                )
+            continue
+        given[image] = label
         before = existing.get(image)
         if before is not None and before.label == label:
             continue

@@ -11,7 +11,7 @@ Nothing a person typed is lost, and nothing they are labelling moves under them:
 
 `next` trains the project's CNN on the labels so far, scores the images not labelled yet with
 the project's strategy and writes batch <n> for a person: manifest.csv, tasks.json (Label
-Studio) and contact_sheet.html, under labelling/<project>/batch-<n>/. With no labels yet the
+Studio) and label.html (the page a person labels on), under labelling/<project>/batch-<n>/. With no labels yet the
 first batch is a seeded random draw. Each new batch is step n of the project's MLflow run:
 labelled count, class mix, test metrics (with a test folder) and the model.
 
@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -45,7 +45,8 @@ from alstudy.labelling.batches import (
     write_labels,
     write_manifest,
 )
-from alstudy.labelling.contact_sheet import write_contact_sheet
+from alstudy.labelling.page import write_label_page
+from alstudy.learning import stopping
 from alstudy.learning.evaluation import evaluate
 from alstudy.learning.loop import MC_DROPOUT, round_rng, round_seed, strategy_inputs
 from alstudy.params import LabelProject, Params
@@ -55,6 +56,7 @@ from alstudy.tracking import metric_names
 
 log = logging.getLogger("label")
 LABELS_DIR, BATCHES_DIR = Path("labels"), Path("labelling")
+STOP_FILE = "stop_set.json"  # a batch's model's predictions on the stop set, for the next batch's agreement
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,9 @@ class NextBatch:
     metrics: dict[str, float]
     model: object | None  # the trained keras model, or None for a random first batch
     carried: int = 0  # images issued before and not labelled yet, first in the batch
+    # The stopping criterion: this batch's model's classes on the stop set, and the agreement of each
+    # batch's model with the one before, this batch's last (alstudy/learning/stopping.py).
+    watch: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -122,6 +127,31 @@ def score(
     if strategy in per_image:
         return per_image[strategy][picks]
     return np.arange(first, first + len(picks), dtype=np.float64)
+
+
+def watch_stop_set(cnn, root: Path, files: list[str], project: LabelProject, params: Params, batches) -> dict:
+    """This batch's model's classes on the project's stop set (a stable sample of its folder) and its
+    agreement with the previous batch's model on the images both predicted; {} with the criterion off."""
+    if not params.stopping.stop_set:
+        return {}
+    watched = stopping.stable_sample(files, params.stopping.stop_set, project.seed)
+    images = scale_images(np.stack([load_image(root / f, project.image_size, project.color_mode) for f in watched]))
+    classes = list(project.classes)
+    predicted = {path: classes[int(c)] for path, c in zip(watched, cnn.predict_proba(images).argmax(axis=1))}
+    previous = {}
+    for batch in reversed(batches):  # the latest batch that had a model
+        stop_file = batch.manifest.parent / STOP_FILE
+        if stop_file.is_file():
+            previous = json.loads(stop_file.read_text())
+            break
+    agreements = list(previous.get("agreements", []))
+    common = [path for path in watched if path in previous.get("predicted", {})]
+    agreements.append(
+        stopping.cohen_kappa([previous["predicted"][p] for p in common], [predicted[p] for p in common])
+        if common
+        else None
+    )
+    return {"predicted": predicted, "agreements": agreements}
 
 
 def issued_batches(name: str) -> list[IssuedBatch]:
@@ -248,7 +278,10 @@ def next_batch(name: str, project: LabelProject, params: Params, batches: list[I
         proba = inputs.proba if inputs.proba is not None else cnn.predict_proba(pool.x, cand_idx)
         scores = score(project.strategy, proba, inputs.mc_proba, picks, first=len(carried) + 1)
         rows += [(candidates[p], proba[p], s) for p, s in zip(picks, scores)]
-    rows = [BatchRow(i + 1, image, classes[int(p.argmax())], float(s)) for i, (image, p, s) in enumerate(rows)]
+    rows = [
+        BatchRow(i + 1, image, classes[int(p.argmax())], float(s), float(p.max()))
+        for i, (image, p, s) in enumerate(rows)
+    ]
     metrics = {
         "n_labelled": float(len(known)),
         **metric_names.per_class(
@@ -257,16 +290,37 @@ def next_batch(name: str, project: LabelProject, params: Params, batches: list[I
             [np.sum(labels_idx == c) for c in range(len(classes))],
         ),
     }
+    watch = watch_stop_set(cnn, root, files, project, params, batches)
+    if watch.get("agreements") and watch["agreements"][-1] is not None:
+        metrics[metric_names.metric_name(metric_names.STOPPING, "kappa")] = watch["agreements"][-1]
     if project.test:
         test = class_folder(Path(project.test), classes)
         x_test = scale_images(np.stack([load_image(p, size, mode) for p, _ in test]))
         truth = np.array([classes.index(c) for _, c in test])
         scores_test = evaluate(truth, cnn.predict_proba(x_test).argmax(axis=1), len(classes))
         metrics.update(test_accuracy=scores_test["accuracy"], test_f1_macro=scores_test["f1_macro"])
-    return NextBatch(number, rows, batch_dir(name, number), metrics, cnn.model, len(carried))
+    return NextBatch(number, rows, batch_dir(name, number), metrics, cnn.model, len(carried), watch)
 
 
-def write_batch(name: str, project: LabelProject, batch: NextBatch) -> None:
+def stopping_note(watch: dict, settings) -> str:
+    """One line for the page: how far successive models agree, and what the criterion says."""
+    kappa, size = watch["agreements"][-1], len(watch["predicted"])
+    if kappa is None:
+        return f"When to stop: the next batch's model will be compared with this one on {size} unlabelled images."
+    run = stopping.stable_run(watch["agreements"], settings.threshold)
+    verdict = (
+        "predictions have stabilised: more labels are unlikely to change them much; you could stop here"
+        if run >= settings.window
+        else f"stop once it stays at or above {settings.threshold:g} for {settings.window} batches in a row "
+        f"({run} so far)"
+    )
+    return (
+        f"When to stop: this batch's model agrees with the previous one on {size} unlabelled images at "
+        f"Cohen's kappa {kappa:.3f}; {verdict}."
+    )
+
+
+def write_batch(name: str, project: LabelProject, batch: NextBatch, params: Params) -> None:
     """The batch's files; the manifest last, since a batch counts as handed out once it is there."""
     if (batch.folder / "manifest.csv").exists():  # never rewrite what a person may be filling in
         raise PipelineError(f"{batch.folder / 'manifest.csv'}: already issued; it is never rewritten")
@@ -281,14 +335,20 @@ def write_batch(name: str, project: LabelProject, batch: NextBatch) -> None:
     )
     if batch.carried:
         how += f"; the first {batch.carried} were issued before and are not labelled yet"
-    write_contact_sheet(
-        batch.folder / "contact_sheet.html",
+    if batch.watch:
+        with atomic_path(batch.folder / STOP_FILE) as tmp:
+            tmp.write_text(json.dumps(batch.watch, indent=1))
+    write_label_page(
+        batch.folder / "label.html",
         batch.rows,
         Path(project.unlabelled),
-        f"{name}: batch {batch.number} ({len(batch.rows)} images)",
-        f"{how}. Label them in manifest.csv (the label column; the next `next` or `dvc repro` "
-        f"imports what you typed) or in Label Studio (tasks.json), then: "
-        f"alstudy label import --project {name} <file>",
+        list(project.classes),
+        project=name,
+        number=batch.number,
+        title=f"{name}: batch {batch.number} ({len(batch.rows)} images)",
+        intro=f"{how}. Label them here and save (or type into manifest.csv, or use Label Studio with "
+        f"tasks.json), then: alstudy label import --project {name} <file>",
+        stopping=stopping_note(batch.watch, params.stopping) if batch.watch else "",
     )
     write_manifest(batch.folder / "manifest.csv", batch.rows)
 

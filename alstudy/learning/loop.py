@@ -21,6 +21,7 @@ from pydantic import BaseModel
 from alstudy import strategies
 from alstudy.data.preprocess import Split
 from alstudy.errors import PipelineError
+from alstudy.learning import stopping
 from alstudy.learning.evaluation import class_histogram, evaluate
 from alstudy.learning.learner import Learner
 from alstudy.params import ALParams
@@ -41,6 +42,9 @@ class RoundResult:
     train_seconds: float
     score_seconds: float
     eval_seconds: float
+    # Cohen's kappa of this round's and the previous round's predictions on the stop set
+    # (alstudy/learning/stopping.py); None in round 0 or without a stop set.
+    agreement: float | None = None
 
     @property
     def seconds(self) -> float:
@@ -52,17 +56,27 @@ class LoopState:
     # Pool indices in the order they were labelled.
     labeled: list[int] = field(default_factory=list)
     history: list[RoundResult] = field(default_factory=list)
+    # The last round's predicted classes on the stop set, for the next round's agreement.
+    stop_predictions: list[int] = field(default_factory=list)
 
     @property
     def next_round(self) -> int:
         return len(self.history)
 
     def to_dict(self) -> dict:
-        return {"labeled": self.labeled, "history": [asdict(r) for r in self.history]}
+        return {
+            "labeled": self.labeled,
+            "history": [asdict(r) for r in self.history],
+            "stop_predictions": self.stop_predictions,
+        }
 
     @classmethod
     def from_dict(cls, data: dict) -> "LoopState":
-        return cls(list(data["labeled"]), [RoundResult(**r) for r in data["history"]])
+        return cls(
+            list(data["labeled"]),
+            [RoundResult(**r) for r in data["history"]],
+            list(data.get("stop_predictions", [])),
+        )
 
 
 OnRound = Callable[[LoopState, RoundResult, Learner], None]
@@ -164,9 +178,14 @@ def run_loop(
     retrain_from_scratch: bool = True,
     state: LoopState | None = None,
     on_round: OnRound | None = None,
+    stop_set_size: int = 0,
 ) -> LoopState:
-    """Run rounds 0..al.rounds, continuing from `state` (with its last round's model in `learner`) when given."""
+    """Run rounds 0..al.rounds, continuing from `state` (with its last round's model in `learner`) when given.
+
+    With `stop_set_size`, each round's model also predicts a fixed sample of the pool, and the round
+    records how far those predictions agree with the previous round's (stopping.py)."""
     state = state or LoopState()
+    watched = stopping.stop_set(len(pool.x), stop_set_size, seed) if stop_set_size else None
     options = options if options is not None else strategies.get(strategy).options()
     pool_labels = pool.labels
     test_labels = test.labels
@@ -190,6 +209,12 @@ def run_loop(
         start = time.perf_counter()
         predicted = learner.infer(test.x).proba.argmax(axis=1)
         scores = evaluate(test_labels, predicted, n_classes)
+        agreement = None
+        if watched is not None:
+            stop_predictions = learner.infer(pool.x, watched).proba.argmax(axis=1).tolist()
+            if state.stop_predictions:
+                agreement = stopping.cohen_kappa(state.stop_predictions, stop_predictions)
+            state.stop_predictions = stop_predictions
         eval_seconds = time.perf_counter() - start
 
         result = RoundResult(
@@ -204,6 +229,7 @@ def run_loop(
             train_seconds=train_seconds,
             score_seconds=score_seconds,
             eval_seconds=eval_seconds,
+            agreement=agreement,
         )
         state.history.append(result)
         if on_round:

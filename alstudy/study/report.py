@@ -12,7 +12,7 @@ from __future__ import annotations
 from alstudy.study.report_detail import cross_dataset_table, dataset_section
 from alstudy.study.report_format import METRIC_NAMES, DatasetResults, p_is, p_text, plural, points
 from alstudy.study.verdicts import Verdict, pairs
-from alstudy.tracking.metric_names import CLASS_KEYS_TAG, F1, QUERIED, SUMMARY, TIME, metric_name
+from alstudy.tracking.metric_names import CLASS_KEYS_TAG, F1, QUERIED, STOPPING, SUMMARY, TIME, metric_name
 
 
 def seeds_text(v: Verdict) -> str:
@@ -160,9 +160,42 @@ def in_mlflow(experiment: str, baseline: str) -> list[str]:
         f"{name(QUERIED, '<class>')}, `<class>` being the class name in lower case with `_` for anything but "
         f"letters and digits (the run's tag `{CLASS_KEYS_TAG}` maps it back); timings "
         f"{name(TIME, 'train_seconds')}, {name(TIME, 'score_seconds')}, {name(TIME, 'eval_seconds')}, "
-        f"{name(TIME, 'round_seconds')}.",
+        f"{name(TIME, 'round_seconds')}; the stopping criterion's agreement with the round before, "
+        f"{name(STOPPING, 'kappa')}.",
         "",
     ]
+
+
+def stopping_section(results: list[DatasetResults], threshold: float, window: int) -> list[str]:
+    """Where the stopping criterion would have stopped the runs, against where they ended."""
+    lines = [
+        "## When to stop labelling",
+        "",
+        "Stabilising predictions (Bloodgood and Vijay-Shanker 2009): a run could stop once its model's "
+        "predictions on a fixed sample of unlabelled pool images agree with the previous round's model at "
+        f"Cohen's kappa >= {threshold:g} for {plural(window, 'round')} in a row (`stopping` in params.yaml). "
+        "It needs no labels. Where it would have stopped each run, against the same runs' final round:",
+        "",
+        "| Dataset | Strategy | Runs it stopped | Labels at the stop | Accuracy at the stop | Final accuracy |",
+        "|---|---|---|---|---|---|",
+    ]
+    rows = 0
+    for r in results:
+        for strategy, row in r.summary.items():
+            if "stop_runs" not in row:
+                continue
+            rows += 1
+            runs = f"{row['stop_runs']} of {row['n_seeds']}"
+            if not row["stop_runs"]:
+                lines.append(f"| {r.name} | {strategy} | {runs} | not within {row['n_labeled']:,} labels | | |")
+                continue
+            lines.append(
+                f"| {r.name} | {strategy} | {runs} | {row['stop_n_labeled']:,.0f} | {row['stop_accuracy']:.4f} "
+                f"| {row['stop_final_accuracy']:.4f} at {row['n_labeled']:,} |"
+            )
+    if not rows:
+        return []
+    return lines + [""]
 
 
 def render(
@@ -173,10 +206,12 @@ def render(
     alpha: float,
     baseline: str = "random",
     experiment: str | None = None,
+    stopping: tuple[float, int] | None = None,
 ) -> str:
     """The whole report; figure links are `figure_root/<dataset>/<file>`. alpha: study.alpha, the level of the
     per-round detail (the headline's family carries its own, from the verdicts stage). experiment: the MLflow
-    experiment, for a section on where the numbers are there."""
+    experiment, for a section on where the numbers are there. stopping: (threshold, window) of the stopping
+    criterion, for a section on where it would have stopped the runs."""
     lines = [
         "# Active-learning study report",
         "",
@@ -196,6 +231,8 @@ def render(
             *cross_dataset_table(results, alpha, baseline),
             "",
         ]
+    if stopping is not None:
+        lines += stopping_section(results, *stopping)
     for r in results:
         lines += dataset_section(r, figure_root, alpha, baseline)
     return "\n".join(lines).rstrip() + "\n"

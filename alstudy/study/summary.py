@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
+from alstudy.learning.stopping import stopping_round
+
 METRICS = ("accuracy", "balanced_accuracy", "f1_macro")
 
 
@@ -23,6 +25,8 @@ class Curves:
     f1_per_class: np.ndarray  # (seeds, rounds, classes)
     # Summed class histogram of the images each seed queried after the initial set.
     queried_classes: np.ndarray  # (seeds, classes)
+    # Agreement of each round's model with the previous round's on the stop set; NaN where there is none.
+    agreement: np.ndarray | None = None  # (seeds, rounds)
 
     @classmethod
     def from_runs(cls, runs: dict[int, list[dict]]) -> "Curves":
@@ -44,6 +48,9 @@ class Curves:
             f1_macro=per_round("f1_macro"),
             f1_per_class=per_round("f1_per_class"),
             queried_classes=np.array([np.sum([r["query_class_counts"] for r in h[1:]], axis=0) for h in histories]),
+            agreement=np.array(
+                [[np.nan if r.get("agreement") is None else r["agreement"] for r in h] for h in histories]
+            ),
         )
 
     def metric(self, name: str) -> np.ndarray:
@@ -107,9 +114,34 @@ def labels_saved(random: Curves, strategy: Curves) -> dict:
     return {"random_needs": needs, "ratio": None if needs is None else needs / float(strategy.n_labeled[-1])}
 
 
-def summarise(curves: dict[str, Curves], target_fraction: float, baseline: str = "random") -> dict[str, dict]:
+def where_stopped(c: Curves, threshold: float, window: int) -> dict:
+    """Where the stopping criterion would have stopped each seed's run: how many runs it stopped, and
+    over those runs the mean labels at the stop, the mean accuracy there and the same runs' final accuracy."""
+    if c.agreement is None or np.all(np.isnan(c.agreement)):
+        return {}
+    stops = [
+        stopping_round([None if np.isnan(k) else float(k) for k in seed], threshold, window) for seed in c.agreement
+    ]
+    stopped = [(seed, round_) for seed, round_ in enumerate(stops) if round_ is not None]
+    row: dict = {"stop_runs": len(stopped)}
+    if stopped:
+        row.update(
+            stop_n_labeled=float(np.mean([c.n_labeled[r] for _, r in stopped])),
+            stop_accuracy=float(np.mean([c.accuracy[s, r] for s, r in stopped])),
+            stop_final_accuracy=float(np.mean([c.accuracy[s, -1] for s, _ in stopped])),
+        )
+    return row
+
+
+def summarise(
+    curves: dict[str, Curves],
+    target_fraction: float,
+    baseline: str = "random",
+    stopping: tuple[float, int] | None = None,
+) -> dict[str, dict]:
     """Per strategy: final scores (mean, std and 95% CI over seeds), AUBC, labels to reach
-    `target_fraction` of the best final mean accuracy, and labels random needs to match it."""
+    `target_fraction` of the best final mean accuracy, labels random needs to match it, and with
+    `stopping` (threshold, window) where the stopping criterion would have stopped its runs."""
     best_final = max(float(c.accuracy[:, -1].mean()) for c in curves.values())
     target = target_fraction * best_final
     summary = {}
@@ -134,5 +166,7 @@ def summarise(curves: dict[str, Curves], target_fraction: float, baseline: str =
             saved = labels_saved(curves[baseline], c)
             row["labels_random_needs"] = saved["random_needs"]
             row["labels_saved_ratio"] = saved["ratio"]
+        if stopping is not None:
+            row.update(where_stopped(c, *stopping))
         summary[name] = row
     return summary

@@ -21,6 +21,7 @@ F1 = "f1"  # per-class F1 on the test set, per round
 QUERIED = "queried"  # per-class count of the images a round labelled
 LABELLED = "labelled"  # a labelling project: per-class count of the images labelled so far
 TIME = "time"  # seconds spent, per round
+STOPPING = "stopping"  # the stopping criterion: agreement of successive models (stopping/kappa)
 SUMMARY = "summary"  # a study's parent run: its summary and verdict metrics
 
 CLASS_KEYS_TAG = "class_keys"

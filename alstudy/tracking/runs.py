@@ -97,6 +97,8 @@ def round_metrics(result: RoundResult, classes: list[str]) -> dict[str, float]:
         time("eval_seconds"): result.eval_seconds,
         time("round_seconds"): result.seconds,
     }
+    if result.agreement is not None:  # the stopping criterion's agreement with the previous round
+        metrics[metric_names.metric_name(metric_names.STOPPING, "kappa")] = result.agreement
     metrics.update(metric_names.per_class(metric_names.F1, classes, result.f1_per_class))
     metrics.update(metric_names.per_class(metric_names.QUERIED, classes, result.query_class_counts))
     return metrics

@@ -95,6 +95,12 @@ def test_run_logs_rounds_models_and_results(al_project, monkeypatch):
         assert [m.step for m in client.get_metric_history(run.info.run_id, key)] == [0, 1, 2, 3], key
     n_labeled = [m.value for m in client.get_metric_history(run.info.run_id, "n_labeled")]
     assert n_labeled == [20, 30, 40, 50]
+    # The stopping criterion: each round's model against the one before, on the stop set (the whole tiny pool).
+    kappas = client.get_metric_history(run.info.run_id, "stopping/kappa")
+    assert [m.step for m in kappas] == [1, 2, 3] and all(-1 <= m.value <= 1 for m in kappas)
+    assert curve[0]["agreement"] == "" and [float(r["agreement"]) for r in curve[1:]] == pytest.approx(
+        [m.value for m in sorted(kappas, key=lambda m: m.step)], abs=1e-6
+    )
     models = mlflow.search_logged_models(experiment_ids=[run.info.experiment_id], output_format="list")
     assert sorted(m.name for m in models) == ["round-000", "round-001", "round-002", "round-003"]
     last = next(m for m in models if m.name == "round-003")
@@ -151,15 +157,9 @@ def _comparable(out: Path) -> tuple:
     return read_csv(out / "queries.csv"), [{k: v for k, v in r.items() if k not in drop} for r in rounds]
 
 
-# The warm-start case runs in bfloat16 where the CPU has it: bfloat16 resumes are checked at no extra run.
-@pytest.mark.parametrize(
-    "retrain_from_scratch, precision", [(True, "float32"), (False, "bfloat16" if cpu_has_bfloat16() else "float32")]
-)
-def test_crash_after_a_round_then_resume_equals_uninterrupted(tmp_path, monkeypatch, retrain_from_scratch, precision):
-    overrides = {"model": {**TINY["model"], "retrain_from_scratch": retrain_from_scratch, "precision": precision}}
-    reference = run_al(make_project(tmp_path / "ref", overrides), monkeypatch)
-
-    project = make_project(tmp_path / "crash", overrides)
+def crash_and_resume(project: Path, monkeypatch, strategy: str = "entropy") -> Path:
+    """Run the cell, stop it (KeyboardInterrupt) right after round 1's checkpoint, before MLflow sees
+    round 1, then run it again: it resumes."""
     from alstudy.learning import checkpoint
 
     real_save = checkpoint.save
@@ -171,20 +171,48 @@ def test_crash_after_a_round_then_resume_equals_uninterrupted(tmp_path, monkeypa
 
     monkeypatch.setattr(checkpoint, "save", save_then_die)
     with pytest.raises(KeyboardInterrupt):
-        run_al(project, monkeypatch)
+        run_al(project, monkeypatch, strategy=strategy)
     monkeypatch.setattr(checkpoint, "save", real_save)
-    resumed = run_al(project, monkeypatch)
+    return run_al(project, monkeypatch, strategy=strategy)
 
-    assert _comparable(resumed) == _comparable(reference)
+
+def assert_one_finished_run(project: Path, rounds: int) -> None:
+    """One MLflow run for the cell, FINISHED, no step logged twice, still under its study's parent."""
     (run,) = runs_of(project, "cell")
+    assert run.info.status == "FINISHED"
     steps = [m.step for m in MlflowClient().get_metric_history(run.info.run_id, "accuracy")]
-    assert steps == [0, 1, 2, 3]  # one MLflow run, no step logged twice
+    assert steps == list(range(rounds + 1))
     (parent,) = runs_of(project, "summary")
-    assert run.data.tags["mlflow.parentRunId"] == parent.info.run_id  # the resumed run kept its study
+    assert run.data.tags["mlflow.parentRunId"] == parent.info.run_id
 
 
+# The warm-start case runs in bfloat16 where the CPU has it: bfloat16 resumes are checked at no extra run.
+@pytest.mark.parametrize(
+    "retrain_from_scratch, precision", [(True, "float32"), (False, "bfloat16" if cpu_has_bfloat16() else "float32")]
+)
+def test_crash_after_a_round_then_resume_equals_uninterrupted(tmp_path, monkeypatch, retrain_from_scratch, precision):
+    overrides = {"model": {**TINY["model"], "retrain_from_scratch": retrain_from_scratch, "precision": precision}}
+    reference = run_al(make_project(tmp_path / "ref", overrides), monkeypatch)
+    project = make_project(tmp_path / "crash", overrides)
+    resumed = crash_and_resume(project, monkeypatch)
+    assert _comparable(resumed) == _comparable(reference)
+    assert_one_finished_run(project, TINY["al"]["rounds"])
+
+
+# Every strategy resumes to the numbers of an uninterrupted run (what it keeps between rounds, and its
+# random draws, come back from the checkpoint); in this process, as no TensorFlow start-up is needed.
 @pytest.mark.parametrize("strategy", list(strategies.STRATEGIES))
-def test_sigkill_mid_run_resumes_in_the_same_mlflow_run(tmp_path, monkeypatch, strategy):
+def test_every_strategy_resumes_to_the_uninterrupted_numbers(tmp_path, monkeypatch, strategy):
+    overrides = {"al": {**TINY["al"], "log_models": "last"}}
+    reference = run_al(make_project(tmp_path / "ref", overrides), monkeypatch, strategy=strategy)
+    project = make_project(tmp_path / "crash", overrides)
+    resumed = crash_and_resume(project, monkeypatch, strategy=strategy)
+    assert _comparable(resumed) == _comparable(reference)
+    assert_one_finished_run(project, TINY["al"]["rounds"])
+
+
+def test_sigkill_mid_run_resumes_in_the_same_mlflow_run(tmp_path, monkeypatch, strategy="badge"):
+    """A process killed at any moment (here: between rounds 1 and 2, as a lost machine or an OOM kill would)."""
     reference = run_al(
         make_project(tmp_path / "ref", {"al": {**TINY["al"], "rounds": 4}}), monkeypatch, strategy=strategy
     )
@@ -207,12 +235,7 @@ def test_sigkill_mid_run_resumes_in_the_same_mlflow_run(tmp_path, monkeypatch, s
     assert "resuming after round" in resumed.stderr
     out = project / "results" / "fashion_mnist" / strategy / "s0"
     assert _comparable(out) == _comparable(reference)
-    (run,) = runs_of(project, "cell")
-    assert run.info.status == "FINISHED"
-    steps = [m.step for m in MlflowClient().get_metric_history(run.info.run_id, "accuracy")]
-    assert steps == [0, 1, 2, 3, 4]
-    (parent,) = runs_of(project, "summary")
-    assert run.data.tags["mlflow.parentRunId"] == parent.info.run_id
+    assert_one_finished_run(project, 4)
 
 
 def crash_after_round_zero(project: Path, monkeypatch, strategy: str = "entropy") -> None:

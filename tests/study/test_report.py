@@ -235,3 +235,20 @@ def test_the_report_names_the_metrics_as_the_mlflow_runs_log_them():
     assert f"`{metric_names.metric_name(metric_names.SUMMARY, 'margin.aubc_accuracy')}`" in section
     assert f"`{metric_names.CLASS_KEYS_TAG}`" in section
     assert "## In MLflow" not in render(with_verdicts([dataset("fashion_mnist")]), [], alpha=ALPHA)
+
+
+def test_the_report_says_where_the_stopping_criterion_would_have_stopped():
+    results = with_verdicts([dataset("fashion_mnist")])
+    summary = results[0].summary
+    first, second = list(summary)[:2]
+    for row in (summary[first], summary[second]):
+        row.update(n_seeds=3, n_labeled=2200)
+    summary[first].update(stop_runs=2, stop_n_labeled=1500.0, stop_accuracy=0.8123, stop_final_accuracy=0.8456)
+    summary[second].update(stop_runs=0)
+    text = render(results, [], alpha=ALPHA, stopping=(0.99, 3))
+    section = text.split("## When to stop labelling")[1].split("\n## ")[0]
+    assert "Cohen's kappa >= 0.99 for 3 rounds in a row" in section
+    assert f"| fashion_mnist | {first} | 2 of 3 | 1,500 | 0.8123 | 0.8456 at 2,200 |" in section
+    assert f"| fashion_mnist | {second} | 0 of 3 | not within 2,200 labels | | |" in section
+    # Without the criterion's numbers (an older summary) there is no such section.
+    assert "When to stop" not in render(with_verdicts([dataset("fashion_mnist")]), [], alpha=ALPHA, stopping=(0.99, 3))

@@ -1,5 +1,7 @@
 """Summary numbers against hand-computed values."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -12,6 +14,7 @@ from alstudy.study.summary import (
     labels_to_reach,
     mean_ci,
     summarise,
+    where_stopped,
 )
 from helpers import curves
 
@@ -98,3 +101,21 @@ def test_curves_from_runs_keeps_seed_order_and_rejects_mismatched_rounds():
     assert c.seeds == [3, 1] and c.f1_per_class.shape == (2, 2, 2) and c.queried_classes.tolist() == [[1, 1]] * 2
     with pytest.raises(ValueError, match="different label counts"):
         Curves.from_runs({0: history, 1: history[:1]})
+
+
+def test_where_the_stopping_criterion_would_have_stopped_each_run():
+    # Seed 0 is stable (>= 0.99) from round 1 on: window 2 stops it at round 2 (300 labels). Seed 1 never.
+    c = replace(
+        curves([[0.5, 0.6, 0.7, 0.8], [0.4, 0.5, 0.6, 0.7]]),
+        agreement=np.array([[np.nan, 0.995, 0.999, 1.0], [np.nan, 0.9, 0.999, 0.95]]),
+    )
+    assert where_stopped(c, threshold=0.99, window=2) == {
+        "stop_runs": 1,
+        "stop_n_labeled": 300.0,
+        "stop_accuracy": 0.7,
+        "stop_final_accuracy": 0.8,
+    }
+    assert where_stopped(c, threshold=0.9995, window=2) == {"stop_runs": 0}
+    row = summarise({"random": c}, 0.9, stopping=(0.99, 2))["random"]
+    assert row["stop_runs"] == 1 and row["stop_n_labeled"] == 300.0
+    assert "stop_runs" not in summarise({"random": curves([[0.5, 0.6, 0.7, 0.8]])}, 0.9, stopping=(0.99, 2))["random"]
