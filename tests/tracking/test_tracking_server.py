@@ -142,7 +142,7 @@ def test_the_server_script_guards_the_network_and_the_password():
 
 # --------------------------------------------------------------------------- outages in the middle of a cell
 
-OUTAGE_ROUNDS = 8
+OUTAGE_ROUNDS = 4
 
 
 def start_cell(project, url: str, strategy: str, log_file):
@@ -216,17 +216,17 @@ def test_a_cell_waits_out_a_server_crash_and_a_database_restart(postgres, tmp_pa
     server_dir = tmp_path / "server"
     logs = {strategy: open(tmp_path / f"{strategy}.log", "w") for strategy in ("random", "margin")}
     with tracking_server(backend, server_dir, port=port) as url:
-        # The server is killed after round 1 and is back 15 s later: the cell waits for it.
+        # The server is killed after round 1 and is back 8 s later (and its start-up): the cell waits for it.
         cell = start_cell(project, url, "random", logs["random"])
         wait_for_round(url, "fashion_mnist-random-s0", 1, cell)
         kill_tracking_server(url)
-        time.sleep(15)
+        time.sleep(8)
     with tracking_server(backend, server_dir, port=port) as url:
         assert cell.wait(timeout=600) == 0, (tmp_path / "random.log").read_text()[-3000:]
-        # PostgreSQL itself stops after round 1 and starts 15 s later; the server stays up.
+        # PostgreSQL itself stops after round 1 and starts 8 s later; the server stays up.
         cell = start_cell(project, url, "margin", logs["margin"])
         wait_for_round(url, "fashion_mnist-margin-s0", 1, cell)
-        restart_postgres(postgres, down_s=15)
+        restart_postgres(postgres, down_s=8)
         assert cell.wait(timeout=600) == 0, (tmp_path / "margin.log").read_text()[-3000:]
         for strategy in ("random", "margin"):
             logs[strategy].close()
