@@ -365,6 +365,14 @@ class LabelProject(_Section):
     labelled: str | None = Field(None, description="optional `<class>/<image>` folder of labels to start from")
     test: str | None = Field(None, description="optional labelled `<class>/<image>` folder to measure progress on")
     seed: int = Field(0, ge=0, description="seeds the first batch's draw and the model")
+    min_steps: int = Field(
+        500,
+        ge=0,
+        description=(
+            "gradient steps the suggestion model trains for at least (more epochs when there are few labels: "
+            "10 epochs of 50 labels are 20 steps, too few for suggestions worth reading); 0: model.epochs only"
+        ),
+    )
     image_url: str = Field(
         "", description=("where Label Studio finds the images; empty: its local-files URL for the `unlabelled` folder")
     )

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -49,7 +50,7 @@ from alstudy.labelling.page import write_label_page
 from alstudy.learning import stopping
 from alstudy.learning.evaluation import evaluate
 from alstudy.learning.loop import MC_DROPOUT, round_rng, round_seed, strategy_inputs
-from alstudy.params import LabelProject, Params
+from alstudy.params import LabelProject, ModelParams, Params
 from alstudy.strategies._scores import entropy
 from alstudy.strategies.bald import mutual_information
 from alstudy.tracking import metric_names
@@ -210,6 +211,13 @@ def harvest(name: str, project: LabelProject, batches: list[IssuedBatch]) -> int
     return len(found)
 
 
+def suggestion_model(model: ModelParams, min_steps: int, n_labelled: int) -> ModelParams:
+    """The model params for the suggestions: model.epochs, or more epochs where those are fewer than
+    `min_steps` gradient steps over `n_labelled` images (a labelled set of 50 trains 250 epochs, not 10)."""
+    steps_per_epoch = max(1, math.ceil(n_labelled / model.batch_size))
+    return model.model_copy(update={"epochs": max(model.epochs, math.ceil(min_steps / steps_per_epoch))})
+
+
 def next_batch(name: str, project: LabelProject, params: Params, batches: list[IssuedBatch]) -> NextBatch | None:
     """The batch a person labels next after the issued `batches`, or None when the latest one is
     still out (none of its images labelled yet): that one stays as it was issued."""
@@ -251,7 +259,7 @@ def next_batch(name: str, project: LabelProject, params: Params, batches: list[I
     y[: len(known)] = one_hot(labels_idx, len(classes))
     pool = Split(images, y)
     seed = round_seed(project.seed, number)
-    cnn = CNN(images.shape[1:], len(classes), params.model)
+    cnn = CNN(images.shape[1:], len(classes), suggestion_model(params.model, project.min_steps, len(known)))
     cnn.reinitialize(seed)
     cnn.fit(images[: len(known)], y[: len(known)], seed)
     rows = []

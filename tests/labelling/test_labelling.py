@@ -542,3 +542,15 @@ def test_dvc_repro_never_redraws_a_batch_that_is_out(tmp_path, monkeypatch):
     assert not (project / "labelling/parts/batch-003").exists()
     label(project, monkeypatch, "import", str(export))  # the person's finished file: every label accepted
     assert len(read_labels(project)) == 12
+
+
+def test_the_suggestion_model_trains_for_enough_steps_whatever_the_labels():
+    from alstudy.labelling.project import suggestion_model
+    from alstudy.params import ModelParams
+
+    model = ModelParams(epochs=10, batch_size=32)
+    assert suggestion_model(model, 500, 50).epochs == 250  # 2 steps an epoch
+    assert suggestion_model(model, 500, 1000).epochs == 16  # 32 steps an epoch
+    assert suggestion_model(model, 500, 5000).epochs == 10  # model.epochs is already more than enough
+    assert suggestion_model(model, 0, 50).epochs == 10
+    assert suggestion_model(model, 500, 50).batch_size == 32 and model.epochs == 10  # a copy
