@@ -115,7 +115,10 @@ class Browser:
         """Poll a JavaScript expression until it is truthy; fail with the page's text if it never is."""
         deadline = time.monotonic() + timeout
         while True:
-            value = self.evaluate(expression)
+            try:
+                value = self.evaluate(expression)
+            except RuntimeError:  # the page is still loading (no body yet, or a context being replaced)
+                value = None
             if value:
                 return value
             if time.monotonic() > deadline:

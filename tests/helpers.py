@@ -370,7 +370,12 @@ class FakeLearner:
         self.proba = rng.dirichlet(np.ones(N_CLASSES), size=n).astype(np.float32)
         self.embeddings = rng.normal(size=(n, HIDDEN)).astype(np.float32)
         self.mc_proba = rng.dirichlet(np.ones(N_CLASSES), size=(n, PASSES)).transpose(0, 2, 1).astype(np.float32)
+        self.weights, self.bias = rng.normal(size=(HIDDEN, N_CLASSES)), rng.normal(size=N_CLASSES)
         self.calls: list[dict] = []
+
+    def last_layer(self) -> tuple[np.ndarray, np.ndarray]:
+        self.calls.append({"call": "last_layer"})
+        return self.weights, self.bias
 
     def reinitialize(self, seed: int) -> None:
         self.calls.append({"call": "reinitialize", "seed": seed})

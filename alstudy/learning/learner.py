@@ -26,6 +26,9 @@ class Learner(Protocol):
     def reinitialize(self, seed: int) -> None:
         """Fresh weights, as a model newly built under `seed` would have."""
 
+    def last_layer(self) -> tuple[np.ndarray, np.ndarray]:
+        """The output layer's weights (H x C) and bias (C): logits = embeddings @ weights + bias."""
+
     def fit(self, x: np.ndarray, y: np.ndarray, seed: int) -> int:
         """Train on the labelled images (one-hot y); return the epochs run."""
 

@@ -136,6 +136,8 @@ def strategy_inputs(
     labeled_rows = np.sort(np.asarray(labeled))
     if Need.LABELED_EMBEDDINGS in needs:
         fields["labeled_embeddings"] = learner.infer(pool.x, labeled_rows, embeddings=True).embeddings
+    if Need.LAST_LAYER in needs:
+        fields["last_layer"] = learner.last_layer()
     if Need.LABELED_CLASS_COUNTS in needs:
         fields["labeled_class_counts"] = np.bincount(pool.labels[labeled_rows], minlength=pool.y.shape[1])
     return QueryInputs(n_candidates=len(candidates), n_instances=n_instances, rng=rng, options=options, **fields)

@@ -151,6 +151,10 @@ class CNN:
     ) -> Inference:
         return self._predictor.infer(images, rows, embeddings=embeddings, mc_passes=mc_passes, mc_seed=mc_seed)
 
+    def last_layer(self) -> tuple[np.ndarray, np.ndarray]:
+        weights, bias = self.model.layers[-1].get_weights()  # the softmax Dense layer, float32
+        return np.asarray(weights, np.float64), np.asarray(bias, np.float64)
+
     def predict_proba(self, images: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
         return self.infer(images, rows).proba
 

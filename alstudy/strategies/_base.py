@@ -26,6 +26,7 @@ class Need(enum.Enum):
     LABELED_EMBEDDINGS = "penultimate-layer activations of the labelled set (L x H)"
     GRADIENT_EMBEDDINGS = "last-layer gradient embeddings for the predicted label (N x CH, factored)"
     LABELED_CLASS_COUNTS = "how many labelled images each class has (C)"
+    LAST_LAYER = "the output layer's weights and bias (H x C, C), the class boundaries in embedding space"
 
 
 class NoOptions(BaseModel):
@@ -78,6 +79,7 @@ class QueryInputs:
     labeled_embeddings: np.ndarray | None = None
     gradient_embeddings: GradientEmbeddings | None = None
     labeled_class_counts: np.ndarray | None = None
+    last_layer: tuple[np.ndarray, np.ndarray] | None = None  # (weights H x C, bias C)
 
 
 @dataclass(frozen=True)

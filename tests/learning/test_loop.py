@@ -28,6 +28,7 @@ def expected_round_one(name: str, fake: FakeLearner, seed: int) -> list[int]:
         "labeled_embeddings": fake.embeddings[initial],
         "gradient_embeddings": GradientEmbeddings.from_outputs(fake.proba[candidates], fake.embeddings[candidates]),
         "labeled_class_counts": np.bincount(POOL.labels[initial], minlength=N_CLASSES),
+        "last_layer": (fake.weights, fake.bias),
     }
     inputs = QueryInputs(
         n_candidates=len(candidates), n_instances=6, rng=round_rng(seed, 1), options=options(name), **fields

@@ -53,6 +53,7 @@ def random_inputs(
         "labeled_embeddings": rng.normal(size=(n_labeled, hidden)),
         "gradient_embeddings": GradientEmbeddings.from_outputs(proba, embeddings),
         "labeled_class_counts": rng.integers(0, 20, size=n_classes),
+        "last_layer": (rng.normal(size=(hidden, n_classes)), rng.normal(size=n_classes)),
     }
 
 
@@ -65,6 +66,7 @@ def inputs_for(name: str, everything: dict) -> dict:
         Need.LABELED_EMBEDDINGS: "labeled_embeddings",
         Need.GRADIENT_EMBEDDINGS: "gradient_embeddings",
         Need.LABELED_CLASS_COUNTS: "labeled_class_counts",
+        Need.LAST_LAYER: "last_layer",
     }
     return {keys[need]: everything[keys[need]] for need in strategies.get(name).needs}
 
@@ -290,3 +292,38 @@ def test_params_accept_exactly_the_registered_strategies():
     raw["al"]["strategies"] = ["uncertainty"]  # the grid takes each strategy by its module's name
     with pytest.raises(PipelineError, match="another name for least_confidence"):
         parse_params(raw)
+
+
+# --------------------------------------------------------------------------- BASE
+
+# Three classes in a 2-D feature space: classes 0 and 1 meet at x = 0, class 2 takes over above y = 5.
+BASE_WEIGHTS = np.array([[1.0, -1.0, 0.0], [0.0, 0.0, 1.0]])
+BASE_BIAS = np.array([0.0, 0.0, -5.0])
+BASE_CANDIDATES = np.array(
+    [
+        [0.05, 0.0],  # A: on the 0|1 boundary (0.05 from it)
+        [-0.08, 0.0],  # B: on the 0|1 boundary, class 1's side
+        [0.12, 0.0],  # C: a little further
+        [0.5, 5.6],  # D: near class 2's boundary (0.07 from it), far from the 0|1 one
+        [3.0, 0.0],  # E: far from every boundary
+    ]
+)
+
+
+def test_base_measures_each_candidates_distance_to_each_class_boundary():
+    from alstudy.strategies.base import boundary_distances
+
+    weights, bias = np.array([[1.0, -1.0, 0.0], [0.0, 0.0, 3.0]]), np.zeros(3)
+    # h = (2, 1): logits (2, -2, 3), predicted class 2
+    (d,) = boundary_distances(np.array([[2.0, 1.0]]), weights, bias)
+    assert d[0] == pytest.approx(1 / np.sqrt(10))  # (3 - 2) / ||w2 - w0||
+    assert d[1] == pytest.approx(5 / np.sqrt(10))  # (3 + 2) / ||w2 - w1||
+    assert d[2] == pytest.approx(1 / np.sqrt(10))  # its own class: the nearest of its boundaries
+
+
+@pytest.mark.parametrize("n, expected", [(2, [0, 1]), (3, [0, 1, 3]), (4, [0, 1, 2, 3])])
+def test_base_gives_each_class_its_share_nearest_its_boundary(n, expected):
+    # Class 0 takes A, class 1 (A taken) B, class 2 D, the one near its own boundary; then class 0 again:
+    # A, D and B are taken, so C.
+    picks = select("base", n, embeddings=BASE_CANDIDATES, last_layer=(BASE_WEIGHTS, BASE_BIAS))
+    assert picks == expected
