@@ -28,7 +28,9 @@ PROBA = np.array(
 
 def select(name: str, n: int, seed: int = 0, options: dict | None = None, **fields) -> list[int]:
     spec = strategies.get(name)
-    n_candidates = len(next(v for v in fields.values() if v is not None and not np.isscalar(v)))
+    # One row per candidate in these fields; the labelled set's and the output layer's have other lengths.
+    per_candidate = ("proba", "mc_proba", "embeddings", "gradient_embeddings")
+    n_candidates = len(next(fields[key] for key in per_candidate if fields.get(key) is not None))
     inputs = QueryInputs(
         n_candidates=n_candidates,
         n_instances=n,
