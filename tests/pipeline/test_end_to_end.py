@@ -214,15 +214,25 @@ def test_dvc_repro_runs_the_whole_study(repro):
     # An experiment run in DVC's temporary copy (.dvc/tmp/exps/...) logs into the same MLflow
     # store at the project root, and `dvc exp show` reports its metrics.
     exp = dvc(
-        ["exp", "run", "--temp", "-n", "small-queries", "-S", "al.query_size=3", "-S", "data.datasets=[fashion_mnist]"],
+        [
+            "exp",
+            "run",
+            "--temp",
+            "-n",
+            "small-queries",
+            "-S",
+            "al.query_size=3",
+            "-S",
+            "data.datasets=[fashion_mnist]",
+            "-S",
+            "al.seeds=[0]",
+        ],
         project,
     )
     assert exp.returncode == 0, exp.stdout[-3000:] + exp.stderr[-3000:]
     runs = mlflow.search_runs(experiment_names=["deep-active-learning"], output_format="list")
     small = [r for r in runs if r.data.params.get("al.query_size") == "3" and r.data.tags["kind"] == "cell"]
-    assert sorted(r.info.run_name for r in small) == sorted(
-        f"fashion_mnist-{s}-s{seed}" for s in STRATEGIES for seed in SEEDS
-    )
+    assert sorted(r.info.run_name for r in small) == sorted(f"fashion_mnist-{s}-s0" for s in STRATEGIES)
     assert all(r.info.status == "FINISHED" for r in small)
     # another budget, another study: a parent of its own
     (study,) = [r for r in runs if r.data.params.get("al.query_size") == "3" and r.data.tags["kind"] == "summary"]
