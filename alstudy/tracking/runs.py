@@ -6,6 +6,7 @@ import contextlib
 import hashlib
 import json
 import os
+import time
 from contextlib import contextmanager
 from functools import partial
 from importlib.metadata import PackageNotFoundError, version
@@ -157,12 +158,15 @@ def log_model(model, name: str, step: int) -> str:
 def log_round(result: RoundResult, classes: list[str], model=None) -> None:
     """Log a round's metrics at step=round; with a model, log it too and link the metrics to it.
 
-    Waits out a store that is away (alstudy/tracking/outage.py); logging a round again is harmless:
-    MLflow keeps one copy of a metric logged twice with the same step and value, and the model once."""
+    Waits out a store that is away (alstudy/tracking/outage.py). Sending a round again is harmless: its
+    metrics carry one timestamp, taken before the first attempt, and MLflow keeps one copy of a metric sent
+    twice with the same step, value and timestamp (a batch the server stored just before it died, its
+    answer lost, is sent again as it was); the model is logged once (log_model)."""
+    timestamp = int(time.time() * 1000)
 
     def log() -> None:
         model_id = log_model(model, model_name(result.round), result.round) if model is not None else None
-        mlflow.log_metrics(round_metrics(result, classes), step=result.round, model_id=model_id)
+        mlflow.log_metrics(round_metrics(result, classes), step=result.round, timestamp=timestamp, model_id=model_id)
 
     patiently(f"logging round {result.round}", log)
 

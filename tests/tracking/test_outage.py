@@ -177,3 +177,30 @@ def test_after_a_long_outage_the_run_is_taken_off_mlflow_s_stack(store, monkeypa
         with tracking.ending(mlflow.start_run(experiment_id=store)):
             raise outage.TrackingUnavailable("MLflow server x: unreachable for 300 s while logging round 2")
     assert ended == ["FAILED"] and mlflow.active_run() is None  # tried once, quietly; nothing left to end at exit
+
+
+def test_a_round_sent_again_after_its_answer_was_lost_is_stored_once(store, monkeypatch):
+    """The server stored the batch and died before answering: the retry sends the same batch (same
+    timestamp), which MLflow keeps once."""
+    import time as clock_module
+
+    from alstudy.learning.loop import RoundResult
+
+    real_log_metrics, calls = mlflow.log_metrics, []
+
+    def stored_then_answer_lost(*args, **kwargs):
+        real_log_metrics(*args, **kwargs)
+        calls.append(1)
+        end = clock_module.perf_counter() + 0.005  # a retry comes later than the first try (sleep is faked here)
+        while clock_module.perf_counter() < end:
+            pass
+        if len(calls) == 1:
+            raise requests.exceptions.ConnectionError("connection reset by peer")
+
+    monkeypatch.setattr(mlflow, "log_metrics", stored_then_answer_lost)
+    result = RoundResult(1, 30, 0.5, 0.5, 0.45, [0.4, 0.5], [5, 5], 3, 1.0, 0.1, 0.1)
+    with mlflow.start_run(experiment_id=store) as run:
+        tracking.log_round(result, ["bolt", "gear"])
+    assert len(calls) == 2
+    for key in ("accuracy", "f1/gear", "time/train_seconds"):
+        assert [m.step for m in mlflow.tracking.MlflowClient().get_metric_history(run.info.run_id, key)] == [1], key
