@@ -3,7 +3,8 @@
 # environment in .venv with this project installed in it (editable: `pip install -e .`),
 # which puts the `alstudy` command on the venv's PATH. Safe to rerun.
 #   --tests   also the tests' extras (a tracking server, Ray, pytest, ruff) and what the tests
-#             start themselves: PostgreSQL (tracking-server tests), Chromium (contact sheet, MLflow UI)
+#             start themselves: PostgreSQL (tracking-server tests), Chromium (labelling page, MLflow UI),
+#             Label Studio (in .venv-label-studio)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -38,6 +39,13 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ] && ! { [ "$target" = "." ] && [ 
   .venv/bin/python -m pip install -q -e "$target"
   echo "$want" > "$stamp"
   [ "$target" = ".[tests]" ] && sha256sum pyproject.toml | cut -d' ' -f1 > .venv/.install-tests
+fi
+# Label Studio, for the tests that label through it (and for you, to label in): a virtual environment
+# of its own, as it pins its own Django and friends. About 6 minutes the first time.
+if [ "${1:-}" = "--tests" ] && [ ! -x .venv-label-studio/bin/label-studio ]; then
+  echo "setup: installing Label Studio into .venv-label-studio (a few minutes)"
+  python3 -m venv .venv-label-studio
+  .venv-label-studio/bin/python -m pip install -q "label-studio==1.23.2"
 fi
 # DVC needs a git repository; a downloaded zip of the project has none.
 [ -d .git ] || git init -q

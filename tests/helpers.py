@@ -6,9 +6,11 @@ fixtures live in conftest.py. Everything here is tiny and offline.
 
 from __future__ import annotations
 
+import csv
 import gzip
 import hashlib
 import io
+import json
 import os
 import shutil
 import subprocess
@@ -16,9 +18,11 @@ import sys
 import tarfile
 from pathlib import Path
 
+import mlflow
 import numpy as np
 import pytest
 import yaml
+from mlflow.tracking import MlflowClient
 
 from alstudy import strategies
 from alstudy.data.datasets import FASHION_MNIST
@@ -431,3 +435,135 @@ def curves(accuracy, n_labeled=(100, 200, 300, 400), f1=None) -> Curves:
         f1_per_class=np.zeros((seeds, rounds, 3)),
         queried_classes=np.ones((seeds, 3)),
     )
+
+
+# Running the al stage in a test project, and crashing it on purpose (tests/learning).
+
+
+def run_al(project: Path, monkeypatch, strategy: str = "entropy", seed: int = 0, dataset: str = "fashion_mnist"):
+    from stages import al
+
+    monkeypatch.chdir(project)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{project / 'mlflow.db'}")
+    al.main(["--dataset", dataset, "--strategy", strategy, "--seed", str(seed)])
+    return project / "results" / dataset / strategy / f"s{seed}"
+
+
+def runs_of(project: Path, kind: str) -> list:
+    """The project's MLflow runs of one kind: "cell" (one per dataset x strategy x seed) or "summary"
+    (a study's parent)."""
+    mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow.db'}")
+    return mlflow.search_runs(
+        experiment_names=["deep-active-learning"], output_format="list", filter_string=f"tags.kind = '{kind}'"
+    )
+
+
+def read_csv(path: Path) -> list[dict]:
+    with open(path) as stream:
+        return list(csv.DictReader(stream))
+
+
+def comparable(out: Path) -> tuple:
+    rounds = json.loads((out / "rounds.json").read_text())
+    drop = {"train_seconds", "score_seconds", "eval_seconds"}
+    return read_csv(out / "queries.csv"), [{k: v for k, v in r.items() if k not in drop} for r in rounds]
+
+
+def crash_and_resume(project: Path, monkeypatch, strategy: str = "entropy") -> Path:
+    """Run the cell, stop it (KeyboardInterrupt) right after round 1's checkpoint, before MLflow sees
+    round 1, then run it again: it resumes."""
+    from alstudy.learning import checkpoint
+
+    real_save = checkpoint.save
+
+    def save_then_die(folder, state, *args, **kwargs):
+        real_save(folder, state, *args, **kwargs)
+        if state.next_round == 2:  # rounds 0 and 1 are checkpointed; MLflow has not seen round 1
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(checkpoint, "save", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        run_al(project, monkeypatch, strategy=strategy)
+    monkeypatch.setattr(checkpoint, "save", real_save)
+    return run_al(project, monkeypatch, strategy=strategy)
+
+
+def assert_one_finished_run(project: Path, rounds: int) -> None:
+    """One MLflow run for the cell, FINISHED, no step logged twice, still under its study's parent."""
+    (run,) = runs_of(project, "cell")
+    assert run.info.status == "FINISHED"
+    steps = [m.step for m in MlflowClient().get_metric_history(run.info.run_id, "accuracy")]
+    assert steps == list(range(rounds + 1))
+    (parent,) = runs_of(project, "summary")
+    assert run.data.tags["mlflow.parentRunId"] == parent.info.run_id
+
+
+def crash_after_round_zero(project: Path, monkeypatch, strategy: str = "entropy") -> None:
+    from alstudy.learning import checkpoint
+
+    real_save = checkpoint.save
+
+    def save_then_die(folder, state, *args, **kwargs):
+        real_save(folder, state, *args, **kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(checkpoint, "save", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        run_al(project, monkeypatch, strategy=strategy)
+    monkeypatch.setattr(checkpoint, "save", real_save)
+    assert (project / "checkpoints" / "fashion_mnist" / strategy / "s0" / "state.json").exists()
+
+
+def edit_params(project: Path, section: str, key: str, value) -> None:
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params[section][key] = value
+    (project / "params.yaml").write_text(yaml.safe_dump(params))
+
+
+def runs_after_rerun(project: Path, monkeypatch, strategy: str = "entropy") -> list:
+    run_al(project, monkeypatch, strategy=strategy)
+    return runs_of(project, "cell")
+
+
+# A labelling project on real image files (tests/labelling).
+
+LABEL_CLASSES = list(FOLDER_CLASSES)
+
+
+def make_label_project(root: Path, per_class: int = 14, batch_size: int = 6) -> tuple[Path, dict[str, str]]:
+    """An unlabelled flat folder (the truth kept aside), a labelled test folder, params.yaml."""
+    source = make_image_folder(root / "source", per_class=per_class, classes=tuple(LABEL_CLASSES))
+    unlabelled = root / "project/data/unlabelled"
+    unlabelled.mkdir(parents=True)
+    truth = {}
+    for i, path in enumerate(sorted(source.rglob("*.*"))):
+        name = f"{i:04d}{path.suffix}"
+        shutil.copy(path, unlabelled / name)
+        truth[name] = path.parent.name
+    make_image_folder(root / "project/data/test", per_class=4, seed=7, classes=tuple(LABEL_CLASSES))
+    params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+    params["model"].update(precision=machine_precision())
+    params["model"].update(filters=[4, 8, 8], dense_units=16, epochs=3, batch_size=8, predict_batch_size=64)
+    params["label"] = {
+        "projects": {
+            "parts": {
+                "unlabelled": "data/unlabelled",
+                "classes": LABEL_CLASSES,
+                "strategy": "margin",
+                "batch_size": batch_size,
+                "image_size": [16, 16],
+                "color_mode": "rgb",
+                "test": "data/test",
+            }
+        }
+    }
+    (root / "project/params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    return root / "project", truth
+
+
+def label(project: Path, monkeypatch, *args: str) -> None:
+    from stages import label as stage
+
+    monkeypatch.chdir(project)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{project / 'mlflow.db'}")
+    stage.main(list(args))

@@ -204,3 +204,70 @@ def ray_cluster(workdirs: list[Path], cpus_per_node: int = 1) -> Iterator[str]:
     finally:
         subprocess.run([ray, "stop", "--force"], env=env, capture_output=True, timeout=120)
         shutil.rmtree(temp, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------- Label Studio
+
+LABEL_STUDIO_VENV = REPO / ".venv-label-studio"  # scripts/setup.sh --tests installs it there, apart from .venv
+
+
+def label_studio_bin() -> Path:
+    executable = Path(os.environ.get("ALSTUDY_LABEL_STUDIO") or LABEL_STUDIO_VENV / "bin" / "label-studio")
+    if executable.exists():
+        return executable
+    message = f"Label Studio is not installed at {executable} (bash scripts/setup.sh --tests installs it)"
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@contextmanager
+def label_studio(folder: Path, document_root: Path) -> Iterator[tuple[str, str]]:
+    """A fresh Label Studio on 127.0.0.1 serving local files under `document_root`; yields its URL and a
+    Personal Access Token, made as a person makes one (logged in, Account & Settings)."""
+    import requests
+
+    executable, port = label_studio_bin(), free_port()
+    url, email, password = f"http://127.0.0.1:{port}", "person@example.org", "labelling-pw-1"
+    env = {
+        **os.environ,
+        "LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED": "true",
+        "LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT": str(document_root),
+    }
+    log = open(folder / "label-studio.log", "w")
+    command = [str(executable), "start", "--no-browser", "--internal-host", "127.0.0.1", "--port", str(port)]
+    command += ["--data-dir", str(folder / "data"), "--username", email, "--password", password]
+    process = subprocess.Popen(command, cwd=folder, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 240  # a first start migrates its database: about a minute on 2 cores
+        while True:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("Label Studio did not start:\n" + (folder / "label-studio.log").read_text()[-3000:])
+            try:
+                if requests.get(f"{url}/api/version", timeout=2).ok:
+                    break
+            except requests.ConnectionError:
+                pass
+            time.sleep(1)
+        session = requests.Session()
+        session.get(f"{url}/user/login/", timeout=30)
+        session.post(
+            f"{url}/user/login/",
+            data={"email": email, "password": password, "csrfmiddlewaretoken": session.cookies.get("csrftoken")},
+            headers={"Referer": url},
+            allow_redirects=False,
+            timeout=30,
+        )
+        made = session.post(
+            f"{url}/api/token/", headers={"X-CSRFToken": session.cookies.get("csrftoken"), "Referer": url}
+        )
+        made.raise_for_status()
+        yield url, made.json()["token"]
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()

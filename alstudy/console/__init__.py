@@ -22,9 +22,17 @@ COMMANDS = {
     "results-page": ("alstudy.console.results_page", "copy the study report's tables into docs/results.md"),
     "params-page": ("alstudy.console.params_page", "write docs/reference/params.md from the params schema"),
     "simulate-person": ("alstudy.console.simulate_person", "fill a batch manifest with true labels (demo, tests)"),
-    "bench": (None, "benchmarks, run by hand: `bench al` (the loop) or `bench strategies` (query cost)"),
+    "bench": (
+        None,
+        "benchmarks, run by hand: `bench al` (the loop), `bench strategies` (query cost), "
+        "`bench label` (`label next` on a large folder)",
+    ),
 }
-BENCHMARKS = {"al": "alstudy.bench.bench_al", "strategies": "alstudy.bench.bench_strategies"}
+BENCHMARKS = {
+    "al": "alstudy.bench.bench_al",
+    "strategies": "alstudy.bench.bench_strategies",
+    "label": "alstudy.bench.bench_label",
+}
 
 
 def usage() -> str:

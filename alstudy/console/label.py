@@ -2,6 +2,8 @@
 
     alstudy label next [--project NAME]               # the next batch to label
     alstudy label import [--project NAME] FILE [--relabel]   # the labels a person gave
+    alstudy label push [--project NAME] [--url URL] [--token TOKEN]   # the latest batch to Label Studio
+    alstudy label pull [--project NAME] [--url URL] [--token TOKEN] [--relabel]   # its labels back
 
 `next` is also the DVC stage `label@<name>`: it depends on labels/ and its output is the batches
 folder, so `dvc repro` asks for a new batch after an import or after labels were typed into a
@@ -12,13 +14,17 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 from pathlib import Path
 
 import mlflow
 
 from alstudy.errors import PipelineError
+from alstudy.labelling import label_studio
 from alstudy.labelling.batches import read_labels, write_labels
+from alstudy.labelling.label_studio import LabelStudio
 from alstudy.labelling.project import (
+    BATCHES_DIR,
     harvest,
     import_labels,
     issued_batches,
@@ -62,19 +68,61 @@ def log_step(params: Params, name: str, batch) -> None:
         mlflow.log_metrics(batch.metrics, step=batch.number, model_id=model_id)
 
 
+def push_latest(name: str, project, studio: LabelStudio) -> None:
+    batches = issued_batches(name)
+    if not batches:
+        raise PipelineError(f"no batch issued for {name!r} yet; run `alstudy label next --project {name}` first")
+    latest = batches[-1]
+    sent, there = label_studio.push(
+        studio,
+        name,
+        list(project.classes),
+        Path(project.unlabelled),
+        project.image_url,
+        latest.manifest.parent / "tasks.json",
+    )
+    log.info(
+        "%s: batch %d pushed to Label Studio project %r at %s: %d new task(s), %d already there; "
+        "label them (sort by `order`), then: alstudy label pull --project %s",
+        name,
+        latest.number,
+        label_studio.project_title(name),
+        studio.url,
+        sent,
+        there,
+        name,
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["next", "import"])
+    parser.add_argument("command", choices=["next", "import", "push", "pull"])
     parser.add_argument(
         "file", nargs="?", type=Path, help="import: the filled-in manifest.csv or a Label Studio export"
     )
     parser.add_argument("--project", help="the project under label.projects (optional when there is one)")
-    parser.add_argument("--relabel", action="store_true", help="import: allow changing labels already given")
+    parser.add_argument("--relabel", action="store_true", help="import, pull: allow changing labels already given")
+    parser.add_argument(
+        "--url",
+        default=os.environ.get("LABEL_STUDIO_URL", "http://localhost:8080"),
+        help="push, pull: Label Studio's address (default: $LABEL_STUDIO_URL or http://localhost:8080)",
+    )
+    parser.add_argument(
+        "--token",
+        default=os.environ.get("LABEL_STUDIO_API_KEY", ""),
+        help="push, pull: a Personal Access Token (default: $LABEL_STUDIO_API_KEY)",
+    )
     args = parser.parse_args(argv)
     params = load_params()
     name, project = project_of(params, args.project)
 
-    if args.command == "import":
+    if args.command == "push":
+        push_latest(name, project, LabelStudio(args.url, args.token))
+        return
+    if args.command in ("import", "pull"):
+        if args.command == "pull":
+            target = BATCHES_DIR / name / "label-studio-export.json"
+            args.file = label_studio.pull(LabelStudio(args.url, args.token), name, list(project.classes), target)
         if args.file is None:
             raise PipelineError("import needs the file: alstudy label import <manifest.csv or export.json>")
         new, known, unlabelled = import_labels(name, project, args.file, args.relabel)

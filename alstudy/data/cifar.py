@@ -3,6 +3,7 @@
 Each record is one label byte then 3072 pixel bytes: 1024 red, 1024 green,
 1024 blue, each a 32 x 32 image in row-major order. No pickle is involved.
 """
+
 from __future__ import annotations
 
 import os
@@ -35,8 +36,11 @@ def extract(archive: Path, dest: Path, archive_digest: str) -> Path:
     batch_dir = dest / BATCH_DIR
     stamp = batch_dir / EXTRACTED_STAMP
     batches = (*TRAIN_BATCHES, TEST_BATCH)
-    if (stamp.exists() and stamp.read_text().strip() == archive_digest
-            and all((batch_dir / name).is_file() for name in batches)):
+    if (
+        stamp.exists()
+        and stamp.read_text().strip() == archive_digest
+        and all((batch_dir / name).is_file() for name in batches)
+    ):
         return batch_dir
     stamp.unlink(missing_ok=True)  # a crash mid-extraction must not leave a valid-looking stamp
     fix = f"delete {archive} and rerun the download stage"
@@ -44,14 +48,15 @@ def extract(archive: Path, dest: Path, archive_digest: str) -> Path:
         with tarfile.open(archive, "r:gz") as tar:
             tar.extractall(dest, filter=_upstream_members_only)
     except tarfile.FilterError as error:
-        raise PipelineError(f"{archive}: refused to extract {error.tarinfo.name!r}, which would land outside "
-                            f"{dest}; the archive is not the upstream one, {fix}") from None
+        raise PipelineError(
+            f"{archive}: refused to extract {error.tarinfo.name!r}, which would land outside "
+            f"{dest}; the archive is not the upstream one, {fix}"
+        ) from None
     except (tarfile.TarError, EOFError, OSError) as error:
         raise PipelineError(f"{archive}: truncated or corrupt archive ({error}); {fix}") from None
     missing = [name for name in batches if not (batch_dir / name).is_file()]
     if missing:
-        raise PipelineError(f"{archive}: has no {BATCH_DIR}/{missing[0]}; it is not the CIFAR-10 binary "
-                            f"version, {fix}")
+        raise PipelineError(f"{archive}: has no {BATCH_DIR}/{missing[0]}; it is not the CIFAR-10 binary version, {fix}")
     stamp.write_text(archive_digest + "\n")
     return batch_dir
 
@@ -62,13 +67,16 @@ def read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
         raise PipelineError(f"{path}: missing; delete data/raw/cifar10 and rerun the download stage")
     data = np.fromfile(path, dtype=np.uint8)
     if data.size == 0 or data.size % RECORD:
-        raise PipelineError(f"{path}: {data.size} bytes is not a whole number of {RECORD}-byte records; "
-                            "delete data/raw/cifar10 and rerun the download stage")
+        raise PipelineError(
+            f"{path}: {data.size} bytes is not a whole number of {RECORD}-byte records; "
+            "delete data/raw/cifar10 and rerun the download stage"
+        )
     records = data.reshape(-1, RECORD)
     labels = records[:, 0].copy()
     if labels.max() > 9:
-        raise PipelineError(f"{path}: label {labels.max()} is outside 0-9; delete data/raw/cifar10 and rerun "
-                            "the download stage")
+        raise PipelineError(
+            f"{path}: label {labels.max()} is outside 0-9; delete data/raw/cifar10 and rerun the download stage"
+        )
     images = records[:, 1:].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
     return np.ascontiguousarray(images), labels
 

@@ -5,10 +5,10 @@ is appended to it. Each file is written to a temporary name, verified, then
 renamed, so a crash or a bad source never leaves a half-written or unverified
 file under its real name, and files verified earlier are kept.
 """
+
 from __future__ import annotations
 
 import gzip
-import hashlib
 import http.client
 import logging
 import time
@@ -16,7 +16,7 @@ import urllib.error
 import urllib.request
 import zlib
 from pathlib import Path
-from typing import BinaryIO, Iterable
+from typing import Iterable
 
 from alstudy.data.datasets import DatasetSpec, RawFile
 from alstudy.errors import PipelineError
@@ -94,8 +94,9 @@ class _Progress:
 
     def _report(self) -> None:
         if self.total:
-            log.info("%s: %s / %s (%d%%)", self.label, _human(self.done), _human(self.total),
-                     100 * self.done // self.total)
+            log.info(
+                "%s: %s / %s (%d%%)", self.label, _human(self.done), _human(self.total), 100 * self.done // self.total
+            )
         else:
             log.info("%s: %s", self.label, _human(self.done))
 
@@ -139,8 +140,14 @@ def _copy_from_source(source: str, name: str, target: Path, timeout: float, labe
         raise SourceError(f"truncated: got {progress.done} of {total} bytes")
 
 
-def fetch_file(raw: RawFile, sources: Iterable[str], dest_dir: Path, dataset: str,
-               override: str | None = None, timeout: float = 60.0) -> Path:
+def fetch_file(
+    raw: RawFile,
+    sources: Iterable[str],
+    dest_dir: Path,
+    dataset: str,
+    override: str | None = None,
+    timeout: float = 60.0,
+) -> Path:
     """Make `dest_dir/raw.name` a verified copy, trying `sources` in order."""
     target = dest_dir / raw.name
     if target.exists():
@@ -175,11 +182,8 @@ def fetch_file(raw: RawFile, sources: Iterable[str], dest_dir: Path, dataset: st
     )
 
 
-def fetch_dataset(spec: DatasetSpec, sources: list[str], dest_dir: Path,
-                  checksums: dict[str, str], timeout: float) -> list[Path]:
+def fetch_dataset(
+    spec: DatasetSpec, sources: list[str], dest_dir: Path, checksums: dict[str, str], timeout: float
+) -> list[Path]:
     dest_dir.mkdir(parents=True, exist_ok=True)
-    return [
-        fetch_file(raw, sources, dest_dir, spec.name, checksums.get(raw.name), timeout)
-        for raw in spec.files
-    ]
-
+    return [fetch_file(raw, sources, dest_dir, spec.name, checksums.get(raw.name), timeout) for raw in spec.files]

@@ -1,4 +1,5 @@
 """Reader for the IDX format (gzip-compressed) that MNIST and Fashion-MNIST ship in."""
+
 from __future__ import annotations
 
 import gzip
@@ -30,7 +31,7 @@ def read_idx(path: Path, expected_magic: int) -> np.ndarray:
         raise PipelineError(f"{path}: IDX magic number is 0x{magic:08x}, expected 0x{expected_magic:08x}; {fix}")
     ndim = magic & 0xFF
     header = 4 + 4 * ndim
-    shape = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     expected = header + int(np.prod(shape))
     if len(data) != expected:
         raise PipelineError(f"{path}: IDX header says {shape} ({expected} bytes) but the file has {len(data)}; {fix}")
@@ -45,6 +46,8 @@ def read_fashion_mnist(raw_dir: Path) -> tuple[np.ndarray, np.ndarray, np.ndarra
     y_test = read_idx(raw_dir / "t10k-labels-idx1-ubyte.gz", LABELS_MAGIC)
     for images, labels, split in ((x_train, y_train, "train"), (x_test, y_test, "test")):
         if len(images) != len(labels):
-            raise PipelineError(f"{raw_dir}: {split} split has {len(images)} images but {len(labels)} labels; "
-                                "delete the folder and rerun the download stage")
+            raise PipelineError(
+                f"{raw_dir}: {split} split has {len(images)} images but {len(labels)} labels; "
+                "delete the folder and rerun the download stage"
+            )
     return x_train, y_train, x_test, y_test

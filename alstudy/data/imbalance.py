@@ -1,4 +1,5 @@
 """Derive a class-imbalanced dataset by keeping a seeded share of each class."""
+
 from __future__ import annotations
 
 import numpy as np

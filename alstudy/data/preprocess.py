@@ -2,6 +2,7 @@
 
 The active-learning stage memory-maps these files instead of loading them whole.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -34,6 +35,14 @@ def scale_images(images: np.ndarray) -> np.ndarray:
     return images.astype(np.float32) / np.float32(255)
 
 
+def model_input(images: np.ndarray) -> np.ndarray:
+    """Pixels as the model takes them: float32 in [0, 1]. Prepared splits already are; uint8 pixels
+    (a labelling project's decoded-image cache) are scaled here, a batch at a time."""
+    if images.dtype == np.uint8:
+        return scale_images(images)
+    return np.asarray(images, dtype=np.float32)
+
+
 def one_hot(labels: np.ndarray, n_classes: int) -> np.ndarray:
     labels = np.asarray(labels)
     if labels.size and (labels.min() < 0 or labels.max() >= n_classes):
@@ -51,10 +60,14 @@ def write_splits(out_dir: Path, train: Split, test: Split, meta: dict) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     for name, array in zip(SPLIT_FILES, (train.x, train.y, test.x, test.y)):
         save_npy(out_dir / name, array)
-    meta = {**meta, "train_size": len(train.x), "test_size": len(test.x),
-            "image_shape": list(train.x.shape[1:]),
-            "train_class_counts": class_counts(train.labels, train.y.shape[1]),
-            "test_class_counts": class_counts(test.labels, test.y.shape[1])}
+    meta = {
+        **meta,
+        "train_size": len(train.x),
+        "test_size": len(test.x),
+        "image_shape": list(train.x.shape[1:]),
+        "train_class_counts": class_counts(train.labels, train.y.shape[1]),
+        "test_class_counts": class_counts(test.labels, test.y.shape[1]),
+    }
     save_json(out_dir / "meta.json", meta)
 
 
@@ -68,7 +81,10 @@ def load_splits(data_dir: Path, mmap: bool = True) -> tuple[Split, Split]:
     return Split(x_train, y_train), Split(x_test, y_test)
 
 
-def prepare(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray, *,
-            n_classes: int) -> tuple[Split, Split]:
-    return (Split(scale_images(x_train), one_hot(y_train, n_classes)),
-            Split(scale_images(x_test), one_hot(y_test, n_classes)))
+def prepare(
+    x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray, *, n_classes: int
+) -> tuple[Split, Split]:
+    return (
+        Split(scale_images(x_train), one_hot(y_train, n_classes)),
+        Split(scale_images(x_test), one_hot(y_test, n_classes)),
+    )

@@ -83,7 +83,8 @@ def write_manifest(path: Path, rows: list[BatchRow]) -> None:
 
 def label_studio_tasks(rows: list[BatchRow], image_url: str) -> list[dict]:
     """Label Studio tasks for the batch: the image, our row id and path, the strategy's order and score
-    (fields the Data Manager sorts by), the suggestion as a prediction scored by the model's confidence."""
+    (fields the Data Manager sorts by), the suggestion (if any) as a prediction scored by the model's
+    confidence."""
     return [
         {
             "data": {
@@ -106,7 +107,9 @@ def label_studio_tasks(rows: list[BatchRow], image_url: str) -> list[dict]:
                         }
                     ],
                 }
-            ],
+            ]
+            if row.suggested_label
+            else [],
         }
         for row in rows
     ]

@@ -29,9 +29,9 @@ from pathlib import Path
 
 import numpy as np
 
-from alstudy import strategies
-from alstudy.data.image_folder import list_images, load_image
-from alstudy.data.preprocess import Split, one_hot, scale_images
+from alstudy.data.image_cache import ImageCache
+from alstudy.data.image_folder import list_images
+from alstudy.data.preprocess import Split, one_hot
 from alstudy.errors import PipelineError
 from alstudy.fileio import atomic_path
 from alstudy.labelling.batches import (
@@ -46,10 +46,11 @@ from alstudy.labelling.batches import (
     write_labels,
     write_manifest,
 )
+from alstudy.labelling.label_studio import local_files_url
 from alstudy.labelling.page import write_label_page
 from alstudy.learning import stopping
 from alstudy.learning.evaluation import evaluate
-from alstudy.learning.loop import MC_DROPOUT, round_rng, round_seed, strategy_inputs
+from alstudy.learning.loop import MC_DROPOUT, round_rng, round_seed, select, train
 from alstudy.params import LabelProject, ModelParams, Params
 from alstudy.strategies._scores import entropy
 from alstudy.strategies.bald import mutual_information
@@ -111,34 +112,26 @@ def class_folder(folder: Path, classes: list[str]) -> list[tuple[Path, str]]:
     return pairs
 
 
-def score(
-    strategy: str, proba: np.ndarray, mc_proba: np.ndarray | None, picks: np.ndarray, first: int = 1
-) -> np.ndarray:
-    """Each pick's score under the strategy: its uncertainty where the strategy ranks by one, else
-    the order of picking (`first` = first), for strategies that build a batch rather than rank images."""
+def score(strategy: str, proba: np.ndarray, mc_proba: np.ndarray | None, first: int = 1) -> np.ndarray:
+    """Each picked image's score under the strategy (rows of `proba` are the picks, in order): its
+    uncertainty where the strategy ranks by one, else the order of picking (`first` = first), for
+    strategies that build a batch rather than rank images."""
     top2 = np.sort(proba, axis=1)[:, -2:]
     per_image = {
-        "least_confidence": 1.0 - top2[:, 1],
-        "uncertainty": 1.0 - top2[:, 1],
-        "margin": top2[:, 1] - top2[:, 0],
-        "entropy": entropy(proba),
+        "least_confidence": lambda: 1.0 - top2[:, 1],
+        "uncertainty": lambda: 1.0 - top2[:, 1],
+        "margin": lambda: top2[:, 1] - top2[:, 0],
+        "entropy": lambda: entropy(proba),
+        "bald": lambda: mutual_information(mc_proba),
     }
-    if mc_proba is not None:
-        per_image["bald"] = mutual_information(mc_proba)
-    if strategy in per_image:
-        return per_image[strategy][picks]
-    return np.arange(first, first + len(picks), dtype=np.float64)
+    if strategy in per_image and (strategy != "bald" or mc_proba is not None):
+        return per_image[strategy]()
+    return np.arange(first, first + len(proba), dtype=np.float64)
 
 
-def watch_stop_set(cnn, root: Path, files: list[str], project: LabelProject, params: Params, batches) -> dict:
-    """This batch's model's classes on the project's stop set (a stable sample of its folder) and its
-    agreement with the previous batch's model on the images both predicted; {} with the criterion off."""
-    if not params.stopping.stop_set:
-        return {}
-    watched = stopping.stable_sample(files, params.stopping.stop_set, project.seed)
-    images = scale_images(np.stack([load_image(root / f, project.image_size, project.color_mode) for f in watched]))
-    classes = list(project.classes)
-    predicted = {path: classes[int(c)] for path, c in zip(watched, cnn.predict_proba(images).argmax(axis=1))}
+def watch_stop_set(predicted: dict[str, str], batches: list[IssuedBatch]) -> dict:
+    """This batch's model's classes on the project's stop set and its agreement with the previous
+    batch's model on the images both predicted (alstudy/learning/stopping.py)."""
     previous = {}
     for batch in reversed(batches):  # the latest batch that had a model
         stop_file = batch.manifest.parent / STOP_FILE
@@ -146,7 +139,7 @@ def watch_stop_set(cnn, root: Path, files: list[str], project: LabelProject, par
             previous = json.loads(stop_file.read_text())
             break
     agreements = list(previous.get("agreements", []))
-    common = [path for path in watched if path in previous.get("predicted", {})]
+    common = [path for path in predicted if path in previous.get("predicted", {})]
     agreements.append(
         stopping.cohen_kappa([previous["predicted"][p] for p in common], [predicted[p] for p in common])
         if common
@@ -220,7 +213,11 @@ def suggestion_model(model: ModelParams, min_steps: int, n_labelled: int) -> Mod
 
 def next_batch(name: str, project: LabelProject, params: Params, batches: list[IssuedBatch]) -> NextBatch | None:
     """The batch a person labels next after the issued `batches`, or None when the latest one is
-    still out (none of its images labelled yet): that one stays as it was issued."""
+    still out (none of its images labelled yet): that one stays as it was issued.
+
+    A round of the study's own loop (alstudy/learning/loop.py: `train`, then `select`) on the
+    project's images: every image comes from the decoded-image cache (uint8, memory-mapped), and
+    the model streams over it a batch at a time, so memory stays flat with the folder's size."""
     from alstudy.learning.model import CNN  # TensorFlow only where a model is trained
 
     root = Path(project.unlabelled)
@@ -247,48 +244,55 @@ def next_batch(name: str, project: LabelProject, params: Params, batches: list[I
         rows = [BatchRow(i + 1, image, "", 0.0) for i, image in enumerate(carried + [candidates[p] for p in picks])]
         return NextBatch(number, rows, batch_dir(name, number), {"n_labelled": 0.0}, None, len(carried))
 
-    size, mode = project.image_size, project.color_mode
-    images = scale_images(
-        np.stack(
-            [load_image(path, size, mode) for path, _ in known]
-            + [load_image(root / f, size, mode) for f in carried + candidates]
-        )
+    test = class_folder(Path(project.test), classes) if project.test else []
+    watched = stopping.stable_sample(files, params.stopping.stop_set, project.seed) if params.stopping.stop_set else []
+    parts = {
+        "known": [path for path, _ in known],
+        "carried": [root / f for f in carried],
+        "candidates": [root / f for f in candidates],
+        "test": [path for path, _ in test],
+        "watched": [root / f for f in watched],
+    }
+    pixels, all_rows = ImageCache(project.image_size, project.color_mode).rows(
+        [f for part in parts.values() for f in part]
     )
+    rows_of, start = {}, 0
+    for part, part_files in parts.items():
+        rows_of[part], start = all_rows[start : start + len(part_files)], start + len(part_files)
+
     labels_idx = np.array([classes.index(c) for _, c in known])
-    y = np.zeros((len(images), len(classes)), np.float32)
-    y[: len(known)] = one_hot(labels_idx, len(classes))
-    pool = Split(images, y)
-    seed = round_seed(project.seed, number)
-    cnn = CNN(images.shape[1:], len(classes), suggestion_model(params.model, project.min_steps, len(known)))
-    cnn.reinitialize(seed)
-    cnn.fit(images[: len(known)], y[: len(known)], seed)
-    rows = []
+    y = np.zeros((len(pixels), len(classes)), np.float32)
+    y[rows_of["known"]] = one_hot(labels_idx, len(classes))
+    pool = Split(pixels, y)
+    cnn = CNN(pixels.shape[1:], len(classes), suggestion_model(params.model, project.min_steps, len(known)))
+    train(cnn, pixels[rows_of["known"]], y[rows_of["known"]], project.seed, number, from_scratch=True)
+
+    picked = []  # (image, probabilities, score), in the batch's order
     if carried:
-        carried_idx = np.arange(len(known), len(known) + len(carried))
-        proba = cnn.predict_proba(pool.x, carried_idx)
-        scores = score(project.strategy, proba, None, np.arange(len(carried)))
-        rows += [(image, p, s) for image, p, s in zip(carried, proba, scores)]
+        proba = cnn.predict_proba(pixels, rows_of["carried"])
+        picked += zip(carried, proba, score(project.strategy, proba, None))
     if n:
-        spec = strategies.get(project.strategy)
-        cand_idx = np.arange(len(known) + len(carried), len(images))
-        inputs = strategy_inputs(
-            spec,
+        selection = select(
+            project.strategy,
             params.al.options(project.strategy),
             cnn,
             pool,
-            list(range(len(known))),
-            cand_idx,
+            rows_of["known"],
+            rows_of["candidates"],
             n,
             rng,
             round_seed(project.seed, number, MC_DROPOUT),
         )
-        picks = np.asarray(spec.select(inputs))
-        proba = inputs.proba if inputs.proba is not None else cnn.predict_proba(pool.x, cand_idx)
-        scores = score(project.strategy, proba, inputs.mc_proba, picks, first=len(carried) + 1)
-        rows += [(candidates[p], proba[p], s) for p, s in zip(picks, scores)]
+        picks, inputs = selection.picks, selection.inputs
+        proba = (
+            inputs.proba[picks] if inputs.proba is not None else cnn.predict_proba(pixels, rows_of["candidates"][picks])
+        )
+        mc_proba = inputs.mc_proba[picks] if inputs.mc_proba is not None else None
+        scores = score(project.strategy, proba, mc_proba, first=len(carried) + 1)
+        picked += zip([candidates[p] for p in picks], proba, scores)
     rows = [
         BatchRow(i + 1, image, classes[int(p.argmax())], float(s), float(p.max()))
-        for i, (image, p, s) in enumerate(rows)
+        for i, (image, p, s) in enumerate(picked)
     ]
     metrics = {
         "n_labelled": float(len(known)),
@@ -298,14 +302,16 @@ def next_batch(name: str, project: LabelProject, params: Params, batches: list[I
             [np.sum(labels_idx == c) for c in range(len(classes))],
         ),
     }
-    watch = watch_stop_set(cnn, root, files, project, params, batches)
-    if watch.get("agreements") and watch["agreements"][-1] is not None:
-        metrics[metric_names.metric_name(metric_names.STOPPING, "kappa")] = watch["agreements"][-1]
-    if project.test:
-        test = class_folder(Path(project.test), classes)
-        x_test = scale_images(np.stack([load_image(p, size, mode) for p, _ in test]))
+    watch = {}
+    if watched:
+        predicted = cnn.predict_proba(pixels, rows_of["watched"]).argmax(axis=1)
+        watch = watch_stop_set({path: classes[int(c)] for path, c in zip(watched, predicted)}, batches)
+        if watch["agreements"][-1] is not None:
+            metrics[metric_names.metric_name(metric_names.STOPPING, "kappa")] = watch["agreements"][-1]
+    if test:
         truth = np.array([classes.index(c) for _, c in test])
-        scores_test = evaluate(truth, cnn.predict_proba(x_test).argmax(axis=1), len(classes))
+        predicted = cnn.predict_proba(pixels, rows_of["test"]).argmax(axis=1)
+        scores_test = evaluate(truth, predicted, len(classes))
         metrics.update(test_accuracy=scores_test["accuracy"], test_f1_macro=scores_test["f1_macro"])
     return NextBatch(number, rows, batch_dir(name, number), metrics, cnn.model, len(carried), watch)
 
@@ -333,7 +339,7 @@ def write_batch(name: str, project: LabelProject, batch: NextBatch, params: Para
     if (batch.folder / "manifest.csv").exists():  # never rewrite what a person may be filling in
         raise PipelineError(f"{batch.folder / 'manifest.csv'}: already issued; it is never rewritten")
     batch.folder.mkdir(parents=True, exist_ok=True)
-    url = project.image_url or f"/data/local-files/?d={Path(project.unlabelled).resolve().relative_to('/')}"
+    url = project.image_url or local_files_url(Path(project.unlabelled), strict=False)
     with atomic_path(batch.folder / "tasks.json") as tmp:
         tmp.write_text(json.dumps(label_studio_tasks(batch.rows, url), indent=1))
     how = (

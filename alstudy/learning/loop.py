@@ -143,6 +143,43 @@ def strategy_inputs(
     return QueryInputs(n_candidates=len(candidates), n_instances=n_instances, rng=rng, options=options, **fields)
 
 
+@dataclass(frozen=True)
+class Selection:
+    """What a strategy picked from the candidates, and what it was given to pick with."""
+
+    picks: np.ndarray  # positions in the candidates, in the strategy's order
+    inputs: QueryInputs
+    score_seconds: float  # computing the strategy's inputs (the model's passes over the candidates)
+
+
+def select(
+    strategy: str,
+    options: BaseModel,
+    learner: Learner,
+    pool: Split,
+    labeled: list[int] | np.ndarray,
+    candidates: np.ndarray,
+    n_instances: int,
+    rng: np.random.Generator,
+    mc_seed: int,
+) -> Selection:
+    """The second half of a round, for the study and for a labelling project alike: score the
+    candidate rows of the pool with the learner, and let the strategy pick `n_instances` of them."""
+    spec = strategies.get(strategy)
+    start = time.perf_counter()
+    inputs = strategy_inputs(spec, options, learner, pool, list(labeled), candidates, n_instances, rng, mc_seed)
+    score_seconds = time.perf_counter() - start
+    return Selection(np.asarray(spec.select(inputs)), inputs, score_seconds)
+
+
+def train(learner: Learner, x: np.ndarray, y: np.ndarray, seed: int, round_: int, from_scratch: bool) -> int:
+    """The first half of a round: fit the labelled images (fresh weights when `from_scratch`), with
+    the round's seed for weights, shuffling and dropout; return the epochs run."""
+    if from_scratch:
+        learner.reinitialize(round_seed(seed, round_))
+    return learner.fit(x, y, round_seed(seed, round_))
+
+
 def query(
     strategy: str,
     options: BaseModel,
@@ -158,14 +195,10 @@ def query(
     rng = round_rng(seed, round_)
     if al.pool_subsample and al.pool_subsample < len(unlabeled):
         unlabeled = np.sort(rng.choice(unlabeled, size=al.pool_subsample, replace=False))
-    spec = strategies.get(strategy)
-    start = time.perf_counter()
-    inputs = strategy_inputs(
-        spec, options, learner, pool, labeled, unlabeled, al.query_size, rng, round_seed(seed, round_, MC_DROPOUT)
+    selection = select(
+        strategy, options, learner, pool, labeled, unlabeled, al.query_size, rng, round_seed(seed, round_, MC_DROPOUT)
     )
-    score_seconds = time.perf_counter() - start
-    picks = spec.select(inputs)
-    return unlabeled[picks], score_seconds
+    return unlabeled[selection.picks], selection.score_seconds
 
 
 def run_loop(
@@ -202,10 +235,15 @@ def run_loop(
         state.labeled.extend(int(i) for i in new)
 
         start = time.perf_counter()
-        if round_ == 0 or retrain_from_scratch:
-            learner.reinitialize(round_seed(seed, round_))
         labeled = np.asarray(state.labeled)
-        epochs = learner.fit(np.asarray(pool.x[labeled]), np.asarray(pool.y[labeled]), round_seed(seed, round_))
+        epochs = train(
+            learner,
+            np.asarray(pool.x[labeled]),
+            np.asarray(pool.y[labeled]),
+            seed,
+            round_,
+            from_scratch=round_ == 0 or retrain_from_scratch,
+        )
         train_seconds = time.perf_counter() - start
 
         start = time.perf_counter()

@@ -10,6 +10,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from alstudy.data.preprocess import model_input
 from alstudy.errors import PipelineError
 from alstudy.learning.learner import Inference
 from alstudy.learning.training import Trainer
@@ -132,7 +133,7 @@ class CNN:
         set_seed(seed)
         seed_dropout(self.model, seed)
         return self._trainer.fit(
-            x,
+            model_input(x),
             y,
             epochs=self.params.epochs,
             seed=seed,
@@ -277,7 +278,7 @@ class Predictor:
         for start in range(0, n, self.batch_size):
             stop = min(start + self.batch_size, n)
             batch = images[start:stop] if rows is None else images[rows[start:stop]]
-            result = forward(np.asarray(batch, dtype=np.float32), feature_masks, hidden_masks)
+            result = forward(model_input(batch), feature_masks, hidden_masks)
             release_mapped_pages(images)
             for name, value in result.items():
                 value = value.numpy()

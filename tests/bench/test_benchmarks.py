@@ -9,7 +9,7 @@ import pytest
 from alstudy.data.preprocess import write_splits
 from alstudy.learning.model import cpu_has_bfloat16
 from alstudy.params import ModelParams, load_params
-from helpers import learnable_split
+from helpers import debian_fashion_mnist_installed, learnable_split
 
 pytestmark = pytest.mark.slow
 
@@ -113,3 +113,29 @@ def test_convolution_section_times_each_conv_and_the_first_one_reshaped(capsys):
     for row in result["layers"] + result["first_conv"]:
         assert all(row[p]["forward_us"] > 0 and row[p]["step_us"] > 0 for p in ("float32", "bfloat16"))
     assert "im2col, patch length 32" in capsys.readouterr().out
+
+
+@pytest.mark.skipif(not debian_fashion_mnist_installed(), reason="needs Debian's dataset-fashion-mnist")
+def test_label_benchmark_runs_next_twice_and_the_second_decodes_nothing(tmp_path, capsys):
+    from alstudy.bench import bench_label
+
+    out = tmp_path / "label.json"
+    bench_label.main(
+        [
+            "--images",
+            "60",
+            "--work",
+            str(tmp_path / "work"),
+            "--batch-size",
+            "10",
+            "--min-steps",
+            "5",
+            "--json",
+            str(out),
+        ]
+    )
+    figures = json.loads(out.read_text())
+    assert figures["images"] == 60 and figures["second_next_decoded_images"] is False
+    assert figures["first_next_peak_mb"] > 100 and figures["first_next_seconds"] > 0
+    assert len(list((tmp_path / "work/project/data/unlabelled").rglob("*.png"))) == 60
+    assert "second next:" in capsys.readouterr().out

@@ -1,4 +1,5 @@
 """The preprocess and imbalance stages on tiny data, and the stages' one-line error contract."""
+
 from __future__ import annotations
 
 import json
@@ -10,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from alstudy.data.imbalance import retention_profile, subsample_indices
+from alstudy.errors import PipelineError
 from helpers import (
     CIFAR_ARCHIVE,
     CIFAR_BATCH_DIR,
@@ -19,9 +22,6 @@ from helpers import (
     make_fashion_mnist_dir,
     write_params,
 )
-from alstudy.errors import PipelineError
-from alstudy.data.imbalance import retention_profile, subsample_indices
-from alstudy.params import ImbalanceParams
 from stages import download, imbalance, preprocess
 
 PREPARED = Path("data/prepared")
@@ -68,8 +68,13 @@ def test_preprocess_fashion_mnist(project):
     assert meta["image_shape"] == [28, 28, 1]
     assert meta["train_class_counts"] == [6] * 10 and meta["test_class_counts"] == [2] * 10
     assert meta["class_names"][0] == "T-shirt/top" and meta["class_names"][9] == "Ankle boot"
-    assert sorted(p.name for p in (PREPARED / "fashion_mnist").iterdir()) == \
-        ["meta.json", "x_test.npy", "x_train.npy", "y_test.npy", "y_train.npy"]  # no temp files left
+    assert sorted(p.name for p in (PREPARED / "fashion_mnist").iterdir()) == [
+        "meta.json",
+        "x_test.npy",
+        "x_train.npy",
+        "y_test.npy",
+        "y_train.npy",
+    ]  # no temp files left
 
 
 def test_preprocess_cifar10_after_download(project, tmp_path):
@@ -129,8 +134,11 @@ def test_stage_outputs_honour_the_umask(project, tmp_path):
         preprocess.main(["--dataset", "fashion_mnist"])
     finally:
         os.umask(old)
-    for path in (Path("data/raw/fashion_mnist/train-images-idx3-ubyte.gz"), PREPARED / "fashion_mnist" / "x_train.npy",
-                 PREPARED / "fashion_mnist" / "meta.json"):
+    for path in (
+        Path("data/raw/fashion_mnist/train-images-idx3-ubyte.gz"),
+        PREPARED / "fashion_mnist" / "x_train.npy",
+        PREPARED / "fashion_mnist" / "meta.json",
+    ):
         assert path.stat().st_mode & 0o777 == 0o644, path
 
 
@@ -244,8 +252,14 @@ def test_stage_error_is_one_line_and_exit_code_2(project, dead_url, tmp_path, su
     empty.mkdir()
     write_params(project, download={"sources": {"cifar10": [dead_url, str(empty)]}, "timeout_s": 5})
 
-    result = subprocess.run([sys.executable, "-m", "stages.download", "--dataset", "cifar10"], cwd=project,
-                            env=subprocess_env, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "stages.download", "--dataset", "cifar10"],
+        cwd=project,
+        env=subprocess_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
     assert result.returncode == 2, result.stderr
     lines = result.stderr.rstrip("\n").splitlines()
@@ -259,8 +273,15 @@ def test_stage_error_is_one_line_and_exit_code_2(project, dead_url, tmp_path, su
 
 def test_bad_params_stop_a_stage_with_one_line(project, subprocess_env):
     write_params(project, al={"query_size": 0})
-    result = subprocess.run([sys.executable, "-m", "stages.preprocess", "--dataset", "fashion_mnist"],
-                            cwd=project, env=subprocess_env, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "stages.preprocess", "--dataset", "fashion_mnist"],
+        cwd=project,
+        env=subprocess_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        "error: params.yaml: al.query_size: Input should be greater than or equal to 1 (got 0)"]
+        "error: params.yaml: al.query_size: Input should be greater than or equal to 1 (got 0)"
+    ]

@@ -1,4 +1,5 @@
 """Download stage and file verification, over HTTP from 127.0.0.1, file:// URLs and local folders."""
+
 from __future__ import annotations
 
 import gzip
@@ -10,6 +11,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from alstudy.data.datasets import CIFAR10, FASHION_MNIST, RawFile
+from alstudy.data.download import VerificationError, fetch_file, verify_file
+from alstudy.errors import PipelineError
 from helpers import (
     CIFAR_ARCHIVE,
     CIFAR_BATCH_DIR,
@@ -23,9 +27,6 @@ from helpers import (
     sha256_of,
     write_params,
 )
-from alstudy.data.datasets import CIFAR10, FASHION_MNIST, RawFile
-from alstudy.data.download import VerificationError, fetch_file, verify_file
-from alstudy.errors import PipelineError
 from stages import download
 
 RAW_FASHION = Path("data/raw/fashion_mnist")
@@ -33,8 +34,10 @@ RAW_CIFAR = Path("data/raw/cifar10")
 
 
 def configure(project, dataset: str, sources: list[str], checksums: dict[str, str] | None = None) -> None:
-    write_params(project, download={"sources": {dataset: [str(s) for s in sources]},
-                                    "checksums": checksums or {}, "timeout_s": 5})
+    write_params(
+        project,
+        download={"sources": {dataset: [str(s) for s in sources]}, "checksums": checksums or {}, "timeout_s": 5},
+    )
 
 
 def leftovers(folder: Path) -> list[str]:
@@ -81,7 +84,8 @@ def test_cifar10_over_http_is_fetched_verified_and_extracted(project, http_serve
     assert archive.read_bytes() == (folder / CIFAR_ARCHIVE).read_bytes()
     batch_dir = RAW_CIFAR / CIFAR_BATCH_DIR
     assert sorted(p.name for p in batch_dir.glob("*.bin")) == sorted(
-        [f"data_batch_{i}.bin" for i in range(1, 6)] + ["test_batch.bin"])
+        [f"data_batch_{i}.bin" for i in range(1, 6)] + ["test_batch.bin"]
+    )
     assert (batch_dir / ".extracted").read_text().strip() == sha256_of(archive)
     assert url.requests == [f"/{CIFAR_ARCHIVE}"]
 
@@ -117,8 +121,7 @@ def test_local_folder_source(project, cifar_source):
 # --------------------------------------------------------------------------- fallback
 
 
-def test_fallback_from_dead_url_and_404_to_a_working_source(project, http_server, dead_url, fashion_source,
-                                                            tmp_path):
+def test_fallback_from_dead_url_and_404_to_a_working_source(project, http_server, dead_url, fashion_source, tmp_path):
     folder, checksums = fashion_source
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -199,8 +202,9 @@ def test_existing_file_that_fails_verification_is_replaced(project, http_server,
 
     download.main(["--dataset", "fashion_mnist"])
 
-    assert (RAW_FASHION / "train-images-idx3-ubyte.gz").read_bytes() == \
-        (folder / "train-images-idx3-ubyte.gz").read_bytes()
+    assert (RAW_FASHION / "train-images-idx3-ubyte.gz").read_bytes() == (
+        folder / "train-images-idx3-ubyte.gz"
+    ).read_bytes()
     assert "/train-images-idx3-ubyte.gz" in url.requests
 
 
@@ -220,8 +224,9 @@ def test_truncated_download_is_rejected_and_leaves_nothing(project, http_server,
     assert list(RAW_CIFAR.iterdir()) == []  # no archive, no .part file, nothing extracted
 
 
-def test_no_reachable_source_names_the_file_and_key_and_keeps_verified_files(project, http_server, dead_url,
-                                                                               fashion_source, tmp_path):
+def test_no_reachable_source_names_the_file_and_key_and_keeps_verified_files(
+    project, http_server, dead_url, fashion_source, tmp_path
+):
     folder, checksums = fashion_source
     partial_dir = tmp_path / "partial"
     partial_dir.mkdir()
@@ -372,8 +377,9 @@ def test_fetch_file_leaves_no_part_files_after_failures(tmp_path, http_server, d
     dest.mkdir()
     raw = RawFile("x.gz", "0" * 32)
     with pytest.raises(PipelineError) as caught:
-        fetch_file(raw, [dead_url, http_server(src), http_server(src, truncate=True), str(src)], dest, "demo",
-                   timeout=5)
+        fetch_file(
+            raw, [dead_url, http_server(src), http_server(src, truncate=True), str(src)], dest, "demo", timeout=5
+        )
     assert caught.value.args[0].count("checksum mismatch") == 2
     assert "truncated" in str(caught.value)
     assert list(dest.iterdir()) == []
@@ -387,9 +393,12 @@ def test_an_unreachable_dataset_offers_both_fixes_in_one_line(project, dead_url)
     message = str(caught.value)
     assert "\n" not in message
     assert "list that folder first under download.sources.cifar10" in message  # a local copy
-    assert message.endswith("or run the grid without it: "
-                            "dvc exp run -S 'data.datasets=[fashion_mnist,fashion_mnist_imbalanced]'")
+    assert message.endswith(
+        "or run the grid without it: dvc exp run -S 'data.datasets=[fashion_mnist,fashion_mnist_imbalanced]'"
+    )
     # Without Fashion-MNIST the imbalanced variant goes too.
-    assert download.without_it("fashion_mnist", ["fashion_mnist", "fashion_mnist_imbalanced", "cifar10"]) \
+    assert (
+        download.without_it("fashion_mnist", ["fashion_mnist", "fashion_mnist_imbalanced", "cifar10"])
         == "; or run the grid without it: dvc exp run -S 'data.datasets=[cifar10]'"
+    )
     assert download.without_it("cifar10", ["cifar10"]) == ""

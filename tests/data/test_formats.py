@@ -1,4 +1,5 @@
 """Readers for the upstream formats: IDX (Fashion-MNIST) and the CIFAR-10 binary archive."""
+
 from __future__ import annotations
 
 import gzip
@@ -7,6 +8,8 @@ import tarfile
 import numpy as np
 import pytest
 
+from alstudy.data import cifar, idx
+from alstudy.errors import PipelineError
 from helpers import (
     CIFAR_ARCHIVE,
     CIFAR_BATCH_DIR,
@@ -24,8 +27,6 @@ from helpers import (
     write_idx_gz,
     write_tar_gz,
 )
-from alstudy.data import cifar, idx
-from alstudy.errors import PipelineError
 
 # --------------------------------------------------------------------------- IDX
 
@@ -33,10 +34,10 @@ from alstudy.errors import PipelineError
 def test_write_idx_gz_matches_the_upstream_header(tmp_path):
     images = np.arange(2 * 28 * 28, dtype=np.uint32).astype(np.uint8).reshape(2, 28, 28)
     data = gzip.decompress(write_idx_gz(tmp_path / "i.gz", images).read_bytes())
-    assert data[:16] == bytes.fromhex("00000803" "00000002" "0000001c" "0000001c")
+    assert data[:16] == bytes.fromhex("00000803000000020000001c0000001c")
     labels = np.array([3, 1, 4], dtype=np.uint8)
     data = gzip.decompress(write_idx_gz(tmp_path / "l.gz", labels).read_bytes())
-    assert data == bytes.fromhex("00000801" "00000003" "030104")
+    assert data == bytes.fromhex("0000080100000003030104")
 
 
 def test_idx_round_trip(tmp_path):

@@ -1,4 +1,5 @@
 """Image-folder datasets: real PNG and JPEG files written with Pillow, read into prepared splits."""
+
 from __future__ import annotations
 
 import json
@@ -7,20 +8,21 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from helpers import FOLDER_CLASSES, make_image_folder, truncate_file
 
-from alstudy.errors import PipelineError
 from alstudy.data.image_folder import load_image, prepare_folder, scan
-from alstudy.params import parse_params
 from alstudy.data.preprocess import load_splits
+from alstudy.errors import PipelineError
+from alstudy.params import parse_params
+from helpers import FOLDER_CLASSES, make_image_folder, truncate_file
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def prepare(root: Path, out: Path, **kw):
     args = {"name": "parts", "image_size": (16, 12), "color_mode": "rgb", "test_fraction": 0.5, "seed": 0, **kw}
-    return prepare_folder(root, out, args["name"], args["image_size"], args["color_mode"], args["test_fraction"],
-                          args["seed"])
+    return prepare_folder(
+        root, out, args["name"], args["image_size"], args["color_mode"], args["test_fraction"], args["seed"]
+    )
 
 
 def test_mixed_formats_modes_and_sizes_become_scaled_one_hot_splits(tmp_path):
@@ -38,7 +40,7 @@ def test_mixed_formats_modes_and_sizes_become_scaled_one_hot_splits(tmp_path):
     # Each class's band is brighter than the rest of the image, after resizing too.
     for x, label in zip(train.x, train.labels):
         rows = x.mean(axis=(1, 2))
-        assert rows[label * 16 // 3 + 1: (label + 1) * 16 // 3 - 1].mean() > rows.mean()
+        assert rows[label * 16 // 3 + 1 : (label + 1) * 16 // 3 - 1].mean() > rows.mean()
 
 
 def test_grayscale_and_seeded_split(tmp_path):
@@ -58,15 +60,18 @@ def test_train_and_test_folders_give_the_split(tmp_path):
     assert split.from_folders and len(split.train) == 12 and len(split.test) == 6
 
 
-@pytest.mark.parametrize("damage, names", [
-    ("truncated_jpeg", "img_002.jpg"),
-    ("jpeg_cut_in_scan_data", "cut.jpg"),
-    ("text_as_png", "notes.png"),
-    ("empty_class", "empty class folder"),
-    ("single_class", "at least 2"),
-    ("too_few_images", "cannot be split"),
-    ("missing_path", "no such folder"),
-])
+@pytest.mark.parametrize(
+    "damage, names",
+    [
+        ("truncated_jpeg", "img_002.jpg"),
+        ("jpeg_cut_in_scan_data", "cut.jpg"),
+        ("text_as_png", "notes.png"),
+        ("empty_class", "empty class folder"),
+        ("single_class", "at least 2"),
+        ("too_few_images", "cannot be split"),
+        ("missing_path", "no such folder"),
+    ],
+)
 def test_bad_input_stops_in_one_line_and_writes_nothing(tmp_path, damage, names):
     root = make_image_folder(tmp_path / "parts", per_class=6)
     out = tmp_path / "prepared"
@@ -141,9 +146,11 @@ def test_folder_params_are_validated(tmp_path):
     raw["data"]["datasets"] = ["fashion_mnist", "parts"]
     params = parse_params(raw)
     assert params.data.folders["parts"].color_mode == "rgb" and params.data.folders["parts"].image_size == (64, 64)
-    for change, expected in ((("folders", {"cifar10": {"path": "x", "image_size": [32, 32]}}), "clashes with the built-in"),
-                             (("folders", {"parts": {"path": "x", "image_size": [4, 64]}}), "two integers >= 8"),
-                             (("datasets", ["fashion_mnist", "bolts"]), "unknown dataset 'bolts'")):
+    for change, expected in (
+        (("folders", {"cifar10": {"path": "x", "image_size": [32, 32]}}), "clashes with the built-in"),
+        (("folders", {"parts": {"path": "x", "image_size": [4, 64]}}), "two integers >= 8"),
+        (("datasets", ["fashion_mnist", "bolts"]), "unknown dataset 'bolts'"),
+    ):
         bad = yaml.safe_load((REPO / "params.yaml").read_text())
         bad["data"]["folders"] = raw["data"]["folders"]
         bad["data"][change[0]] = change[1]
@@ -157,10 +164,10 @@ def test_scan_lists_classes_in_folder_name_order(tmp_path):
 
 
 def test_export_writes_a_built_in_dataset_as_png_class_folders_with_its_own_pixels(tmp_path, monkeypatch):
-    from helpers import fashion_mnist_arrays, make_fashion_mnist_dir
     from PIL import Image
 
     from alstudy.console import export_images
+    from helpers import fashion_mnist_arrays, make_fashion_mnist_dir
 
     make_fashion_mnist_dir(tmp_path / "data/raw/fashion_mnist", n_train=40, n_test=20)
     monkeypatch.chdir(tmp_path)

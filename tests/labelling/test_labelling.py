@@ -20,49 +20,10 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from alstudy.errors import PipelineError
-from helpers import copy_repo, dvc, machine_precision, make_image_folder
+from helpers import LABEL_CLASSES as CLASSES
+from helpers import copy_repo, dvc, label, make_label_project
 
 REPO = Path(__file__).resolve().parents[2]
-CLASSES = ["bolt", "gear", "nut"]
-
-
-def make_label_project(root: Path, per_class: int = 14, batch_size: int = 6) -> tuple[Path, dict[str, str]]:
-    """An unlabelled flat folder (the truth kept aside), a labelled test folder, params.yaml."""
-    source = make_image_folder(root / "source", per_class=per_class, classes=tuple(CLASSES))
-    unlabelled = root / "project/data/unlabelled"
-    unlabelled.mkdir(parents=True)
-    truth = {}
-    for i, path in enumerate(sorted(source.rglob("*.*"))):
-        name = f"{i:04d}{path.suffix}"
-        shutil.copy(path, unlabelled / name)
-        truth[name] = path.parent.name
-    make_image_folder(root / "project/data/test", per_class=4, seed=7, classes=tuple(CLASSES))
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
-    params["model"].update(precision=machine_precision())
-    params["model"].update(filters=[4, 8, 8], dense_units=16, epochs=3, batch_size=8, predict_batch_size=64)
-    params["label"] = {
-        "projects": {
-            "parts": {
-                "unlabelled": "data/unlabelled",
-                "classes": CLASSES,
-                "strategy": "margin",
-                "batch_size": batch_size,
-                "image_size": [16, 16],
-                "color_mode": "rgb",
-                "test": "data/test",
-            }
-        }
-    }
-    (root / "project/params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    return root / "project", truth
-
-
-def label(project: Path, monkeypatch, *args: str) -> None:
-    from stages import label as stage
-
-    monkeypatch.chdir(project)
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{project / 'mlflow.db'}")
-    stage.main(list(args))
 
 
 def fill_manifest(manifest: Path, truth: dict[str, str], out: Path) -> Path:
@@ -129,8 +90,19 @@ def read_labels(project: Path) -> dict[str, str]:
         return {row["path"]: row["label"] for row in csv.DictReader(stream)}
 
 
+def count_decodes(monkeypatch) -> list[str]:
+    """The image files the labelling loop decodes from now on (through its decoded-image cache)."""
+    from alstudy.data import image_cache
+
+    seen: list[str] = []
+    real = image_cache.load_image
+    monkeypatch.setattr(image_cache, "load_image", lambda path, *args: seen.append(str(path)) or real(path, *args))
+    return seen
+
+
 def test_two_batches_labelled_as_a_person_would(tmp_path, monkeypatch):
     project, truth = make_label_project(tmp_path)
+    decoded = count_decodes(monkeypatch)
 
     label(project, monkeypatch, "next")  # no labels yet: a seeded random first batch
     batch1 = project / "labelling/parts/batch-001"
@@ -141,6 +113,8 @@ def test_two_batches_labelled_as_a_person_would(tmp_path, monkeypatch):
     assert read_labels(project) == {r["path"]: truth[r["path"]] for r in rows}
 
     label(project, monkeypatch, "next")  # trained on 6 labels; margin picks batch 2
+    # Every image decoded once (each unlabelled one, each test one), into the project's cache.
+    assert len(decoded) == len(set(decoded)) == len(truth) + 4 * len(CLASSES)
     batch2 = project / "labelling/parts/batch-002"
     rows2 = list(csv.DictReader(open(batch2 / "manifest.csv")))
     assert len(rows2) == 6 and not {r["path"] for r in rows2} & {r["path"] for r in rows}
@@ -156,7 +130,10 @@ def test_two_batches_labelled_as_a_person_would(tmp_path, monkeypatch):
     label(project, monkeypatch, "import", str(export))
     assert read_labels(project) == labels
 
+    decoded.clear()
+    shutil.copy(project / "data/unlabelled" / next(iter(truth)), project / "data/unlabelled/new.png")
     label(project, monkeypatch, "next")
+    assert [Path(p).name for p in decoded] == ["new.png"]  # the rest comes from the cache
     # MLflow: one run for the project, one step per batch, test metrics once there are labels, models.
     mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow.db'}")
     (run,) = mlflow.search_runs(
@@ -169,7 +146,7 @@ def test_two_batches_labelled_as_a_person_would(tmp_path, monkeypatch):
     # When to stop: batch 3's model against batch 2's on the stop set (the whole folder here), on its page too.
     assert [m.step for m in client.get_metric_history(run.info.run_id, "stopping/kappa")] == [3]
     watch = json.loads((project / "labelling/parts/batch-003/stop_set.json").read_text())
-    assert len(watch["predicted"]) == len(truth) and watch["agreements"][0] is None
+    assert len(watch["predicted"]) == len(truth) + 1 and watch["agreements"][0] is None  # and new.png
     assert (
         "When to stop: this batch's model agrees with the previous one on"
         in (project / "labelling/parts/batch-003/label.html").read_text()
