@@ -25,7 +25,7 @@ class _Section(BaseModel):
 class BaseParams(_Section):
     """Settings every stage shares."""
 
-    seed: int = Field(0, ge=0, description="seeds the imbalanced subset and image folders' train/test split")
+    seed: int = Field(0, ge=0, description="seeds the imbalanced variants' subsets and image folders' train/test split")
     mlflow_tracking_uri: str = Field(
         "",
         description=(
@@ -81,6 +81,36 @@ class FolderParams(_Section):
     _size = field_validator("image_size", mode="before")(_image_size)
 
 
+class ImbalancedParams(_Section):
+    """An imbalanced variant of a dataset: a seeded share of each class of its training split kept."""
+
+    source: str = Field(
+        min_length=1,
+        description=(
+            "the dataset it is made from: a built-in one (`fashion_mnist`, `cifar10`) or a name under `data.folders`"
+        ),
+    )
+    ratio: float = Field(
+        10.0,
+        ge=1.0,
+        description=(
+            "long tail: class c of n keeps `ratio ** (-c / (n - 1))` of its training images (the first class all, "
+            "the last 1/ratio)"
+        ),
+    )
+    fractions: list[float] | None = Field(
+        None, description="or explicit per-class shares in (0, 1], one per class of the source; overrides `ratio`"
+    )
+    imbalance_test: bool = Field(False, description="also imbalance the test split (default: keep it balanced)")
+
+    @field_validator("fractions")
+    @classmethod
+    def _shares(cls, fractions: list[float] | None) -> list[float] | None:
+        if fractions is not None and (len(fractions) < 2 or not all(0 < f <= 1 for f in fractions)):
+            raise ValueError("must be numbers in (0, 1], one per class of the source")
+        return fractions
+
+
 class DataParams(_Section):
     """What the grid runs on."""
 
@@ -92,11 +122,17 @@ class DataParams(_Section):
             "to put it in the grid"
         ),
     )
+    imbalanced: dict[str, ImbalancedParams] = Field(
+        default_factory=lambda: {"fashion_mnist_imbalanced": ImbalancedParams(source="fashion_mnist")},
+        description=(
+            "imbalanced variants, one dataset each by name (keys below), made by the `imbalance@<name>` stage; "
+            "list a name in `data.datasets` to put it in the grid"
+        ),
+    )
     datasets: list[str] = Field(
         min_length=1,
         description=(
-            "the grid's datasets: `cifar10`, `fashion_mnist`, `fashion_mnist_imbalanced`, or a name under "
-            "`data.folders`"
+            "the grid's datasets: `cifar10`, `fashion_mnist`, a name under `data.folders` or under `data.imbalanced`"
         ),
     )
 
@@ -112,19 +148,50 @@ class DataParams(_Section):
                 raise ValueError(f"{name!r}: use letters, digits, '_', '-' or '.' (it names stages and folders)")
         return folders
 
+    @field_validator("imbalanced")
+    @classmethod
+    def _variants(cls, variants: dict[str, ImbalancedParams], info: ValidationInfo) -> dict[str, ImbalancedParams]:
+        folders = info.data.get("folders", {})
+        sources = [*dataset_registry.BUILT_IN, *folders]
+        for name, variant in variants.items():
+            if name in sources:
+                raise ValueError(f"{name}: clashes with a dataset of that name; give the variant another name")
+            if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
+                raise ValueError(f"{name!r}: use letters, digits, '_', '-' or '.' (it names stages and folders)")
+            if variant.source not in sources:
+                raise ValueError(
+                    f"{name}.source: unknown dataset {variant.source!r}; allowed: {', '.join(sources)} "
+                    "(a built-in dataset or a name under data.folders)"
+                )
+            spec = dataset_registry.BUILT_IN.get(variant.source)
+            if spec is not None and variant.fractions is not None and len(variant.fractions) != len(spec.class_names):
+                raise ValueError(
+                    f"{name}.fractions: {len(variant.fractions)} numbers for the {len(spec.class_names)} classes "
+                    f"of {variant.source}; give one per class"
+                )
+        return variants
+
     @field_validator("datasets")
     @classmethod
     def _known_unique(cls, names: list[str], info: ValidationInfo) -> list[str]:
-        known = [*dataset_registry.BUILT_IN, *info.data.get("folders", {})]
+        known = [*dataset_registry.BUILT_IN, *info.data.get("folders", {}), *info.data.get("imbalanced", {})]
         for name in names:
             if name not in known:
                 raise ValueError(
                     f"unknown dataset {name!r}; allowed: {', '.join(known)} "
-                    "(or declare an image folder under data.folders)"
+                    "(or declare an image folder under data.folders, or a variant under data.imbalanced)"
                 )
         if len(set(names)) != len(names):
             raise ValueError("lists a dataset twice")
         return names
+
+    def made_from(self, name: str) -> str:
+        """The dataset whose files `name` comes from: the source of an imbalanced variant, else itself."""
+        return self.imbalanced[name].source if name in self.imbalanced else name
+
+    def downloads_needed(self) -> list[str]:
+        """The downloaded datasets the grid's datasets are, or are made from."""
+        return dataset_registry.downloads_needed([self.made_from(name) for name in self.datasets])
 
     def check(self, name: str) -> str:
         """`name`, if the grid has it; a stage asked for another dataset stops in one line."""
@@ -168,32 +235,6 @@ class DownloadParams(_Section):
             if algo not in ("sha256", "md5") or not digest:
                 raise ValueError(f"{name}: expected 'sha256:<hex>' or 'md5:<hex>', got {value!r}")
         return checksums
-
-
-class ImbalanceParams(_Section):
-    """The imbalanced variant of Fashion-MNIST (`fashion_mnist_imbalanced`)."""
-
-    ratio: float = Field(
-        10.0,
-        ge=1.0,
-        description=(
-            "long tail: class c keeps `ratio ** (-c / 9)` of its training images (class 0 all, class 9 1/ratio)"
-        ),
-    )
-    fractions: list[float] | None = Field(
-        None, description=("or 10 explicit per-class shares in (0, 1]; overrides `ratio`")
-    )
-    imbalance_test: bool = Field(False, description="also imbalance the test split (default: keep it balanced)")
-
-    @field_validator("fractions")
-    @classmethod
-    def _ten_fractions(cls, fractions: list[float] | None) -> list[float] | None:
-        if fractions is None:
-            return None
-        n_classes = len(dataset_registry.get(dataset_registry.FASHION_MNIST_IMBALANCED.derived_from).class_names)
-        if len(fractions) != n_classes or not all(0 < f <= 1 for f in fractions):
-            raise ValueError(f"must be {n_classes} numbers in (0, 1], one per class")
-        return fractions
 
 
 class ModelParams(_Section):
@@ -480,7 +521,6 @@ class Params(_Section):
     base: BaseParams = BaseParams()
     data: DataParams
     download: DownloadParams
-    imbalance: ImbalanceParams = ImbalanceParams()
     model: ModelParams = ModelParams()
     al: ALParams
     stopping: StoppingParams = StoppingParams()
@@ -507,8 +547,19 @@ class Params(_Section):
         return {"al": al, "model": self.model.model_dump(), "stop_set": self.stopping.stop_set}
 
 
+# Sections that moved: where to now, for a params.yaml written for an earlier version.
+MOVED = {
+    "imbalance": (
+        "moved to data.imbalanced.<name> (source, ratio, fractions, imbalance_test): for the old one, "
+        "data.imbalanced.fashion_mnist_imbalanced with source: fashion_mnist; see docs/reference/params.md"
+    )
+}
+
+
 def _describe(error: dict) -> str:
     where = ".".join(str(part) for part in error["loc"])
+    if error["type"] == "extra_forbidden" and where in MOVED:
+        return f"{where}: {MOVED[where]}"
     if error["type"] == "extra_forbidden":
         return f"{where}: unknown key; remove it or check its spelling against docs/reference/params.md"
     message = error["msg"].removeprefix("Value error, ")

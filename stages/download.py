@@ -8,16 +8,16 @@ import logging
 from alstudy.data import datasets
 from alstudy.data.download import fetch_dataset
 from alstudy.errors import PipelineError
-from alstudy.params import load_params
+from alstudy.params import DataParams, load_params
 from alstudy.paths import raw_dir
 from alstudy.runner import run_stage
 
 log = logging.getLogger("download")
 
 
-def without_it(dataset: str, grid: list[str]) -> str:
+def without_it(dataset: str, data: DataParams) -> str:
     """The other fix for a dataset that cannot be had: a command that runs the grid without it."""
-    rest = [d for d in grid if dataset not in datasets.downloads_needed([d])]
+    rest = [d for d in data.datasets if data.made_from(d) != dataset]
     if not rest:
         return ""
     return f"; or run the grid without it: dvc exp run -S 'data.datasets=[{','.join(rest)}]'"
@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> None:
 
     dest = raw_dir(args.dataset)
     dest.mkdir(parents=True, exist_ok=True)
-    if args.dataset not in datasets.downloads_needed(params.data.datasets):
+    if args.dataset not in params.data.downloads_needed():
         log.info("%s: not needed by data.datasets; nothing to download", args.dataset)
         return
 
@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         paths = fetch_dataset(spec, sources, dest, params.download.checksums, params.download.timeout_s)
     except PipelineError as error:
-        raise PipelineError(f"{error}{without_it(args.dataset, params.data.datasets)}") from None
+        raise PipelineError(f"{error}{without_it(args.dataset, params.data)}") from None
     if spec.unpack is not None:
         spec.unpack(paths, dest)
         log.info("%s: unpacked in %s", args.dataset, dest)

@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None) -> None:
 
     out_dir = prepared_dir(args.dataset)
     out_dir.mkdir(parents=True, exist_ok=True)
-    if args.dataset not in datasets.downloads_needed(params.data.datasets):
+    if args.dataset not in params.data.downloads_needed():
         log.info("%s: not needed by data.datasets; nothing to preprocess", args.dataset)
         return
 

@@ -36,15 +36,21 @@ def test_repo_params_yaml_parses():
     assert params.al.budget == params.al.initial_size + params.al.rounds * params.al.query_size
     assert params.download.sources["fashion_mnist"][0] == "/usr/share/datasets/fashion-mnist"
     assert params.download.checksums == {}
-    assert params.imbalance.ratio == 10 and params.imbalance.fractions is None
-    assert downloads_needed(params.data.datasets) == ["cifar10", "fashion_mnist"]
+    variant = params.data.imbalanced["fashion_mnist_imbalanced"]
+    assert variant.source == "fashion_mnist" and variant.ratio == 10 and variant.fractions is None
+    assert params.data.downloads_needed() == ["cifar10", "fashion_mnist"]
     assert params.study.alpha == 0.05 and params.study.baseline == "random"
     assert params.study.metrics == ["accuracy", "f1_macro"] and params.study.power == 0.8
 
 
-def test_imbalanced_dataset_requires_fashion_mnist_download():
-    assert downloads_needed(["fashion_mnist_imbalanced"]) == ["fashion_mnist"]
-    assert downloads_needed(["cifar10"]) == ["cifar10"]
+def test_an_imbalanced_variant_needs_its_sources_download():
+    data = load_params(REPO_ROOT / "params.yaml").data
+    assert data.model_copy(update={"datasets": ["fashion_mnist_imbalanced"]}).downloads_needed() == ["fashion_mnist"]
+    assert data.model_copy(update={"datasets": ["cifar10"]}).downloads_needed() == ["cifar10"]
+    assert downloads_needed(["cifar10", "parts"]) == ["cifar10"]
+
+
+V = "fashion_mnist_imbalanced"  # the default study's variant, redeclared
 
 
 @pytest.mark.parametrize(
@@ -64,10 +70,25 @@ def test_imbalanced_dataset_requires_fashion_mnist_download():
         ("al", "strategy_options", {"random": {}}, "al.strategy_options", "no entry for margin"),
         ("model", "dropout", 1.0, "model.dropout", "less than 1"),
         ("al", "strategies", ["random", "random"], "al.strategies", "twice"),
-        ("imbalance", "ratio", 0.5, "imbalance.ratio", "greater than or equal to 1"),
-        ("imbalance", "fractions", [0.5] * 9, "imbalance.fractions", "10 numbers"),
-        ("imbalance", "fractions", [0.5] * 9 + [0.0], "imbalance.fractions", "(0, 1]"),
-        ("imbalance", "imbalance_test", "yes", "imbalance.imbalance_test", "boolean"),
+        ("data", "imbalanced", {V: {"source": "mnist"}}, f"data.imbalanced: {V}.source", "unknown dataset 'mnist'"),
+        (
+            "data",
+            "imbalanced",
+            {V: {"source": "fashion_mnist", "ratio": 0.5}},
+            f"{V}.ratio",
+            "greater than or equal to 1",
+        ),
+        (
+            "data",
+            "imbalanced",
+            {V: {"source": "cifar10", "fractions": [0.5] * 9}},
+            f"{V}.fractions",
+            "9 numbers for the 10",
+        ),
+        ("data", "imbalanced", {V: {"source": "cifar10", "fractions": [0.5] * 9 + [0.0]}}, f"{V}.fractions", "(0, 1]"),
+        ("data", "imbalanced", {V: {"source": "cifar10", "imbalance_test": "yes"}}, f"{V}.imbalance_test", "boolean"),
+        ("data", "imbalanced", {"cifar10": {"source": "fashion_mnist"}}, "data.imbalanced", "cifar10: clashes"),
+        ("data", "imbalanced", {V: {"ratio": 10}}, f"data.imbalanced.{V}.source", "Field required"),
         ("download", "timeout_s", 0, "download.timeout_s", "greater than 0"),
         ("download", "checksums", {"a.gz": "crc32:00"}, "download.checksums", "sha256:<hex>"),
         ("base", "seed", -1, "base.seed", "greater than or equal to 0"),
@@ -90,6 +111,14 @@ def test_bad_value_is_one_line_naming_the_key(repo_params, section, key, value, 
     assert hint in message
 
 
+def test_the_old_imbalance_section_says_where_it_went(repo_params):
+    old = {**copy.deepcopy(repo_params), "imbalance": {"ratio": 10, "fractions": None, "imbalance_test": False}}
+    with pytest.raises(
+        PipelineError, match=r"^params.yaml: imbalance: moved to data.imbalanced.<name> .*source: fashion_mnist"
+    ):
+        parse_params(old)
+
+
 def test_unknown_dataset_message_lists_the_allowed_names(repo_params):
     with pytest.raises(PipelineError, match=r"data\.datasets: unknown dataset 'mnist'; allowed: .*cifar10"):
         parse_params(with_change(repo_params, "data", "datasets", ["mnist"]))
@@ -99,7 +128,7 @@ def test_unknown_strategy_message_lists_the_allowed_names(repo_params):
     with pytest.raises(
         PipelineError,
         match=r"al\.strategies: unknown strategy 'qbc'; allowed: random, "
-        r"least_confidence, .*class_balanced, base$",
+        r"least_confidence, .*class_balanced, base, f1_deficit$",
     ):
         parse_params(with_change(repo_params, "al", "strategies", ["qbc"]))
 
@@ -233,6 +262,8 @@ def test_the_schemas_defaults_are_params_yamls():
         if key in ("data.folders", "al.strategy_options", "label.projects"):
             continue  # user-named entries: params.yaml lists examples or every strategy's, checked below
         default = field.get_default(call_default_factory=True)
+        if isinstance(default, dict):  # named entries with defaults (data.imbalanced): as params.yaml writes them
+            default = {k: v.model_dump() for k, v in default.items()}
         if (list(default) if isinstance(default, tuple) else default) != raw[section][name]:
             differ.append((key, default, raw[section][name]))
     for name, values in raw["al"]["strategy_options"].items():

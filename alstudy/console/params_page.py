@@ -16,7 +16,7 @@ from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
 from alstudy import strategies
-from alstudy.params import FolderParams, LabelProject, Params
+from alstudy.params import FolderParams, ImbalancedParams, LabelProject, Params
 
 INTRO = """# Parameters
 
@@ -29,13 +29,19 @@ out-of-range value stops it with one line such as
 A stage depends on the sections (or keys) it reads, so changing a key reruns what it affects.
 """
 # Keys holding user-named entries, and the model each entry follows.
-NAMED = {("data", "folders"): ("<name>", FolderParams), ("label", "projects"): ("<name>", LabelProject)}
+NAMED = {
+    ("data", "folders"): ("<name>", FolderParams),
+    ("data", "imbalanced"): ("<name>", ImbalancedParams),
+    ("label", "projects"): ("<name>", LabelProject),
+}
 
 
 def default_text(field) -> str:
     if field.default is PydanticUndefined and field.default_factory is None:
         return "required"
     value = field.get_default(call_default_factory=True)
+    if isinstance(value, dict):  # named entries: shown as params.yaml holds them
+        value = {k: v.model_dump() if isinstance(v, BaseModel) else v for k, v in value.items()}
     if isinstance(value, tuple):
         value = list(value)
     return f"`{json.dumps(value)}`" if not isinstance(value, str) or value == "" else f"`{value}`"

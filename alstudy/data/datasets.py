@@ -34,8 +34,8 @@ RawReader = Callable[[Path], tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarra
 
 @dataclass(frozen=True)
 class DatasetSpec:
-    """A built-in dataset: what `download@<name>` fetches and how `preprocess@<name>` reads it,
-    or, for a derived one, which dataset its own stage makes it from."""
+    """A built-in dataset: what `download@<name>` fetches and how `preprocess@<name>` reads it.
+    Imbalanced variants of any dataset are declared in params.yaml (`data.imbalanced`)."""
 
     name: str
     class_names: tuple[str, ...]
@@ -43,7 +43,6 @@ class DatasetSpec:
     read: RawReader | None = None
     # After a verified download: turn the files into what `read` expects (CIFAR-10's archive).
     unpack: Callable[[list[Path], Path], None] | None = None
-    derived_from: str | None = None
 
     @property
     def downloaded(self) -> bool:
@@ -102,13 +101,7 @@ CIFAR10 = DatasetSpec(
     unpack=lambda paths, dest: _extract_cifar10(paths[0], dest),
 )
 
-FASHION_MNIST_IMBALANCED = DatasetSpec(
-    name="fashion_mnist_imbalanced",
-    class_names=FASHION_MNIST.class_names,
-    derived_from=FASHION_MNIST.name,  # by the `imbalance` stage
-)
-
-BUILT_IN = {spec.name: spec for spec in (FASHION_MNIST, CIFAR10, FASHION_MNIST_IMBALANCED)}
+BUILT_IN = {spec.name: spec for spec in (FASHION_MNIST, CIFAR10)}
 DOWNLOADED = tuple(sorted(name for name, spec in BUILT_IN.items() if spec.downloaded))
 
 
@@ -117,6 +110,6 @@ def get(name: str) -> DatasetSpec:
 
 
 def downloads_needed(datasets: list[str]) -> list[str]:
-    """The downloaded datasets that the requested ones are, or are made from."""
-    wanted = set(datasets) | {BUILT_IN[n].derived_from for n in datasets if n in BUILT_IN and BUILT_IN[n].derived_from}
-    return [name for name in DOWNLOADED if name in wanted]
+    """The downloaded datasets among `datasets` (names already resolved to what they are made from:
+    `DataParams.downloads_needed` does that for imbalanced variants)."""
+    return [name for name in DOWNLOADED if name in set(datasets)]

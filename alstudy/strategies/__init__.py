@@ -32,7 +32,18 @@ from alstudy.strategies._base import (
 from alstudy.strategies._scores import min_sq_distances
 
 # `random` first: it is the baseline, and its place fixes the colour order of the plots.
-_FIRST = ("random", "least_confidence", "margin", "entropy", "bald", "badge", "coreset", "class_balanced", "base")
+_FIRST = (
+    "random",
+    "least_confidence",
+    "margin",
+    "entropy",
+    "bald",
+    "badge",
+    "coreset",
+    "class_balanced",
+    "base",
+    "f1_deficit",
+)
 
 
 def _strategy_modules() -> list[str]:

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from alstudy.data.datasets import FASHION_MNIST
 from alstudy.data.imbalance import retention_profile, subsample_indices
 from alstudy.errors import PipelineError
 from helpers import (
@@ -20,13 +21,21 @@ from helpers import (
     fashion_mnist_arrays,
     make_cifar10_archive,
     make_fashion_mnist_dir,
+    make_image_folder,
     write_params,
 )
-from stages import download, imbalance, preprocess
+from stages import download, folder, imbalance, preprocess
 
 PREPARED = Path("data/prepared")
 IMBALANCED = PREPARED / "fashion_mnist_imbalanced"
-METRICS = Path("metrics/imbalance.json")
+METRICS = Path("metrics/imbalance/fashion_mnist_imbalanced.json")
+FASHION_CLASSES = list(FASHION_MNIST.class_names)
+
+
+def make_variant(project: Path, name: str = "fashion_mnist_imbalanced", source: str = "fashion_mnist", **settings):
+    """Declare the variant (data.imbalanced.<name>) and run its stage."""
+    write_params(project, data={"imbalanced": {name: {"source": source, **settings}}})
+    imbalance.main(["--dataset", name])
 
 
 def load_prepared(folder: Path) -> dict[str, np.ndarray]:
@@ -159,8 +168,7 @@ def source_indices(kept_x: np.ndarray, source_x: np.ndarray) -> np.ndarray:
 
 
 def test_long_tail_ratio_10(project, fashion_1000):
-    write_params(project, imbalance={"ratio": 10, "fractions": None, "imbalance_test": False})
-    imbalance.main([])
+    make_variant(project, ratio=10, fractions=None, imbalance_test=False)
 
     out = load_prepared(IMBALANCED)
     counts = np.bincount(out["y_train"].argmax(axis=1), minlength=10)
@@ -179,8 +187,8 @@ def test_long_tail_ratio_10(project, fashion_1000):
 
     metrics = json.loads(METRICS.read_text())
     assert metrics["derived"] is True
-    assert metrics["train_class_counts"] == {str(c): int(n) for c, n in enumerate(counts)}
-    assert metrics["test_class_counts"] == {str(c): 20 for c in range(10)}
+    assert metrics["train_class_counts"] == {c: int(n) for c, n in zip(FASHION_CLASSES, counts)}
+    assert metrics["test_class_counts"] == {c: 20 for c in FASHION_CLASSES} and metrics["source"] == "fashion_mnist"
     assert metrics["train_total"] == counts.sum() and metrics["test_total"] == 200
     assert metrics["imbalance_ratio_observed"] == pytest.approx(10, rel=0.1)
     meta = json.loads((IMBALANCED / "meta.json").read_text())
@@ -189,27 +197,25 @@ def test_long_tail_ratio_10(project, fashion_1000):
 
 def test_explicit_fractions_are_respected(project, fashion_1000):
     fractions = [0.5, 1.0, 0.2, 0.3, 0.1, 0.9, 0.4, 0.6, 0.7, 0.8]
-    write_params(project, imbalance={"fractions": fractions, "ratio": 50})
-    imbalance.main([])
+    make_variant(project, fractions=fractions, ratio=50)
     counts = np.bincount(load_prepared(IMBALANCED)["y_train"].argmax(axis=1), minlength=10)
     assert counts.tolist() == [round(100 * f) for f in fractions]
-    assert json.loads(METRICS.read_text())["train_class_counts"]["4"] == 10
+    assert json.loads(METRICS.read_text())["train_class_counts"]["Coat"] == 10
 
 
 def test_imbalance_test_true_imbalances_the_test_split(project, fashion_1000):
-    write_params(project, imbalance={"ratio": 10, "imbalance_test": True})
-    imbalance.main([])
+    make_variant(project, ratio=10, imbalance_test=True)
     out = load_prepared(IMBALANCED)
     test_counts = np.bincount(out["y_test"].argmax(axis=1), minlength=10)
     assert test_counts.tolist() == np.round(20 * 10.0 ** (-np.arange(10) / 9)).astype(int).tolist()
     assert test_counts[0] == 20 and test_counts[-1] == 2
-    assert json.loads(METRICS.read_text())["test_class_counts"]["9"] == 2
+    assert json.loads(METRICS.read_text())["test_class_counts"]["Ankle boot"] == 2
 
 
 def test_same_seed_same_subset_other_seed_other_subset(project, fashion_1000):
     def run(seed: int) -> np.ndarray:
-        write_params(project, base={"seed": seed}, imbalance={"ratio": 10})
-        imbalance.main([])
+        write_params(project, base={"seed": seed})
+        make_variant(project, ratio=10)
         return source_indices(load_prepared(IMBALANCED)["x_train"], fashion_1000["x_train"])
 
     first, again, other = run(0), run(0), run(1)
@@ -220,14 +226,51 @@ def test_same_seed_same_subset_other_seed_other_subset(project, fashion_1000):
 
 def test_imbalanced_dataset_not_requested(project, fashion_1000):
     write_params(project, data={"datasets": ["fashion_mnist"]})
-    imbalance.main([])
+    imbalance.main(["--dataset", "fashion_mnist_imbalanced"])
     assert json.loads(METRICS.read_text()) == {"derived": False}
     assert IMBALANCED.is_dir() and list(IMBALANCED.iterdir()) == []
 
 
 def test_imbalance_without_prepared_data_is_a_pipeline_error(project):
-    with pytest.raises(PipelineError, match=r"data/prepared/fashion_mnist: missing x_train\.npy"):
-        imbalance.main([])
+    with pytest.raises(PipelineError, match=r"^data/prepared/fashion_mnist: fashion_mnist is not prepared; run"):
+        imbalance.main(["--dataset", "fashion_mnist_imbalanced"])
+
+
+def test_a_variant_of_an_image_folder(project):
+    """A variant of a folder of real PNG and JPEG files (three classes of 10), with explicit fractions."""
+    make_image_folder(project / "images", per_class=10)
+    write_params(
+        project,
+        data={
+            "datasets": ["parts_longtail"],
+            "folders": {"parts": {"path": "images", "image_size": [16, 16], "test_fraction": 0.2}},
+            "imbalanced": {"parts_longtail": {"source": "parts", "fractions": [1.0, 0.5, 0.25]}},
+        },
+    )
+    folder.main(["--dataset", "parts"])
+    imbalance.main(["--dataset", "parts_longtail"])
+    out = load_prepared(PREPARED / "parts_longtail")
+    assert np.bincount(out["y_train"].argmax(axis=1), minlength=3).tolist() == [8, 4, 2]
+    assert np.bincount(out["y_test"].argmax(axis=1), minlength=3).tolist() == [2, 2, 2]
+    assert out["x_train"].shape[1:] == (16, 16, 3)
+    metrics = json.loads(Path("metrics/imbalance/parts_longtail.json").read_text())
+    assert metrics["train_class_counts"] == {"bolt": 8, "gear": 4, "nut": 2} and metrics["source"] == "parts"
+    assert json.loads((PREPARED / "parts_longtail/meta.json").read_text())["class_names"] == ["bolt", "gear", "nut"]
+
+
+def test_fractions_for_a_folder_of_another_class_count_stop_in_one_line(project):
+    make_image_folder(project / "images", per_class=5)
+    write_params(
+        project,
+        data={
+            "datasets": ["few"],
+            "folders": {"parts": {"path": "images", "image_size": [16, 16]}},
+            "imbalanced": {"few": {"source": "parts", "fractions": [1.0, 0.5]}},
+        },
+    )
+    folder.main(["--dataset", "parts"])
+    with pytest.raises(PipelineError, match=r"^data.imbalanced.few.fractions: 2 numbers for the 3 classes of parts"):
+        imbalance.main(["--dataset", "few"])
 
 
 def test_retention_profile_and_subsample_indices():

@@ -14,6 +14,7 @@ import yaml
 from alstudy.data.datasets import CIFAR10, FASHION_MNIST, RawFile
 from alstudy.data.download import VerificationError, fetch_file, verify_file
 from alstudy.errors import PipelineError
+from alstudy.params import load_params
 from helpers import (
     CIFAR_ARCHIVE,
     CIFAR_BATCH_DIR,
@@ -397,8 +398,10 @@ def test_an_unreachable_dataset_offers_both_fixes_in_one_line(project, dead_url)
         "or run the grid without it: dvc exp run -S 'data.datasets=[fashion_mnist,fashion_mnist_imbalanced]'"
     )
     # Without Fashion-MNIST the imbalanced variant goes too.
+    data = load_params().data
+    assert data.datasets == ["fashion_mnist", "fashion_mnist_imbalanced", "cifar10"]
     assert (
-        download.without_it("fashion_mnist", ["fashion_mnist", "fashion_mnist_imbalanced", "cifar10"])
+        download.without_it("fashion_mnist", data)
         == "; or run the grid without it: dvc exp run -S 'data.datasets=[cifar10]'"
     )
-    assert download.without_it("cifar10", ["cifar10"]) == ""
+    assert download.without_it("cifar10", data.model_copy(update={"datasets": ["cifar10"]})) == ""

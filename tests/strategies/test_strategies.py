@@ -264,6 +264,37 @@ def test_class_balanced_moves_on_when_a_class_runs_out_of_candidates():
     assert select("class_balanced", 3, proba=proba, labeled_class_counts=np.array([0, 100])) == [0, 2, 3]
 
 
+# --------------------------------------------------------------------------- f1_deficit
+
+
+def test_balanced_f1_estimate_is_exact_when_the_probabilities_are_certain():
+    from alstudy.strategies.f1_deficit import balanced_f1_estimate
+
+    # One-hot rows: the estimate is the F1 of the predictions against themselves, 1 for every predicted class.
+    assert balanced_f1_estimate(np.eye(3)[[0, 0, 1, 2, 2, 2]]).tolist() == [1.0, 1.0, 1.0]
+    # Everything predicted class 0, with class 1's mass (1.0 of 4.0) in it: on a balanced test set that is
+    # recall 1 and precision 1/2 for class 0 (F1 2/3), and nothing for class 1.
+    proba = np.array([[0.9, 0.1], [0.9, 0.1], [0.6, 0.4], [0.6, 0.4]])
+    np.testing.assert_allclose(balanced_f1_estimate(proba), [2 / 3, 0.0])
+
+
+def test_f1_deficit_shares_the_batch_by_deficit_and_takes_each_class_nearest_its_boundary():
+    # Class 0 predicted confidently; classes 1 and 2 confused with each other (low estimated F1).
+    confident = [[0.96, 0.02, 0.02]] * 6
+    confused = [[0.02, 0.5 + 0.04 * k, 0.48 - 0.04 * k] for k in range(4)]  # class 1, margins rising
+    confused += [[0.02, 0.46 - 0.04 * k, 0.52 + 0.04 * k] for k in range(4)]  # class 2, margins rising
+    proba = np.array(confident + confused)
+    picked = select("f1_deficit", 4, proba=proba)
+    assert picked == [6, 7, 10, 11]  # no slot to class 0; the smallest margins between 1 and 2
+    # power 0: the batch spread evenly, class 0 gets its slot too (its smallest margin: all equal, the first).
+    assert 0 in select("f1_deficit", 3, options={"power": 0.0}, proba=proba)
+
+
+def test_f1_deficit_fills_the_batch_when_a_class_runs_out():
+    proba = np.array([[0.9, 0.1], [0.2, 0.8], [0.3, 0.7], [0.45, 0.55]])
+    assert sorted(select("f1_deficit", 4, proba=proba)) == [0, 1, 2, 3]
+
+
 # --------------------------------------------------------------------------- distances and registry
 
 
