@@ -118,6 +118,7 @@ def main(argv: list[str] | None = None) -> None:
         curves, meta["train_class_counts"], meta["class_names"], dataset, out / "queried_classes.png"
     )
     plotting.per_class_f1(curves, meta["class_names"], dataset, out / "per_class_f1.png")
+    plotting.rare_classes(curves, meta["train_class_counts"], meta["class_names"], dataset, out / "rare_classes.png")
     study = params.study
     stats = paired_statistics(curves, out, dataset, study)
     statistics_file = STATISTICS_DIR / f"{dataset}.json"

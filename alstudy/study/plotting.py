@@ -77,6 +77,32 @@ def queried_classes(
     _save(fig, path)
 
 
+def rare_classes(
+    curves: dict[str, Curves], pool_counts: list[int], class_names: list[str], dataset: str, path: Path, k: int = 3
+) -> None:
+    """The `k` classes with the fewest pool images: per strategy, how many of each it has labelled after
+    each round (top row) beside that class's test F1 (bottom row), means over seeds. Where a strategy
+    gains on an imbalanced set, it is by finding these."""
+    rare = [int(c) for c in np.argsort(pool_counts, kind="stable")[:k]]
+    fig, axes = _subplots(2, len(rare), figsize=(3.6 * len(rare), 6.2), dpi=110, sharex=True, squeeze=False)
+    for column, c in enumerate(rare):
+        top, bottom = axes[0, column], axes[1, column]
+        for name, curve in curves.items():
+            if curve.labelled_classes is not None:
+                top.plot(curve.n_labeled, curve.labelled_classes[:, :, c].mean(axis=0), color=colour(name), label=name)
+            bottom.plot(curve.n_labeled, curve.f1_per_class[:, :, c].mean(axis=0), color=colour(name), label=name)
+        top.set_title(f"{class_names[c]} ({pool_counts[c]} in the pool)", fontsize=9)
+        bottom.set_xlabel("Labelled images", fontsize=8)
+        for ax in (top, bottom):
+            ax.grid(alpha=0.3)
+    axes[0, 0].set_ylabel("Labelled images of the class", fontsize=8)
+    axes[1, 0].set_ylabel("Test F1 of the class", fontsize=8)
+    handles, labels = axes[1, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 8), fontsize="small")
+    fig.suptitle(f"{dataset}: the {len(rare)} rarest classes, labelled and learnt (mean over seeds)", fontsize=11)
+    _save(fig, path, rect=(0, 0.06, 1, 1))
+
+
 def per_class_f1(curves: dict[str, Curves], class_names: list[str], dataset: str, path: Path) -> None:
     """One panel per class: its test F1 against labelled images, a mean curve per strategy."""
     n_classes = len(class_names)

@@ -21,6 +21,7 @@ def figures(baseline: str) -> list[tuple[str, str]]:
         ),
         *((f"penalty_{m}.png", f"Pairwise penalty matrix ({n})") for m, n in METRIC_NAMES.items()),
         ("per_class_f1.png", "Per-class F1"),
+        ("rare_classes.png", "The rarest classes: labelled images and F1 per round"),
         ("queried_classes.png", "Class mix of the queried images"),
     ]
 

@@ -27,6 +27,8 @@ class Curves:
     queried_classes: np.ndarray  # (seeds, classes)
     # Agreement of each round's model with the previous round's on the stop set; NaN where there is none.
     agreement: np.ndarray | None = None  # (seeds, rounds)
+    # Labelled images per class after each round, the initial set included.
+    labelled_classes: np.ndarray | None = None  # (seeds, rounds, classes)
 
     @classmethod
     def from_runs(cls, runs: dict[int, list[dict]]) -> "Curves":
@@ -51,6 +53,7 @@ class Curves:
             agreement=np.array(
                 [[np.nan if r.get("agreement") is None else r["agreement"] for r in h] for h in histories]
             ),
+            labelled_classes=np.array([np.cumsum([r["query_class_counts"] for r in h], axis=0) for h in histories]),
         )
 
     def metric(self, name: str) -> np.ndarray:

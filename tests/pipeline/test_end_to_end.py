@@ -18,6 +18,7 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
+from alstudy.data.datasets import FASHION_MNIST
 from helpers import copy_repo, dvc, machine_precision, make_fashion_mnist_dir, make_image_folder
 
 pytestmark = pytest.mark.slow
@@ -97,7 +98,7 @@ def test_dvc_repro_runs_the_whole_study(repro):
         x = np.load(project / "data/prepared" / dataset / "x_train.npy", mmap_mode="r")
         assert x.shape == shape and x.dtype == np.float32 and 0 <= x.min() and x.max() <= 1
     imbalance = json.loads((project / "metrics/imbalance/fashion_mnist_imbalanced.json").read_text())
-    counts = list(imbalance["train_class_counts"].values())  # in class order
+    counts = [imbalance["train_class_counts"][name] for name in FASHION_MNIST.class_names]
     assert counts[0] == 20 and counts[-1] == 2 and counts == sorted(counts, reverse=True)
 
     # one AL run per dataset x strategy x seed
@@ -118,6 +119,7 @@ def test_dvc_repro_runs_the_whole_study(repro):
             "f1_macro.png",
             "queried_classes.png",
             "per_class_f1.png",
+            "rare_classes.png",
             "penalty_accuracy.png",
             "penalty_f1_macro.png",
             "difference_accuracy.png",

@@ -99,6 +99,7 @@ def test_curves_from_runs_keeps_seed_order_and_rejects_mismatched_rounds():
     ]
     c = Curves.from_runs({3: history, 1: history})
     assert c.seeds == [3, 1] and c.f1_per_class.shape == (2, 2, 2) and c.queried_classes.tolist() == [[1, 1]] * 2
+    assert c.labelled_classes.tolist() == [[[1, 1], [2, 2]]] * 2  # the initial set, then with round 1's
     with pytest.raises(ValueError, match="different label counts"):
         Curves.from_runs({0: history, 1: history[:1]})
 
@@ -119,3 +120,23 @@ def test_where_the_stopping_criterion_would_have_stopped_each_run():
     row = summarise({"random": c}, 0.9, stopping=(0.99, 2))["random"]
     assert row["stop_runs"] == 1 and row["stop_n_labeled"] == 300.0
     assert "stop_runs" not in summarise({"random": curves([[0.5, 0.6, 0.7, 0.8]])}, 0.9, stopping=(0.99, 2))["random"]
+
+
+def test_the_rare_classes_figure_shows_the_rarest_classes(tmp_path):
+    from alstudy.study import plotting
+
+    history = [
+        {
+            "n_labeled": n,
+            "accuracy": 0.5,
+            "balanced_accuracy": 0.5,
+            "f1_macro": 0.5,
+            "f1_per_class": [0.5, 0.4, 0.3],
+            "query_class_counts": q,
+        }
+        for n, q in ((3, [1, 1, 1]), (6, [1, 0, 2]))
+    ]
+    curves = {"random": Curves.from_runs({0: history}), "margin": Curves.from_runs({0: history})}
+    path = tmp_path / "rare_classes.png"
+    plotting.rare_classes(curves, [100, 5, 20], ["a", "b", "c"], "toy", path, k=2)
+    assert path.read_bytes()[:4] == b"\x89PNG" and path.stat().st_size > 10_000
