@@ -26,6 +26,7 @@ PAGE_FIGURES = (
     "penalty_f1_macro.png",
     "per_class_f1.png",
     "queried_classes.png",
+    "rare_classes.png",
 )
 FIGURE = re.compile(r"^!\[(?P<alt>[^\]]*)\]\((?P<path>[^)]+)\)$")
 

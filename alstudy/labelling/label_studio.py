@@ -133,13 +133,14 @@ class LabelStudio:
 
     def task_paths(self, project_id: int) -> set[str]:
         """The `path` of every task the project holds."""
-        paths, page = set(), 1
-        while True:
+        paths, page, seen = set(), 1, 0
+        while True:  # page by page, until the server's total (it may cap the page size below ours)
             answer = self._call(
                 "GET", "/api/tasks", params={"project": project_id, "page": page, "page_size": PAGE, "fields": "all"}
             )
             paths.update(str(task["data"].get("path")) for task in answer["tasks"])
-            if len(answer["tasks"]) < PAGE:
+            seen += len(answer["tasks"])
+            if not answer["tasks"] or seen >= answer.get("total", seen):
                 return paths
             page += 1
 
