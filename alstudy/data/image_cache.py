@@ -88,8 +88,10 @@ class ImageCache:
                     stale[path] = stamp
             if stale:
                 index = self._add(index, list(stale), list(stale.values()))
+            # Mapped under the lock: a compaction by another process replaces the file (a new inode),
+            # and this mapping keeps the rows the index read here points at.
             n_rows = self._rows_on_disk(index)
-        pixels = np.memmap(self.pixels_file, dtype=np.uint8, mode="r", shape=(n_rows, *self.shape))
+            pixels = np.memmap(self.pixels_file, dtype=np.uint8, mode="r", shape=(n_rows, *self.shape))
         return pixels, np.array([index[p][0] for p in paths], dtype=np.int64)
 
     def _rows_on_disk(self, index: dict[str, list[int]]) -> int:
@@ -103,9 +105,8 @@ class ImageCache:
         first = self._rows_on_disk(index)
         index, decoded = dict(index), 0
         try:
-            with open(self.pixels_file, "ab") as out:
+            with open(self.pixels_file, "ab") as out:  # appends land at the end, after the truncate
                 out.truncate(first * self.row_bytes)  # bytes a crashed update left past the last indexed row
-                out.seek(first * self.row_bytes)
                 with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
                     chunks = [paths[i : i + DECODE_CHUNK] for i in range(0, len(paths), DECODE_CHUNK)]
                     for chunk, pixels in zip(chunks, pool.map(self._decode, chunks)):
