@@ -33,6 +33,11 @@ def checkpoint_dir(dataset: str, strategy: str, seed: int) -> Path:
     return CHECKPOINTS_DIR / dataset / strategy / f"s{seed}"
 
 
+def cell_lock(dataset: str, strategy: str, seed: int) -> Path:
+    """Held by the process running the cell; beside its checkpoint folder, which a fresh start removes."""
+    return CHECKPOINTS_DIR / dataset / strategy / f"s{seed}.lock"
+
+
 def project_root(start: Path | None = None) -> Path:
     """The user's project root, also from inside a `dvc exp run --temp/--queue` copy.
 

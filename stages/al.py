@@ -21,8 +21,9 @@ from alstudy.learning import checkpoint
 from alstudy.learning.loop import LoopState, RoundResult, check_budget, run_loop
 from alstudy.learning.model import CNN, configure
 from alstudy.params import Params, load_params
-from alstudy.paths import checkpoint_dir, prepared_dir, run_dir
+from alstudy.paths import cell_lock, checkpoint_dir, prepared_dir, run_dir
 from alstudy.runner import run_stage
+from alstudy.scale import process_lock
 from alstudy.tracking import metric_names, study_runs
 from alstudy.tracking import runs as tracking
 
@@ -98,6 +99,16 @@ def main(argv: list[str] | None = None) -> None:
     params = load_params()
     params.data.check(args.dataset)
     configure(params.model)  # threads; a bfloat16 run on a CPU without bfloat16 units stops here
+    # One process per cell: a second one stops in one line, an orphan of a killed `dvc repro` is stopped.
+    stage = f"al@{args.dataset}-{args.strategy}-{args.seed}"
+    with process_lock.hold(
+        cell_lock(args.dataset, args.strategy, args.seed), stage, rerun_hint="rerun `dvc repro`"
+    ) as me:
+        process_lock.stop_when_orphaned(stage, me.starter)
+        run_cell(args, params)
+
+
+def run_cell(args: argparse.Namespace, params: Params) -> None:
     al, name = params.al, tracking.run_name(args.dataset, args.strategy, args.seed)
 
     data_dir = prepared_dir(args.dataset)
@@ -112,7 +123,7 @@ def main(argv: list[str] | None = None) -> None:
         [data_dir / f for f in SPLIT_FILES],
         result_code(args.strategy),
     )
-    resumed = checkpoint.load(folder, fp)
+    resumed = checkpoint.load(folder, fp, name)
 
     def wants_model(round_: int) -> bool:
         return al.log_models == "every" or (al.log_models == "last" and round_ == al.rounds)
@@ -188,6 +199,8 @@ def main(argv: list[str] | None = None) -> None:
         out = run_dir(args.dataset, args.strategy, args.seed)
         metrics = write_results(out, state, pool.labels)
         tracking.log_final(out, metrics)
+    for earlier in tracking.remove_superseded_runs(experiment_id, name, config, keep=run_id):
+        log.info("%s: replaced the MLflow run %s of an earlier run of this cell (`dvc repro -f`)", name, earlier)
     checkpoint.discard(folder)
     log.info(
         "%s: done; final accuracy %.4f, F1 %.4f with %d labels",

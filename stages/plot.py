@@ -15,8 +15,6 @@ import json
 import logging
 from pathlib import Path
 
-import mlflow
-
 from alstudy.errors import PipelineError
 from alstudy.fileio import atomic_path, save_json
 from alstudy.params import StudyParams, load_params
@@ -140,19 +138,18 @@ def main(argv: list[str] | None = None) -> None:
 
     experiment_id = tracking.setup(params.base)
     study_runs.describe_experiment(experiment_id, params)
-    with study_runs.open_parent(experiment_id, dataset, params):
-        study_runs.log_summary(
-            {
-                f"{strategy}.{key}": value
-                for strategy, values in summary.items()
-                for key, value in values.items()
-                if isinstance(value, (int, float))
-            }
-        )
-        for figure in figures:
-            mlflow.log_artifact(str(figure), artifact_path="plots")
-        mlflow.log_artifact(str(summary_file))
-        mlflow.log_artifact(str(statistics_file))
+    study_runs.publish(
+        experiment_id,
+        dataset,
+        params,
+        metrics={
+            f"{strategy}.{key}": value
+            for strategy, values in summary.items()
+            for key, value in values.items()
+            if isinstance(value, (int, float))
+        },
+        artifacts=[*((figure, "plots") for figure in figures), (summary_file, None), (statistics_file, None)],
+    )
 
     log.info(
         "%s: MLflow run %s, its cells' curves at %s",

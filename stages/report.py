@@ -12,8 +12,6 @@ import argparse
 import json
 import logging
 
-import mlflow
-
 from alstudy.errors import PipelineError
 from alstudy.fileio import atomic_path
 from alstudy.params import Params, load_params
@@ -81,8 +79,7 @@ def main(argv: list[str] | None = None) -> None:
 
     experiment_id = tracking.setup(params.base)
     for dataset in params.data.datasets:
-        with study_runs.open_parent(experiment_id, dataset, params):
-            mlflow.log_artifact(str(REPORT_FILE))
+        study_runs.publish(experiment_id, dataset, params, artifacts=[(REPORT_FILE, None)])
     log.info("wrote %s (%d datasets); logged to each dataset's MLflow study run", REPORT_FILE, len(results))
 
 

@@ -47,8 +47,8 @@ def main(argv: list[str] | None = None) -> None:
 
     experiment_id = tracking.setup(params.base)
     for dataset in datasets:
-        with study_runs.open_parent(experiment_id, dataset, params):
-            study_runs.log_summary(verdicts.mlflow_metrics([v for v in results if v.dataset == dataset]))
+        metrics = verdicts.mlflow_metrics([v for v in results if v.dataset == dataset])
+        study_runs.publish(experiment_id, dataset, params, metrics=metrics)
     for v in results:
         log.info(
             "%s %s - %s (%s): AUBC %+.4f, p %s, Holm p %.3g: %s",

@@ -28,10 +28,12 @@ from typing import Callable, Iterator
 from dvc.repo import Repo
 
 from alstudy.errors import PipelineError
+from alstudy.scale import process_lock
 from alstudy.scale.cell_task import Cell, run_command, venv_env
 
 log = logging.getLogger("grid")
 GRID_STAGE = "al"
+GRID_LOCK = Path(".dvc") / "tmp" / "alstudy-grid.lock"  # DVC's scratch folder: ignored by git
 
 # Runs the given cells somewhere; yields each cell when it has finished, with its error if it failed.
 Launcher = Callable[[Path, list[Cell]], Iterator[tuple[Cell, Exception | None]]]
@@ -105,6 +107,12 @@ def local_launcher(jobs: int) -> Launcher:
 
 
 def run_grid(root: Path, launch: Launcher, where: str) -> None:
+    """The grid, one at a time per workspace: a second grid would run the same cells into the same runs."""
+    with process_lock.hold(root / GRID_LOCK, f"alstudy grid in {root}"):
+        _run_grid(root, launch, where)
+
+
+def _run_grid(root: Path, launch: Launcher, where: str) -> None:
     cells, upstream = grid_cells(root)
     if upstream:
         log.info("bringing %s up to date", ", ".join(upstream))

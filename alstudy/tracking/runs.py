@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import time
 from contextlib import contextmanager
@@ -29,6 +30,7 @@ from alstudy.tracking.outage import TrackingUnavailable, patient, patiently
 if TYPE_CHECKING:  # a type only: tracking does not need the learning code to run
     from alstudy.learning.loop import RoundResult
 
+log = logging.getLogger("tracking")
 STORE_FILE = "mlflow.db"
 ARTIFACTS_DIR = "mlartifacts"
 UI_ADDRESS = "http://127.0.0.1:5000"  # where `mlflow ui` listens unless told otherwise
@@ -56,10 +58,22 @@ def setup(base: BaseParams) -> str:
     mlflow.set_tracking_uri(store.with_busy_timeout(uri))
     outage.configure(uri, base.tracking_wait_seconds)
     with store.exclusive(uri):
-        try:
-            return _experiment_id(base.experiment, uri)
-        except (mlflow.exceptions.MlflowException, sqlalchemy.exc.SQLAlchemyError) as error:
-            raise PipelineError(store.describe_failure(uri, error)) from None
+        for attempt in (1, 2):
+            try:
+                return patiently("opening the experiment", _experiment_id, base.experiment, uri)
+            except TrackingUnavailable:
+                raise
+            except (mlflow.exceptions.MlflowException, sqlalchemy.exc.SQLAlchemyError) as error:
+                aside = store.set_aside_if_empty(uri) if attempt == 1 else None
+                if aside is None:
+                    raise PipelineError(store.describe_failure(uri, error)) from None
+                log.warning(
+                    "MLflow store %s: its creation stopped half-way (%s) and it held no runs; moved it to %s "
+                    "and made a new one",
+                    store.sqlite_path(uri),
+                    str(error).strip().splitlines()[0][:120],
+                    aside,
+                )
 
 
 def _experiment_id(name: str, uri: str) -> str:
@@ -222,6 +236,23 @@ def remove_unfinished_runs(experiment_id: str, name: str, config: str) -> list[s
     for run in stale:
         client.delete_run(run.info.run_id)
     return [run.info.run_id for run in stale]
+
+
+@patient("replacing earlier runs of the cell")
+def remove_superseded_runs(experiment_id: str, name: str, config: str, keep: str) -> list[str]:
+    """Delete the cell's other runs of the same config once `keep` has finished: one run per cell and
+    configuration in the store, also after `dvc repro -f` of a finished cell."""
+    earlier = mlflow.search_runs(
+        [experiment_id],
+        output_format="list",
+        filter_string=f"attributes.run_name = '{name}' AND tags.config = '{config}'",
+    )
+    client, removed = MlflowClient(), []
+    for run in earlier:
+        if run.info.run_id != keep:
+            client.delete_run(run.info.run_id)
+            removed.append(run.info.run_id)
+    return removed
 
 
 @contextmanager

@@ -12,6 +12,8 @@ of failing at once.
 from __future__ import annotations
 
 import fcntl
+import sqlite3
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -40,10 +42,58 @@ def describe_failure(uri: str, error: Exception) -> str:
             f"MLflow server {shown}: cannot reach it ({first}); start it (docs/user-guide/tracking-server.md) "
             "or fix MLFLOW_TRACKING_URI / base.mlflow_tracking_uri"
         )
+    path = sqlite_path(uri)
+    if path is not None and ("disk I/O error" in first or "full" in first):
+        return f"MLflow store {shown}: cannot write it ({first}); is the disk full? Free some space and rerun"
+    if path is not None and "already exists" in first:
+        runs = count_runs(path)
+        return (
+            f"MLflow store {shown}: an upgrade of its tables stopped half-way ({first}) and it holds {runs} "
+            "runs; restore it from a backup, or move it aside and rerun (finished cells keep their results/ files)"
+        )
     return (
         f"MLflow store {shown}: cannot open it ({first}); if the file is damaged, move it aside and rerun "
         "(runs already finished keep their results/ files)"
     )
+
+
+def count_runs(path: Path) -> int | None:
+    """Runs in a sqlite store, 0 where it has no runs table yet; None if it is no sqlite database."""
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as connection:
+            tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            return connection.execute("SELECT COUNT(*) FROM runs").fetchone()[0] if "runs" in tables else 0
+    except sqlite3.DatabaseError:
+        return None
+
+
+def _forget_connections(path: Path) -> None:
+    """Close this process's pooled connections to the store file: MLflow keeps one engine per URI for the
+    process's life, and its connections would go on reading the broken file after it is renamed."""
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    engines = getattr(SqlAlchemyStore, "_engine_map", {})
+    for uri in [uri for uri in engines if sqlite_path(uri) == path]:
+        engines.pop(uri).dispose()
+
+
+def set_aside_if_empty(uri: str) -> Path | None:
+    """A sqlite store that cannot be opened but holds no runs (its creation stopped half-way: a full disk,
+    a killed process) is moved aside, so the next open makes a new one; returns where it went."""
+    path = sqlite_path(uri)
+    if path is None or not path.exists() or count_runs(path) != 0:
+        return None
+    _forget_connections(path)
+    aside = path.with_name(f"{path.name}.broken-{time.strftime('%Y%m%d-%H%M%S')}")
+    try:
+        path.rename(aside)
+    except OSError:  # a read-only folder: the one-line error then names the store as it is
+        return None
+    for suffix in ("-journal", "-wal", "-shm"):  # sqlite's side files belong to the broken store
+        side = path.with_name(path.name + suffix)
+        if side.exists():
+            side.rename(aside.with_name(aside.name + suffix))
+    return aside
 
 
 def sqlite_path(uri: str) -> Path | None:

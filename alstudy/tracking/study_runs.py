@@ -27,18 +27,23 @@ the study under it and deletes any other parent of the same key.
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
+
 import mlflow
-from mlflow.entities import Param, Run
+from mlflow.entities import Metric, Param, Run, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NOTE
 
 from alstudy.tracking import metric_names, store
+from alstudy.tracking.outage import patient, patiently
 from alstudy.tracking.runs import config_key
 
 KIND = "summary"
 CELL = "cell"
 DESCRIPTION = "mlflow.note.content"  # the experiment's description, shown above its runs
+BATCH = 1000
 
 
 def study_config(params, dataset: str) -> dict:
@@ -115,21 +120,39 @@ def gather_cells(experiment_id: str, dataset: str, parent_id: str, key: str) -> 
             client.delete_run(other.info.run_id)
 
 
-def open_parent(experiment_id: str, dataset: str, params):
-    """The study's parent as the active run (`with open_parent(...):`), its cells gathered under it;
-    for the plot, verdicts and report stages, which run after the cells."""
-    run_id = parent_run_id(experiment_id, dataset, params)
-    gather_cells(experiment_id, dataset, run_id, study_key(params, dataset))
-    run = mlflow.start_run(run_id=run_id)
-    # Tags, not params: a parent outlives a change of the grid, and a param cannot change its value.
-    mlflow.set_tags({"strategies": ", ".join(params.al.strategies), "seeds": ", ".join(map(str, params.al.seeds))})
-    return run
+def publish(
+    experiment_id: str,
+    dataset: str,
+    params,
+    metrics: dict[str, float] | None = None,
+    artifacts: list[tuple[Path, str | None]] = (),
+) -> str:
+    """Log into the study's parent run: summary and verdict metrics under `summary/` (a chart section
+    apart from the cells' per-round ones), and files as (path, artifact folder). For the plot, verdicts
+    and report stages, which run after the cells; it gathers the cells under the parent first.
 
+    Waits out a store that is away, as the cells do (alstudy/tracking/outage.py), and may be sent again
+    whole: the metrics carry one timestamp, so MLflow keeps one copy; artifacts and tags overwrite."""
+    timestamp = int(time.time() * 1000)
+    metrics = {metric_names.metric_name(metric_names.SUMMARY, key): value for key, value in (metrics or {}).items()}
 
-def log_summary(metrics: dict[str, float]) -> None:
-    """Summary and verdict metrics into the active parent run, under `summary/` (a chart section apart
-    from the cells' per-round ones)."""
-    mlflow.log_metrics({metric_names.metric_name(metric_names.SUMMARY, key): value for key, value in metrics.items()})
+    def once() -> str:
+        run_id = parent_run_id(experiment_id, dataset, params)
+        gather_cells(experiment_id, dataset, run_id, study_key(params, dataset))
+        client = MlflowClient()
+        # Tags, not params: a parent outlives a change of the grid, and a param cannot change its value.
+        tags = {"strategies": ", ".join(params.al.strategies), "seeds": ", ".join(map(str, params.al.seeds))}
+        entries = [Metric(key, value, timestamp, 0) for key, value in metrics.items()]
+        for start in range(0, max(len(entries), 1), BATCH):  # MLflow takes at most 1,000 metrics a call
+            client.log_batch(
+                run_id, metrics=entries[start : start + BATCH], tags=[RunTag(k, v) for k, v in tags.items()]
+            )
+        for path, folder in artifacts:
+            client.log_artifact(run_id, str(path), artifact_path=folder)
+        client.set_terminated(run_id, "FINISHED")
+        return run_id
+
+    return patiently(f"logging the {dataset} study's summary", once)
 
 
 def description(params) -> str:
@@ -143,6 +166,7 @@ def description(params) -> str:
     )
 
 
+@patient("describing the experiment")
 def describe_experiment(experiment_id: str, params) -> None:
     """The experiment's description names the grid last run into it (written only when it changes)."""
     text = description(params)

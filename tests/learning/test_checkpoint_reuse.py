@@ -50,9 +50,12 @@ def test_changed_params_discard_the_checkpoint(tmp_path, monkeypatch):
 def test_changed_code_discards_the_checkpoint(tmp_path, monkeypatch, module):
     project = make_project(tmp_path / "p", copy_code=True)
     crash_after_round_zero(project, monkeypatch)  # an entropy run
+    (stale,) = runs_of(project, "cell")
     with open(project / module, "a") as stream:
         stream.write("\n# an edit that could change the numbers\n")
-    assert len(runs_after_rerun(project, monkeypatch)) == 2
+    (run,) = runs_after_rerun(project, monkeypatch)  # started over; then the stale run of the same config went
+    assert run.info.run_id != stale.info.run_id and run.info.status == "FINISHED"
+    assert [m.step for m in MlflowClient().get_metric_history(run.info.run_id, "accuracy")] == [0, 1, 2, 3]
 
 
 def test_another_strategys_code_keeps_the_checkpoint(tmp_path, monkeypatch):
@@ -72,7 +75,9 @@ def test_changed_data_discards_the_checkpoint(tmp_path, monkeypatch):
         learnable_split(40, 1),
         {"dataset": "fashion_mnist"},
     )
-    assert len(runs_after_rerun(project, monkeypatch)) == 2
+    (stale,) = runs_of(project, "cell")
+    (run,) = runs_after_rerun(project, monkeypatch)  # one run per cell and configuration: the new data's
+    assert run.info.run_id != stale.info.run_id
 
 
 def test_unchanged_inputs_keep_the_checkpoint_and_other_strategies_options_do_not_matter(tmp_path, monkeypatch):

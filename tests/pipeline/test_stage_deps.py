@@ -21,8 +21,10 @@ PLUMBING = {
     "alstudy/paths.py",
     "alstudy/errors.py",
     "alstudy/runner.py",
-    "alstudy/console/__init__.py",
-}  # the last: the `alstudy` command table, which stages/label.py passes
+    "alstudy/console/__init__.py",  # the `alstudy` command table, which stages/label.py passes
+    "alstudy/scale/__init__.py",
+    "alstudy/scale/process_lock.py",  # one process per cell: changes who runs a cell, never its outputs
+}
 STRATEGY_MODULES = {
     f"alstudy/strategies/{p.name}" for p in (REPO / "alstudy/strategies").glob("*.py") if not p.name.startswith("_")
 }

@@ -86,8 +86,12 @@ def log_tiny_study() -> str:
             ):
                 for round_ in range(ROUNDS + 1):
                     tracking.log_round(hand_made_round(round_, strategy, seed), classes)
-    with study_runs.open_parent(experiment_id, "fashion_mnist", params):
-        study_runs.log_summary({f"{s}.aubc_accuracy": 0.5 + 0.05 * i for i, s in enumerate(STRATEGIES)})
+    study_runs.publish(
+        experiment_id,
+        "fashion_mnist",
+        params,
+        metrics={f"{s}.aubc_accuracy": 0.5 + 0.05 * i for i, s in enumerate(STRATEGIES)},
+    )
     return experiment_id
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
 import time
@@ -90,3 +91,56 @@ def test_an_experiment_created_by_another_worker_meanwhile_is_used(tmp_path, mon
     monkeypatch.setattr(mlflow, "create_experiment", created_by_someone_else_first)
     experiment_id = tracking.setup(BaseParams())
     assert mlflow.get_experiment(experiment_id).name == "deep-active-learning"
+
+
+# Makes a store as MLflow does on first use, with writes past `limit` bytes failing as on a full disk.
+HALF_BUILT = """
+import resource, signal, sys
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails (EFBIG) instead of killing
+resource.setrlimit(resource.RLIMIT_FSIZE, (int(sys.argv[2]), int(sys.argv[2])))
+import mlflow
+mlflow.set_tracking_uri("sqlite:///" + sys.argv[1])
+try:
+    mlflow.search_experiments()
+except Exception as error:
+    print(str(error).splitlines()[0])
+"""
+
+
+def half_built_store(db: Path) -> None:
+    """A real store whose creation ran out of space mid-migration: MLflow refuses to open it after."""
+    done = subprocess.run([sys.executable, "-c", HALF_BUILT, str(db), "600000"], capture_output=True, text=True)
+    assert "disk I/O error" in done.stdout, done.stdout + done.stderr
+    with sqlite3.connect(db) as connection:
+        tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert "_alembic_tmp_experiments" in tables  # the state the operator found (MLflow is pinned)
+
+
+@pytest.mark.slow  # a subprocess importing MLflow
+def test_a_store_whose_creation_stopped_half_way_is_rebuilt_when_it_holds_no_runs(tmp_path, monkeypatch, caplog):
+    db = tmp_path / "mlflow.db"
+    half_built_store(db)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{db}")
+    experiment_id = tracking.setup(BaseParams())
+    assert MlflowClient().get_experiment(experiment_id).name == BaseParams().experiment
+    (aside,) = tmp_path.glob("mlflow.db.broken-*")
+    assert "its creation stopped half-way" in caplog.text and str(aside) in caplog.text
+
+
+@pytest.mark.slow
+def test_a_half_upgraded_store_with_runs_is_one_line_naming_the_fix(tmp_path, monkeypatch):
+    db = tmp_path / "mlflow.db"
+    half_built_store(db)
+    with sqlite3.connect(db) as connection:  # a run an older MLflow wrote before the upgrade
+        columns = [row[1] for row in connection.execute("PRAGMA table_info(runs)")]
+        connection.execute(
+            f"INSERT INTO runs ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
+            ["r1" if c == "run_uuid" else None for c in columns],
+        )
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{db}")
+    with pytest.raises(PipelineError) as caught:
+        tracking.setup(BaseParams())
+    message = str(caught.value)
+    assert "\n" not in message and str(db) in message
+    assert "stopped half-way" in message and "holds 1 runs" in message and "restore it from a backup" in message
+    assert not list(tmp_path.glob("mlflow.db.broken-*"))  # a store with runs is never moved by us

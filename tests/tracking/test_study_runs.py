@@ -97,9 +97,8 @@ def test_the_plot_stage_gathers_cells_a_split_race_left_under_another_parent(par
         ).info.run_id
         for seed, parent in enumerate([first, stray, stray])
     ]
-    with study_runs.open_parent(experiment, "fashion_mnist", params) as run:
-        study_runs.log_summary({"random.aubc_accuracy": 0.5})
-    assert run.info.run_id == first
+    published = study_runs.publish(experiment, "fashion_mnist", params, metrics={"random.aubc_accuracy": 0.5})
+    assert published == first
     assert {client.get_run(c).data.tags["mlflow.parentRunId"] for c in cells} == {first}
     assert client.get_run(stray).info.lifecycle_stage == "deleted"
     stored = client.get_run(first)
