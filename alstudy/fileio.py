@@ -1,10 +1,12 @@
-"""Files written atomically (a reader, or a crash, never sees a half-written one), and file digests."""
+"""Files written atomically (a reader, or a crash, never sees a half-written one), file digests, and
+CSV cells that are safe to open in a spreadsheet."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import re
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -59,3 +61,24 @@ def hash_file(path: Path) -> dict[str, str]:
     """MD5 and SHA-256 of a file's bytes, in one pass."""
     with open(path, "rb") as stream:
         return hash_stream(stream)
+
+
+# OWASP's "CSV injection": a spreadsheet runs a cell that starts with one of these as a formula.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+NUMBER = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
+
+
+def spreadsheet_cell(text: str) -> str:
+    """`text` as a CSV cell a spreadsheet shows as text: a leading `'` where it would start a formula
+    (a file named `=HYPERLINK(...).png`); plain numbers are left as they are."""
+    text = str(text)
+    if text.startswith(FORMULA_STARTS) and not NUMBER.match(text):
+        return "'" + text
+    return text
+
+
+def from_spreadsheet_cell(text: str) -> str:
+    """The text `spreadsheet_cell` was given, whether or not a spreadsheet kept the leading `'`."""
+    if text.startswith("'") and text[1:].startswith(FORMULA_STARTS):
+        return text[1:]
+    return text

@@ -25,6 +25,7 @@ from alstudy.labelling.batches import read_labels, write_labels
 from alstudy.labelling.label_studio import LabelStudio
 from alstudy.labelling.project import (
     BATCHES_DIR,
+    class_folder,
     harvest,
     import_labels,
     issued_batches,
@@ -45,6 +46,11 @@ def project_of(params: Params, name: str | None):
     projects = params.label.projects
     if name is None and len(projects) == 1:
         name = next(iter(projects))
+    if name is None and projects:
+        raise PipelineError(
+            f"{len(projects)} labelling projects under label.projects in params.yaml ({', '.join(projects)}); "
+            "say which with --project NAME"
+        )
     if name not in projects:
         known = ", ".join(projects) or "none declared"
         raise PipelineError(
@@ -94,25 +100,38 @@ def push_latest(name: str, project, studio: LabelStudio) -> None:
     )
 
 
-def main(argv: list[str] | None = None) -> None:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """One subcommand each, so that options go before or after the file: every form this tool prints
+    (`alstudy label import --project NAME FILE`) parses."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["next", "import", "push", "pull"])
-    parser.add_argument(
-        "file", nargs="?", type=Path, help="import: the filled-in manifest.csv or a Label Studio export"
-    )
-    parser.add_argument("--project", help="the project under label.projects (optional when there is one)")
-    parser.add_argument("--relabel", action="store_true", help="import, pull: allow changing labels already given")
-    parser.add_argument(
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--project", help="the project under label.projects (optional when there is one)")
+    studio = argparse.ArgumentParser(add_help=False)
+    studio.add_argument(
         "--url",
         default=os.environ.get("LABEL_STUDIO_URL", "http://localhost:8080"),
-        help="push, pull: Label Studio's address (default: $LABEL_STUDIO_URL or http://localhost:8080)",
+        help="Label Studio's address (default: $LABEL_STUDIO_URL or http://localhost:8080)",
     )
-    parser.add_argument(
+    studio.add_argument(
         "--token",
         default=os.environ.get("LABEL_STUDIO_API_KEY", ""),
-        help="push, pull: a Personal Access Token (default: $LABEL_STUDIO_API_KEY)",
+        help="a Personal Access Token (default: $LABEL_STUDIO_API_KEY)",
     )
-    args = parser.parse_args(argv)
+    relabel = argparse.ArgumentParser(add_help=False)
+    relabel.add_argument("--relabel", action="store_true", help="allow changing labels already given")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{next,import,push,pull}")
+    commands.add_parser("next", parents=[common], help="the next batch to label")
+    importing = commands.add_parser("import", parents=[common, relabel], help="the labels a person gave")
+    importing.add_argument(
+        "file", type=Path, help="the filled-in manifest.csv, the page's saved CSV, or a Label Studio export"
+    )
+    commands.add_parser("push", parents=[common, studio], help="the latest batch to Label Studio")
+    commands.add_parser("pull", parents=[common, studio, relabel], help="its labels back from Label Studio")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
     params = load_params()
     name, project = project_of(params, args.project)
 
@@ -123,19 +142,22 @@ def main(argv: list[str] | None = None) -> None:
         if args.command == "pull":
             target = BATCHES_DIR / name / "label-studio-export.json"
             args.file = label_studio.pull(LabelStudio(args.url, args.token), name, list(project.classes), target)
-        if args.file is None:
-            raise PipelineError("import needs the file: alstudy label import <manifest.csv or export.json>")
         new, known, unlabelled = import_labels(name, project, args.file, args.relabel)
-        total = len(read_labels(labels_file(name)))
+        yours = len(read_labels(labels_file(name)))
+        start = len(class_folder(Path(project.labelled), list(project.classes))) if project.labelled else 0
         left = f"; {unlabelled} without a label come back in the next batch" if unlabelled else ""
+        start_note = f" with the {start} of {project.labelled}" if start else ""
+        # The same count as the next batch's "trained on N labelled images".
         log.info(
-            "%s: %d new label(s) from %s (%d already there%s); %d labelled in all, in %s",
+            "%s: %d new label(s) from %s (%d already there%s); %d labelled in all%s (%d in %s)",
             name,
             new,
             args.file,
             known,
             left,
-            total,
+            yours + start,
+            start_note,
+            yours,
             labels_file(name),
         )
         return

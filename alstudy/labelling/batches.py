@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from alstudy.errors import PipelineError
-from alstudy.fileio import atomic_path
+from alstudy.fileio import atomic_path, from_spreadsheet_cell, spreadsheet_cell
 
 LABELS_HEADER = ["path", "label", "batch"]
 MANIFEST_HEADER = ["row_id", "path", "suggested_label", "confidence", "score", "label"]
@@ -53,7 +53,10 @@ def read_labels(path: Path) -> dict[str, Label]:
                 f"{path}: expected the columns {','.join(LABELS_HEADER)}; "
                 "restore it from git (`git checkout -- <file>`)"
             )
-        return {row["path"]: Label(row["path"], row["label"], int(row["batch"])) for row in reader}
+        labels = [
+            Label(from_spreadsheet_cell(r["path"]), from_spreadsheet_cell(r["label"]), int(r["batch"])) for r in reader
+        ]
+        return {label.path: label for label in labels}
 
 
 def write_labels(path: Path, labels: dict[str, Label]) -> None:
@@ -62,7 +65,7 @@ def write_labels(path: Path, labels: dict[str, Label]) -> None:
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(LABELS_HEADER)
     for label in sorted(labels.values(), key=lambda item: (item.batch, item.path)):
-        writer.writerow([label.path, label.label, label.batch])
+        writer.writerow([spreadsheet_cell(label.path), spreadsheet_cell(label.label), label.batch])
     with atomic_path(path) as tmp:
         with open(tmp, "w", newline="") as stream:
             stream.write(buffer.getvalue())
@@ -77,7 +80,14 @@ def write_manifest(path: Path, rows: list[BatchRow]) -> None:
         writer.writerow(MANIFEST_HEADER)
         for row in rows:
             writer.writerow(
-                [row.row_id, row.path, row.suggested_label, f"{row.confidence:.6f}", f"{row.score:.6f}", ""]
+                [
+                    row.row_id,
+                    spreadsheet_cell(row.path),
+                    spreadsheet_cell(row.suggested_label),
+                    f"{row.confidence:.6f}",
+                    f"{row.score:.6f}",
+                    "",
+                ]
             )
 
 
@@ -145,9 +155,10 @@ def parse_manifest(path: Path) -> list[ImportRow]:
             f"{path}: not a batch manifest (no {', '.join(sorted(missing))} column); expected {EXPECTED}"
         )
     return [
-        (f"{path}:{line}", (row["path"] or "").strip(), (row["label"] or "").strip())
+        (f"{path}:{line}", from_spreadsheet_cell(image), from_spreadsheet_cell(typed))
         for line, row in enumerate(reader, start=2)
-        if (row["path"] or "").strip() or (row["label"] or "").strip()
+        for image, typed in [((row["path"] or "").strip(), (row["label"] or "").strip())]
+        if image or typed
     ]  # blank lines are no rows
 
 

@@ -86,7 +86,9 @@ function skip() { state[rows[current].row_id] = {skipped: true}; keep(); move(1)
 function clear() { delete state[rows[current].row_id]; keep(); show(); }
 
 function csvField(value) {
-  const text = String(value);
+  let text = String(value);
+  // A cell a spreadsheet would run as a formula gets a leading ' (OWASP); import strips it again.
+  if (/^[=+\-@\t\r]/.test(text) && !/^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$/.test(text)) text = "'" + text;
   return /[",\r\n]/.test(text) ? '"' + text.replace(/"/g, '""') + '"' : text;
 }
 

@@ -20,6 +20,8 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from alstudy.errors import PipelineError
+from alstudy.fileio import from_spreadsheet_cell
+from alstudy.labelling.batches import read_labels as read_label_file
 from helpers import LABEL_CLASSES as CLASSES
 from helpers import copy_repo, dvc, label, make_label_project
 
@@ -34,8 +36,43 @@ def fill_manifest(manifest: Path, truth: dict[str, str], out: Path) -> Path:
         writer = csv.DictWriter(stream, fieldnames=list(rows[0]))
         writer.writeheader()
         for row in rows:
-            writer.writerow({**row, "label": truth[row["path"]]})
+            writer.writerow({**row, "label": truth[from_spreadsheet_cell(row["path"])]})
     return out
+
+
+FORMULA_PREFIXES = ("=HYPERLINK(x)", "+SUM(1,1)", "@SUM(1)", "-1+1")
+
+
+def formula_names(folder: Path, truth: dict[str, str]) -> dict[str, str]:
+    """Every image renamed to a name a spreadsheet would run as a formula (OWASP's examples)."""
+    renamed = {}
+    for i, (name, cls) in enumerate(sorted(truth.items())):
+        new = f"{FORMULA_PREFIXES[i % len(FORMULA_PREFIXES)]}{name}"
+        (folder / name).rename(folder / new)
+        renamed[new] = cls
+    return renamed
+
+
+def test_cells_a_spreadsheet_would_run_are_neutralised_and_read_back(tmp_path, monkeypatch):
+    project, truth = make_label_project(tmp_path)
+    truth = formula_names(project / "data/unlabelled", truth)
+    label(project, monkeypatch, "next")
+    manifest = project / "labelling/parts/batch-001/manifest.csv"
+    for file in (manifest, fill_manifest(manifest, truth, tmp_path / "filled.csv")):
+        cells = [row["path"] for row in csv.DictReader(open(file, newline=""))]
+        assert cells and all(cell.startswith("'") and cell[1] in "=+@-" for cell in cells), cells
+    label(project, monkeypatch, "import", str(tmp_path / "filled.csv"))
+    raw = (project / "labels/parts.csv").read_text().splitlines()[1:]
+    assert raw and all(line.startswith("'") for line in raw), raw
+    labels = read_label_file(project / "labels/parts.csv")
+    assert labels and all(truth[path] == given.label for path, given in labels.items())
+    # A spreadsheet that dropped the quote on saving: the same names are read.
+    rows = list(csv.DictReader(open(tmp_path / "filled.csv", newline="")))
+    for row in rows:
+        row["path"] = row["path"][1:]
+    unquoted = write_rows(tmp_path / "unquoted.csv", rows)
+    label(project, monkeypatch, "import", str(unquoted))  # nothing new, nothing refused
+    assert read_label_file(project / "labels/parts.csv") == labels
 
 
 def label_studio_export(tasks_file: Path, truth: dict[str, str], out: Path) -> Path:
@@ -241,6 +278,7 @@ def test_a_person_labels_a_batch_on_its_page_in_a_real_browser(tmp_path, monkeyp
     from browser import Browser
 
     project, truth = make_label_project(tmp_path)
+    truth = formula_names(project / "data/unlabelled", truth)  # the saved CSV must not run them as formulas
     label(project, monkeypatch, "next")
     label(
         project,
@@ -250,7 +288,7 @@ def test_a_person_labels_a_batch_on_its_page_in_a_real_browser(tmp_path, monkeyp
     )
     label(project, monkeypatch, "next")  # batch 2: suggestions from a model trained on batch 1
     batch = project / "labelling/parts/batch-002"
-    rows = list(csv.DictReader(open(batch / "manifest.csv")))
+    rows = [{**r, "path": from_spreadsheet_cell(r["path"])} for r in csv.DictReader(open(batch / "manifest.csv"))]
     assert all(0 < float(r["confidence"]) <= 1 for r in rows)
     key = {name: str(i + 1) for i, name in enumerate(CLASSES)}
     downloads = tmp_path / "downloads"
@@ -284,7 +322,9 @@ def test_a_person_labels_a_batch_on_its_page_in_a_real_browser(tmp_path, monkeyp
         while not saved.exists() and time.monotonic() < deadline:
             time.sleep(0.2)
         browser.screenshot(Path(os.environ.get("LABEL_SHOTS", "/tmp/label-shots")) / "label_page.png")
-    given = {r["path"]: r["label"] for r in csv.DictReader(open(saved, newline=""))}
+    cells = {r["path"]: r["label"] for r in csv.DictReader(open(saved, newline=""))}
+    assert all(cell.startswith("'") and cell[1] in "=+@-" for cell in cells)  # no formula in the saved CSV
+    given = {from_spreadsheet_cell(path): value for path, value in cells.items()}
     expected = {
         rows[0]["path"]: truth[rows[0]["path"]],
         rows[2]["path"]: rows[2]["suggested_label"],
@@ -294,11 +334,13 @@ def test_a_person_labels_a_batch_on_its_page_in_a_real_browser(tmp_path, monkeyp
     assert {path: value for path, value in given.items() if value} == expected
     assert set(given) == {r["path"] for r in rows}  # every row, unlabelled ones empty
 
-    before = read_labels(project)
+    before = {path: given.label for path, given in read_label_file(project / "labels/parts.csv").items()}
     label(project, monkeypatch, "import", str(saved))
-    assert read_labels(project) == {**before, **expected}
+    after = {path: given.label for path, given in read_label_file(project / "labels/parts.csv").items()}
+    assert after == {**before, **expected}
     label(project, monkeypatch, "next")  # the skipped and the untouched images come back first
-    again = [r["path"] for r in csv.DictReader(open(project / "labelling/parts/batch-003/manifest.csv"))]
+    manifest = project / "labelling/parts/batch-003/manifest.csv"
+    again = [from_spreadsheet_cell(r["path"]) for r in csv.DictReader(open(manifest))]
     assert again[:2] == [rows[1]["path"], rows[4]["path"]]
 
 
