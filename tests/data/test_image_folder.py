@@ -185,6 +185,26 @@ def test_export_writes_a_built_in_dataset_as_png_class_folders_with_its_own_pixe
     assert len(split.class_names) == 10 and split.from_folders and len(split.test) == 10
 
 
+def test_a_start_set_and_the_unlabelled_folder_exported_after_it_are_disjoint(tmp_path, monkeypatch, caplog):
+    from PIL import Image
+
+    from alstudy.console import export_images
+    from helpers import fashion_mnist_arrays, make_fashion_mnist_dir
+
+    make_fashion_mnist_dir(tmp_path / "data/raw/fashion_mnist", n_train=40, n_test=20)
+    monkeypatch.chdir(tmp_path)
+    with caplog.at_level("INFO", logger="export"):
+        export_images.main(["--out", "start", "--train", "15", "--test", "0"])
+    assert "training images 0 to 14 (15) written to start; an export with --skip 15 is disjoint from it" in caplog.text
+    export_images.main(["--out", "unlabelled", "--unlabelled", "--train", "100", "--skip", "15"])  # 25 are left
+    start = {p.name for p in (tmp_path / "start").rglob("*.png")}
+    rest = sorted((tmp_path / "unlabelled").glob("*.png"))
+    assert len(start) == 15 and len(rest) == 25 and not start & {p.name for p in rest}
+    arrays = fashion_mnist_arrays(40, 20, 0)
+    assert np.array_equal(np.asarray(Image.open(rest[0])), arrays["x_train"][15])  # named by its own index
+    assert rest[0].name == "000015.png"
+
+
 def test_the_cnn_follows_the_data_and_large_images_get_smaller_inference_batches():
     from alstudy.learning.model import CNN, inference_batch
     from alstudy.params import ModelParams
