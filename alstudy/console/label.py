@@ -66,7 +66,10 @@ def log_step(params: Params, name: str, batch) -> None:
     run_id = tracking.labelling_run(experiment_id, name)
     with mlflow.start_run(run_id=run_id):
         mlflow.set_tags(metric_names.class_tags(params.label.projects[name].classes))  # what labelled/<class> is
-        if batch.number in tracking.logged_steps(run_id, "n_labelled"):
+        # n_labelled: the name labelling runs used before the study's spelling became the only one
+        if batch.number in tracking.logged_steps(run_id, metric_names.N_LABELED) | tracking.logged_steps(
+            run_id, "n_labelled"
+        ):
             return
         model_id = None
         if batch.model is not None:

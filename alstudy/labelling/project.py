@@ -242,7 +242,7 @@ def next_batch(name: str, project: LabelProject, params: Params, batches: list[I
     if not known:  # nothing to learn from yet: a seeded random draw
         picks = np.sort(rng.choice(len(candidates), size=n, replace=False))
         rows = [BatchRow(i + 1, image, "", 0.0) for i, image in enumerate(carried + [candidates[p] for p in picks])]
-        return NextBatch(number, rows, batch_dir(name, number), {"n_labelled": 0.0}, None, len(carried))
+        return NextBatch(number, rows, batch_dir(name, number), {metric_names.N_LABELED: 0.0}, None, len(carried))
 
     test = class_folder(Path(project.test), classes) if project.test else []
     watched = stopping.stable_sample(files, params.stopping.stop_set, project.seed) if params.stopping.stop_set else []
@@ -295,7 +295,7 @@ def next_batch(name: str, project: LabelProject, params: Params, batches: list[I
         for i, (image, p, s) in enumerate(picked)
     ]
     metrics = {
-        "n_labelled": float(len(known)),
+        metric_names.N_LABELED: float(len(known)),
         **metric_names.per_class(
             metric_names.LABELLED,
             metric_names.class_keys(classes),
@@ -345,7 +345,8 @@ def write_batch(name: str, project: LabelProject, batch: NextBatch, params: Para
     how = (
         "a random draw: no labels yet"
         if batch.model is None
-        else f"picked by {project.strategy} from a CNN trained on {int(batch.metrics['n_labelled'])} labelled images"
+        else f"picked by {project.strategy} from a CNN trained on "
+        f"{int(batch.metrics[metric_names.N_LABELED])} labelled images"
     )
     if batch.carried:
         how += f"; the first {batch.carried} were issued before and are not labelled yet"

@@ -17,6 +17,7 @@ import re
 import unicodedata
 from typing import Sequence
 
+N_LABELED = "n_labeled"  # images labelled so far: a study round's step, a labelling batch's step
 F1 = "f1"  # per-class F1 on the test set, per round
 QUERIED = "queried"  # per-class count of the images a round labelled
 LABELLED = "labelled"  # a labelling project: per-class count of the images labelled so far

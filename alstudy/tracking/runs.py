@@ -105,7 +105,7 @@ def round_metrics(result: RoundResult, classes: list[str]) -> dict[str, float]:
         "accuracy": result.accuracy,
         "balanced_accuracy": result.balanced_accuracy,
         "f1_macro": result.f1_macro,
-        "n_labeled": result.n_labeled,
+        metric_names.N_LABELED: result.n_labeled,
         "epochs": result.epochs,
         time("train_seconds"): result.train_seconds,
         time("score_seconds"): result.score_seconds,

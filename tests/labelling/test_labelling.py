@@ -177,7 +177,7 @@ def test_two_batches_labelled_as_a_person_would(tmp_path, monkeypatch):
         experiment_names=["deep-active-learning"], output_format="list", filter_string="tags.kind = 'labelling'"
     )
     client = MlflowClient()
-    assert [m.value for m in client.get_metric_history(run.info.run_id, "n_labelled")] == [0, 6, 12]
+    assert [m.value for m in client.get_metric_history(run.info.run_id, "n_labeled")] == [0, 6, 12]
     assert [m.step for m in client.get_metric_history(run.info.run_id, "test_accuracy")] == [2, 3]
     assert [m.step for m in client.get_metric_history(run.info.run_id, "labelled/bolt")] == [2, 3]
     # When to stop: batch 3's model against batch 2's on the stop set (the whole folder here), on its page too.
