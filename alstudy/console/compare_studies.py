@@ -12,7 +12,6 @@ curve.csv, the file the al stage writes and git tracks.
 from __future__ import annotations
 
 import argparse
-import csv
 import logging
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from scipy import stats
 
 from alstudy.errors import PipelineError
 from alstudy.runner import run_stage
+from alstudy.study import results
 from alstudy.study.summary import aubc, mean_ci
 
 log = logging.getLogger("compare")
@@ -31,23 +31,8 @@ MEASURES = {
 }
 
 
-def read_curve(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    with open(path, newline="") as stream:
-        rows = list(csv.DictReader(stream))
-    return tuple(np.array([float(r[key]) for r in rows]) for key in ("n_labeled", "accuracy", "f1_macro"))
-
-
-def cells(results: Path) -> dict[tuple[str, str], dict[int, Path]]:
-    """(dataset, strategy) -> seed -> curve.csv."""
-    found: dict[tuple[str, str], dict[int, Path]] = {}
-    for curve in sorted(results.glob("*/*/s*/curve.csv")):
-        seed_dir = curve.parent
-        found.setdefault((seed_dir.parent.parent.name, seed_dir.parent.name), {})[int(seed_dir.name[1:])] = curve
-    return found
-
-
 def compare(a: Path, b: Path, strategies: list[str] | None) -> list[str]:
-    left, right = cells(a), cells(b)
+    left, right = results.curve_files(a), results.curve_files(b)
     lines = [
         "| dataset | strategy | seeds | measure | A | B − A, points (95% CI) | p |",
         "|---|---|---|---|---|---|---|",
@@ -58,8 +43,8 @@ def compare(a: Path, b: Path, strategies: list[str] | None) -> list[str]:
         seeds = sorted(set(left[key]) & set(right[key]))
         if len(seeds) < 2:
             continue
-        curves_a = [read_curve(left[key][s]) for s in seeds]
-        curves_b = [read_curve(right[key][s]) for s in seeds]
+        curves_a = [results.read_curve(left[key][s]) for s in seeds]
+        curves_b = [results.read_curve(right[key][s]) for s in seeds]
         for (n_a, *_), (n_b, *_) in zip(curves_a, curves_b):
             if not np.array_equal(n_a, n_b):
                 raise PipelineError(

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from alstudy import strategies
 from alstudy.data.image_cache import ImageCache
 from alstudy.data.image_folder import list_images
 from alstudy.data.preprocess import Split, one_hot
@@ -52,8 +53,7 @@ from alstudy.learning import stopping
 from alstudy.learning.evaluation import evaluate
 from alstudy.learning.loop import MC_DROPOUT, round_rng, round_seed, select, train
 from alstudy.params import LabelProject, ModelParams, Params
-from alstudy.strategies._scores import entropy
-from alstudy.strategies.bald import mutual_information
+from alstudy.strategies import Need
 from alstudy.tracking import metric_names
 
 log = logging.getLogger("label")
@@ -114,18 +114,11 @@ def class_folder(folder: Path, classes: list[str]) -> list[tuple[Path, str]]:
 
 def score(strategy: str, proba: np.ndarray, mc_proba: np.ndarray | None, first: int = 1) -> np.ndarray:
     """Each picked image's score under the strategy (rows of `proba` are the picks, in order): its
-    uncertainty where the strategy ranks by one, else the order of picking (`first` = first), for
-    strategies that build a batch rather than rank images."""
-    top2 = np.sort(proba, axis=1)[:, -2:]
-    per_image = {
-        "least_confidence": lambda: 1.0 - top2[:, 1],
-        "uncertainty": lambda: 1.0 - top2[:, 1],
-        "margin": lambda: top2[:, 1] - top2[:, 0],
-        "entropy": lambda: entropy(proba),
-        "bald": lambda: mutual_information(mc_proba),
-    }
-    if strategy in per_image and (strategy != "bald" or mc_proba is not None):
-        return per_image[strategy]()
+    uncertainty measure where the registry has one (alstudy/strategies), else the order of picking
+    (`first` = first), for strategies that build a batch rather than rank images."""
+    measure = strategies.get(strategy).score
+    if measure is not None and (Need.MC_PROBA not in strategies.get(strategy).needs or mc_proba is not None):
+        return np.asarray(measure(proba, mc_proba), dtype=np.float64)
     return np.arange(first, first + len(proba), dtype=np.float64)
 
 

@@ -31,24 +31,14 @@ from alstudy.strategies._base import (
 )
 from alstudy.strategies._scores import min_sq_distances
 
-# `random` first: it is the baseline, and its place fixes the colour order of the plots.
-_FIRST = (
-    "random",
-    "least_confidence",
-    "margin",
-    "entropy",
-    "bald",
-    "badge",
-    "coreset",
-    "class_balanced",
-    "base",
-    "f1_deficit",
-)
+BASELINE = "random"  # the comparison every study makes; first, so it is the grey first line of each plot
 
 
 def _strategy_modules() -> list[str]:
+    """The strategy modules on disk: the baseline, then the others by name. The registry, and so the
+    plots' colours and the stage's choices, follow this order; no list of names is kept anywhere."""
     found = {m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_")}
-    return [name for name in _FIRST if name in found] + sorted(found - set(_FIRST))
+    return sorted(found, key=lambda name: (name != BASELINE, name))
 
 
 for _module in _strategy_modules():

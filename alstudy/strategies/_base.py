@@ -82,12 +82,19 @@ class QueryInputs:
     last_layer: tuple[np.ndarray, np.ndarray] | None = None  # (weights H x C, bias C)
 
 
+# A per-image score from the model's outputs: (probabilities N x C, MC-dropout passes N x C x T or None).
+Score = Callable[[np.ndarray, "np.ndarray | None"], np.ndarray]
+
+
 @dataclass(frozen=True)
 class Strategy:
     select: Callable[[QueryInputs], np.ndarray]
     needs: frozenset[Need]
     options: type[BaseModel]
     summary: str
+    # What the labelling page shows beside each picked image: the strategy's own uncertainty measure, for
+    # strategies that rank images by one; None for those that build a batch (their order of picking is shown).
+    score: Score | None = None
 
 
 # The registry: name -> Strategy, filled by @register as the package imports each strategy's module.
@@ -97,14 +104,20 @@ ALIASES = {"uncertainty": "least_confidence"}
 
 
 def register(
-    name: str, *, needs: frozenset[Need] | set[Need] = frozenset(), options: type[BaseModel] = NoOptions, summary: str
+    name: str,
+    *,
+    needs: frozenset[Need] | set[Need] = frozenset(),
+    options: type[BaseModel] = NoOptions,
+    summary: str,
+    score: Score | None = None,
 ) -> Callable[[Callable[[QueryInputs], np.ndarray]], Callable[[QueryInputs], np.ndarray]]:
-    """Register a selection function under `name`, with what it needs, its options model and a one-line rule."""
+    """Register a selection function under `name`, with what it needs, its options model, a one-line rule
+    and, for a strategy that ranks images by an uncertainty measure, that measure per image."""
 
     def decorator(select: Callable[[QueryInputs], np.ndarray]) -> Callable[[QueryInputs], np.ndarray]:
         if name in STRATEGIES or name in ALIASES:
             raise ValueError(f"strategy {name!r} is registered twice")
-        STRATEGIES[name] = Strategy(select, frozenset(needs), options, summary)
+        STRATEGIES[name] = Strategy(select, frozenset(needs), options, summary, score)
         return select
 
     return decorator

@@ -14,6 +14,12 @@ def top(scores: np.ndarray, n: int) -> np.ndarray:
     return np.sort(np.argsort(-scores, kind="stable")[:n])
 
 
+def top_two_margin(proba: np.ndarray) -> np.ndarray:
+    """The gap between each row's two highest probabilities: small where the model hesitates."""
+    top2 = np.sort(proba, axis=1)[:, -2:]
+    return top2[:, 1] - top2[:, 0]
+
+
 def entropy(proba: np.ndarray, axis: int = 1) -> np.ndarray:
     return -np.sum(proba * np.log(np.clip(proba, 1e-12, None)), axis=axis)
 

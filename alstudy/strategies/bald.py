@@ -20,6 +20,7 @@ class BaldOptions(NoOptions):
     needs={Need.MC_PROBA},
     options=BaldOptions,
     summary="mutual information from MC-dropout passes (Houlsby et al. 2011; Gal et al. 2017)",
+    score=lambda proba, mc_proba: mutual_information(mc_proba),
 )
 def bald(inputs: QueryInputs) -> np.ndarray:
     """BALD: mutual information between the prediction and the weights, estimated from T MC-dropout

@@ -5,8 +5,12 @@ from __future__ import annotations
 from modAL.uncertainty import entropy_sampling
 
 from alstudy.strategies._base import Need, register
+from alstudy.strategies._scores import entropy as class_entropy
 from alstudy.strategies._scores import from_modal
 
-entropy = register("entropy", needs={Need.PROBA}, summary="highest entropy of the class probabilities (modAL)")(
-    from_modal(entropy_sampling)
-)
+entropy = register(
+    "entropy",
+    needs={Need.PROBA},
+    summary="highest entropy of the class probabilities (modAL)",
+    score=lambda proba, mc_proba: class_entropy(proba),
+)(from_modal(entropy_sampling))

@@ -14,4 +14,5 @@ least_confidence = register(
     "least_confidence",
     needs={Need.PROBA},
     summary="lowest top-class probability (modAL's uncertainty_sampling)",
+    score=lambda proba, mc_proba: 1.0 - proba.max(axis=1),
 )(from_modal(uncertainty_sampling))

@@ -5,8 +5,11 @@ from __future__ import annotations
 from modAL.uncertainty import margin_sampling
 
 from alstudy.strategies._base import Need, register
-from alstudy.strategies._scores import from_modal
+from alstudy.strategies._scores import from_modal, top_two_margin
 
-margin = register("margin", needs={Need.PROBA}, summary="smallest gap between the two most likely classes (modAL)")(
-    from_modal(margin_sampling)
-)
+margin = register(
+    "margin",
+    needs={Need.PROBA},
+    summary="smallest gap between the two most likely classes (modAL)",
+    score=lambda proba, mc_proba: top_two_margin(proba),
+)(from_modal(margin_sampling))

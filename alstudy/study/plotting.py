@@ -11,7 +11,7 @@ from matplotlib.figure import Figure
 from alstudy import strategies
 from alstudy.fileio import atomic_path
 from alstudy.study.statistics import PairedRounds
-from alstudy.study.summary import Curves
+from alstudy.study.summary import METRICS, Curves
 
 BASELINE_COLOUR = "#7f7f7f"
 # Every colour of matplotlib's tab10 palette but its grey, which marks the random baseline.
@@ -193,3 +193,14 @@ def _save(fig, path: Path, rect: tuple[float, float, float, float] = (0, 0, 1, 1
     fig.tight_layout(rect=rect)
     with atomic_path(path, suffix=path.suffix) as tmp:
         fig.savefig(tmp)
+
+
+def dataset_figures(curves: dict, meta: dict, dataset: str, out: Path) -> None:
+    """Every figure of one dataset's study: learning curves per metric, per-class F1, the queried class mix
+    and the rarest classes."""
+    for metric in METRICS:
+        learning_curves(curves, metric, dataset, out / f"{metric}.png")
+    counts, names = meta["train_class_counts"], meta["class_names"]
+    queried_classes(curves, counts, names, dataset, out / "queried_classes.png")
+    per_class_f1(curves, names, dataset, out / "per_class_f1.png")
+    rare_classes(curves, counts, names, dataset, out / "rare_classes.png")

@@ -107,7 +107,7 @@ def test_bfloat16_mc_passes_match_the_float32_head_with_the_same_masks(runs):
 
 
 def test_the_run_fingerprint_and_mlflow_config_change_with_precision():
-    from stages.al import run_config
+    from alstudy.scale.cell import run_config
 
     configs = [run_config(repo_params(precision=p), "fashion_mnist", "margin", 0) for p in ("float32", "bfloat16")]
     assert configs[0]["model"]["precision"] == "float32" and configs[1]["model"]["precision"] == "bfloat16"

@@ -28,7 +28,12 @@ import numpy as np
 from alstudy.strategies._base import Need, QueryInputs, register
 
 
-@register("most_confident", needs={Need.PROBA}, summary="highest top-class probability")
+@register(
+    "most_confident",
+    needs={Need.PROBA},
+    summary="highest top-class probability",
+    score=lambda proba, mc_proba: proba.max(axis=1),
+)
 def most_confident(inputs: QueryInputs) -> np.ndarray:
     return np.sort(np.argsort(-inputs.proba.max(axis=1), kind="stable")[:inputs.n_instances])
 '''
@@ -39,11 +44,16 @@ def test_adding_a_strategy_is_one_module_found_on_disk(tmp_path):
     (tmp_path / "alstudy/strategies/most_confident.py").write_text(MODULE)
     probe = (
         "from alstudy import strategies; from alstudy.study import plotting; "
-        "print(strategies.names()[-2], strategies.get('most_confident').needs, plotting.colour('most_confident'))"
+        "from alstudy.labelling.project import score; import numpy as np; "
+        "print('most_confident' in strategies.names(), strategies.names()[0], "
+        "score('most_confident', np.array([[0.9, 0.1], [0.6, 0.4]]), None).tolist(), "
+        "strategies.get('most_confident').needs, plotting.colour('most_confident'))"
     )
     done = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, check=True)
-    name, needs, colour = done.stdout.split(" ", 1)[0], done.stdout, done.stdout.split()[-1]
-    assert name == "most_confident" and "PROBA" in needs and re.fullmatch(r"#[0-9a-f]{6}", colour)
+    found, first, picked_scores = done.stdout.split(" ", 2)[:2] + [done.stdout.split("[")[1].split("]")[0]]
+    assert found == "True" and first == "random"  # the baseline first, the new one among the rest
+    assert picked_scores == "0.9, 0.6"  # the labelling page shows its own measure: nothing else was edited
+    assert "PROBA" in done.stdout and re.fullmatch(r"#[0-9a-f]{6}", done.stdout.split()[-1])
 
 
 def test_a_registered_strategy_is_validated_offered_and_run(monkeypatch):
@@ -87,6 +97,20 @@ def test_the_docs_list_every_registered_strategy_and_its_options():
 
 def test_params_yaml_gives_every_registered_strategy_its_options_entry():
     raw = yaml.safe_load((REPO / "params.yaml").read_text())
-    assert list(raw["al"]["strategy_options"]) == list(STRATEGIES)
+    assert set(raw["al"]["strategy_options"]) == set(STRATEGIES)  # in any order
     for name, values in raw["al"]["strategy_options"].items():
         assert STRATEGIES[name].options.model_validate(copy.deepcopy(values)) == STRATEGIES[name].options()
+
+
+def test_the_labelling_page_shows_each_strategys_own_measure_from_the_registry():
+    from alstudy.labelling.project import score
+
+    proba = np.array([[0.7, 0.2, 0.1], [0.4, 0.35, 0.25]])
+    mc = np.stack([proba, proba[:, ::-1]], axis=2)  # two passes that disagree
+    assert np.allclose(score("least_confidence", proba, None), [0.3, 0.6])
+    assert np.allclose(score("uncertainty", proba, None), [0.3, 0.6])  # the alias: the same measure
+    assert np.allclose(score("margin", proba, None), [0.5, 0.05])
+    assert np.allclose(score("entropy", proba, None), -(proba * np.log(proba)).sum(axis=1))
+    assert score("bald", proba, mc)[1] > 0 and np.allclose(score("bald", proba, np.stack([proba] * 2, 2)), 0)
+    assert score("bald", proba, None).tolist() == [1.0, 2.0]  # no passes drawn: the order of picking
+    assert score("badge", proba, None, first=4).tolist() == [4.0, 5.0]  # builds a batch: the order

@@ -1,0 +1,78 @@
+"""One cell of the grid (a dataset x strategy x seed): a resumable active-learning run tracked in MLflow.
+
+The run checkpoints each round (alstudy/learning/checkpoint.py) before it logs it
+(alstudy/tracking/cell_run.py), so a killed cell resumes from its last round in the same MLflow
+run, and writes its results (alstudy/study/results.py). The DVC stage `al@...` (stages/al.py)
+holds the cell's lock and calls `run_cell`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+from alstudy import code_closure, strategies
+from alstudy.data.preprocess import SPLIT_FILES, load_splits
+from alstudy.learning import checkpoint
+from alstudy.learning.loop import check_budget, run_loop
+from alstudy.learning.model import CNN
+from alstudy.params import Params
+from alstudy.paths import checkpoint_dir, prepared_dir, run_dir
+from alstudy.study import results
+from alstudy.tracking import cell_run
+
+log = logging.getLogger("al")
+STAGE = "stages/al.py"
+
+
+def cell_code(strategy: str) -> list[Path]:
+    """What shapes the cell's numbers (its checkpoint fingerprint): this stage's import closure and its own
+    strategy's module; a fix to another strategy resumes this cell."""
+    return code_closure.cell_code(STAGE, f"alstudy/strategies/{strategies.canonical(strategy)}.py")
+
+
+def run_config(params: Params, dataset: str, strategy: str, seed: int) -> dict:
+    """What shapes this run's numbers: its own strategy's options, not the other strategies'."""
+    return {"dataset": dataset, "strategy": strategy, "seed": seed, **params.run_settings([strategy])}
+
+
+def run_cell(dataset: str, strategy: str, seed: int, params: Params) -> None:
+    data_dir = prepared_dir(dataset)
+    pool, test = load_splits(data_dir)
+    check_budget(params.al, len(pool.x), dataset)
+    names, n_classes = json.loads((data_dir / "meta.json").read_text()).get("class_names", []), pool.y.shape[1]
+    config = run_config(params, dataset, strategy, seed)
+    folder = checkpoint_dir(dataset, strategy, seed)
+    fp = checkpoint.fingerprint(config, [data_dir / f for f in SPLIT_FILES], cell_code(strategy))
+    saved = checkpoint.load(folder, fp, f"{dataset}-{strategy}-s{seed}")
+    resumed = cell_run.Resumed(saved.run_id, saved.state.history, saved.model) if saved else None
+    with cell_run.tracked(params, dataset, strategy, seed, config, names, n_classes, resumed) as run:
+
+        def on_round(state, result, cnn: CNN) -> None:  # checkpoint first: the commit point of a round
+            checkpoint.save(folder, state, cnn.model, run.run_id, fp)
+            run.log_round(result, cnn.model)
+
+        cnn = CNN(pool.x.shape[1:], n_classes, params.model, saved.model if saved else None)
+        options, fresh = params.al.options(strategy), params.model.retrain_from_scratch
+        state = run_loop(
+            pool,
+            test,
+            strategy,
+            params.al,
+            cnn,
+            seed,
+            options=options,
+            retrain_from_scratch=fresh,
+            state=saved.state if saved else None,
+            on_round=on_round,
+            stop_set_size=params.stopping.stop_set,
+        )
+        metrics = results.write(run_dir(dataset, strategy, seed), state, pool.labels)
+        run.finish(run_dir(dataset, strategy, seed), metrics)
+    checkpoint.discard(folder)
+    log.info(
+        "%s: done; final accuracy %.4f, F1 %.4f with %d labels",
+        run.name,
+        *(metrics[k] for k in ("accuracy", "f1_macro", "n_labeled")),
+    )

@@ -1,0 +1,105 @@
+"""A cell's result files, written and read here only: results/<dataset>/<strategy>/s<seed>/.
+
+- curve.csv: a row per round (n_labeled, accuracy, balanced accuracy, macro-F1, seconds, the stopping
+  criterion's agreement); small, git-tracked, what `alstudy compare-studies` reads;
+- queries.csv: every queried pool index with its round and true label;
+- rounds.json: each round in full (per-class F1, queried class counts, timings): what the plots read;
+- metrics.json: the final round's scores, for `dvc metrics show`.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from alstudy.errors import PipelineError
+from alstudy.fileio import atomic_path, save_json
+from alstudy.paths import run_dir
+from alstudy.study.summary import Curves
+
+if TYPE_CHECKING:  # a type only: reading results needs no learning code
+    from alstudy.learning.loop import LoopState
+
+CURVE = "curve.csv"
+QUERIES = "queries.csv"
+ROUNDS = "rounds.json"
+METRICS = "metrics.json"
+CURVE_COLUMNS = ["round", "n_labeled", "accuracy", "balanced_accuracy", "f1_macro", "seconds", "agreement"]
+
+
+def write(out: Path, state: LoopState, pool_labels) -> dict:
+    """The cell's four files from its loop state; returns the final metrics."""
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out / CURVE) as tmp, open(tmp, "w", newline="") as stream:
+        writer = csv.writer(stream)
+        writer.writerow(CURVE_COLUMNS)
+        for r in state.history:
+            agreement = "" if r.agreement is None else f"{r.agreement:.6f}"
+            scores = (r.accuracy, r.balanced_accuracy, r.f1_macro)
+            writer.writerow([r.round, r.n_labeled, *(f"{s:.6f}" for s in scores), f"{r.seconds:.3f}", agreement])
+    with atomic_path(out / QUERIES) as tmp, open(tmp, "w", newline="") as stream:
+        writer = csv.writer(stream)
+        writer.writerow(["round", "pool_index", "label"])
+        start = 0
+        for r in state.history:
+            for index in state.labeled[start : r.n_labeled]:
+                writer.writerow([r.round, index, int(pool_labels[index])])
+            start = r.n_labeled
+    save_json(out / ROUNDS, state.to_dict()["history"])
+    last = state.history[-1]
+    metrics = {
+        "accuracy": last.accuracy,
+        "balanced_accuracy": last.balanced_accuracy,
+        "f1_macro": last.f1_macro,
+        "n_labeled": last.n_labeled,
+        "rounds": last.round,
+        "mean_round_seconds": sum(r.seconds for r in state.history) / len(state.history),
+    }
+    save_json(out / METRICS, metrics)
+    return metrics
+
+
+def load_curves(dataset: str, strategies: list[str], seeds: list[int]) -> dict[str, Curves]:
+    """Each strategy's curves over the seeds, from the cells' rounds.json; one line for a missing cell."""
+    curves = {}
+    for strategy in strategies:
+        runs = {}
+        for seed in seeds:
+            path = run_dir(dataset, strategy, seed) / ROUNDS
+            if not path.exists():
+                raise PipelineError(
+                    f"{path}: missing; run `dvc repro al` so every dataset x strategy x seed in params.yaml has results"
+                )
+            runs[seed] = json.loads(path.read_text())
+        curves[strategy] = Curves.from_runs(runs)
+    return curves
+
+
+def read_curve(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """n_labeled, accuracy and macro-F1 per round, from a cell's curve.csv."""
+    with open(path, newline="") as stream:
+        rows = list(csv.DictReader(stream))
+    return tuple(np.array([float(r[key]) for r in rows]) for key in ("n_labeled", "accuracy", "f1_macro"))
+
+
+def curve_files(results: Path) -> dict[tuple[str, str], dict[int, Path]]:
+    """(dataset, strategy) -> seed -> curve.csv, in a results/ folder."""
+    found: dict[tuple[str, str], dict[int, Path]] = {}
+    for curve in sorted(results.glob(f"*/*/s*/{CURVE}")):
+        seed_dir = curve.parent
+        found.setdefault((seed_dir.parent.parent.name, seed_dir.parent.name), {})[int(seed_dir.name[1:])] = curve
+    return found
+
+
+def write_wide_csv(path: Path, curves: dict[str, Curves], metric: str) -> None:
+    """n_labeled plus one column per strategy (mean over seeds): the shape `dvc plots` overlays."""
+    first = next(iter(curves.values()))
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as stream:
+        writer = csv.writer(stream)
+        writer.writerow(["n_labeled", *curves])
+        for i, n in enumerate(first.n_labeled):
+            writer.writerow([int(n), *(f"{getattr(c, metric)[:, i].mean():.6f}" for c in curves.values())])
