@@ -38,6 +38,9 @@ def read_idx(path: Path, expected_magic: int) -> np.ndarray:
     return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(shape)
 
 
+N_CLASSES = 10  # Fashion-MNIST's labels are 0-9
+
+
 def read_fashion_mnist(raw_dir: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(x_train, y_train, x_test, y_test) as uint8, images N x 28 x 28, in upstream order."""
     x_train = read_idx(raw_dir / "train-images-idx3-ubyte.gz", IMAGES_MAGIC)
@@ -48,6 +51,11 @@ def read_fashion_mnist(raw_dir: Path) -> tuple[np.ndarray, np.ndarray, np.ndarra
         if len(images) != len(labels):
             raise PipelineError(
                 f"{raw_dir}: {split} split has {len(images)} images but {len(labels)} labels; "
+                "delete the folder and rerun the download stage"
+            )
+        if labels.size and labels.max() >= N_CLASSES:
+            raise PipelineError(
+                f"{raw_dir}: {split} label {labels.max()} is outside 0-{N_CLASSES - 1}; "
                 "delete the folder and rerun the download stage"
             )
     return x_train, y_train, x_test, y_test

@@ -96,6 +96,28 @@ def test_read_fashion_mnist_counts_must_match(tmp_path):
         idx.read_fashion_mnist(tmp_path)
 
 
+def test_a_label_equal_to_the_class_count_is_one_line_not_an_index_error(tmp_path):
+    from alstudy.data.preprocess import one_hot
+
+    make_fashion_mnist_dir(tmp_path, n_train=30, n_test=10)
+    labels = np.zeros(30, dtype=np.uint8)
+    labels[7] = 10  # one past the last class
+    write_idx_gz(tmp_path / "train-labels-idx1-ubyte.gz", labels)
+    with pytest.raises(PipelineError, match=r"train label 10 is outside 0-9; delete the folder"):
+        idx.read_fashion_mnist(tmp_path)
+    with pytest.raises(ValueError, match=r"labels must lie in 0\.\.9"):
+        one_hot(np.array([0, 9, 10]), 10)
+    assert one_hot(np.array([9]), 10)[0, 9] == 1  # the last class itself is fine
+
+
+def test_cifar_label_equal_to_the_class_count_is_one_line(tmp_path):
+    images = np.zeros((2, 32, 32, 3), dtype=np.uint8)
+    path = tmp_path / "data_batch_1.bin"
+    path.write_bytes(cifar_batch_bytes(images, np.array([9, 10], dtype=np.uint8)))
+    with pytest.raises(PipelineError, match="label 10 is outside 0-9"):
+        cifar.read_batch(path)
+
+
 def test_read_fashion_mnist_missing_file_is_a_pipeline_error(tmp_path):
     make_fashion_mnist_dir(tmp_path)
     (tmp_path / "t10k-images-idx3-ubyte.gz").unlink()

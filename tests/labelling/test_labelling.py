@@ -573,3 +573,17 @@ def test_the_suggestion_model_trains_for_enough_steps_whatever_the_labels():
     assert suggestion_model(model, 500, 5000).epochs == 10  # model.epochs is already more than enough
     assert suggestion_model(model, 0, 50).epochs == 10
     assert suggestion_model(model, 500, 50).batch_size == 32 and model.epochs == 10  # a copy
+
+
+def test_images_still_out_are_carried_once_and_never_drawn_again(tmp_path, monkeypatch):
+    """Batch 2 of a batch labelled in part: the images still out come first, once, and nothing else is
+    drawn when every other image was issued (6 images, all in batch 1, one of them labelled)."""
+    project, truth = make_label_project(tmp_path, per_class=2, batch_size=6)
+    label(project, monkeypatch, "next")
+    first = list(csv.DictReader(open(project / "labelling/parts/batch-001/manifest.csv", newline="")))
+    assert len(first) == 6
+    one = write_rows(tmp_path / "one.csv", [{**first[0], "label": truth[first[0]["path"]]}])
+    label(project, monkeypatch, "import", str(one))
+    label(project, monkeypatch, "next")
+    second = [r["path"] for r in csv.DictReader(open(project / "labelling/parts/batch-002/manifest.csv"))]
+    assert second == [r["path"] for r in first[1:]]  # the five still out, once each, and no image twice

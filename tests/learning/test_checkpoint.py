@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 
 import keras
 import pytest
@@ -77,3 +78,12 @@ def test_a_changed_fingerprint_still_starts_over(saved, caplog):
     with caplog.at_level(logging.INFO):
         assert checkpoint.load(saved, "0" * 64, "toy-margin-s0") is None
     assert "params, data or code changed" in caplog.text
+
+
+def test_data_rewritten_to_the_same_size_changes_the_fingerprint(tmp_path):
+    data = tmp_path / "x_train.npy"
+    data.write_bytes(b"\x00" * 64)
+    before = checkpoint.fingerprint({"seed": 0}, [data], [])
+    time.sleep(0.01)  # a later write: another modification time (ns), the same size
+    data.write_bytes(b"\x01" * 64)
+    assert checkpoint.fingerprint({"seed": 0}, [data], []) != before

@@ -29,6 +29,15 @@ def test_a_constant_gap_with_small_noise_is_significant_in_every_round():
     assert paired_rounds(b, a, N).losses(ALPHA) == 5
 
 
+def test_a_gap_identical_for_every_seed_is_significant_in_every_round():
+    b = np.random.default_rng(3).uniform(0.6, 0.8, size=(3, 6))
+    a = b + 0.02
+    a[:, 0] = b[:, 0]
+    result = paired_rounds(a, b, N)  # no spread in the differences: certain, not untestable
+    assert result.p_value == [0.0] * 5 and result.wins(ALPHA) == 5
+    assert paired_rounds(b, a, N).losses(ALPHA) == 5
+
+
 def test_a_gap_inside_the_noise_is_not_significant():
     rng = np.random.default_rng(2)
     b = rng.uniform(0.6, 0.8, size=(3, 6))

@@ -184,6 +184,10 @@ def test_seeds_needed_caps_and_handles_no_spread_or_no_difference():
     assert seeds_needed(0.05, 0.05, max_seeds=5000) == 3142
     assert seeds_needed(np.inf, 0.05) == 2  # a gap without spread: p = 0 already
     assert seeds_needed(0.0, 0.05) is None
+    # The cap is inclusive: an effect that needs exactly max_seeds seeds gets that number, one fewer gets None.
+    needed = seeds_needed(0.5, 0.05, max_seeds=1000)
+    assert seeds_needed(0.5, 0.05, max_seeds=needed) == needed
+    assert seeds_needed(0.5, 0.05, max_seeds=needed - 1) is None
     assert not np.isnan(power(8, 4.67, 0.05 / 60))  # nct.cdf's far lower tail is nan here
 
 

@@ -63,6 +63,10 @@ def test_round_metric_names_are_stable():
         "queried/nut",
     }
     assert metrics["time/round_seconds"] == 1.75 and metrics["n_labeled"] == 40
+    # Each name carries its own value (every score differs here, so a swapped value cannot pass).
+    assert (metrics["accuracy"], metrics["balanced_accuracy"], metrics["f1_macro"]) == (0.5, 0.45, 0.4)
+    assert metrics["epochs"] == 3 and metrics["time/train_seconds"] == 1.0 and metrics["time/eval_seconds"] == 0.25
+    assert metrics["time/score_seconds"] == 0.5 and metrics["f1/bolt"] == 0.1 and metrics["queried/nut"] == 3
     assert metrics["f1/nut"] == 0.3 and metrics["queried/gear"] == 2
 
 
