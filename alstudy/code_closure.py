@@ -108,3 +108,18 @@ def cell_code(stage_file: str, strategy_module: str, root: Path | None = None) -
     files = {f for f in closure(stage_file, root) - strategy_modules(root) if not is_face(f, root)}
     files |= {stage_file, strategy_module}
     return [Path(f) for f in sorted(files)]
+
+
+def package_dependencies(root: Path | None = None) -> dict[str, set[str]]:
+    """Each subpackage of alstudy -> the other subpackages its modules import (plumbing and type-only
+    imports left out): the architecture as the code has it, for docs/developer/layout.md."""
+    root = Path.cwd() if root is None else Path(root)
+    found: dict[str, set[str]] = {}
+    for file in sorted((root / "alstudy").glob("*/*.py")):
+        package = file.parent.name
+        found.setdefault(package, set())
+        for imported in imported_files(str(file.relative_to(root)), root):
+            parts = Path(imported).parts
+            if len(parts) >= 3 and parts[1] != package and imported not in PLUMBING:
+                found[package].add(parts[1])
+    return found

@@ -18,3 +18,4 @@ run alstudy/data/preprocess.py 'labels.max() >= n_classes' 'labels.max() > n_cla
 run alstudy/data/idx.py 'labels.max() >= N_CLASSES' 'labels.max() > N_CLASSES' tests/data/test_formats.py
 run alstudy/data/cifar.py 'if labels.max() > 9:' 'if labels.max() > 10:' tests/data/test_formats.py
 run alstudy/labelling/project.py '    candidates = [f for f in files if f not in labels and f not in waiting]' '    candidates = [f for f in files if f not in labels]' tests/labelling/test_labelling.py -k carried_once
+run alstudy/labelling/label_studio.py 'return max(kept, key=_when, default=None)' 'return kept[0] if kept else None' tests/labelling/test_label_studio.py -k latest_annotation_wins

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Set up a fresh machine: Debian's Fashion-MNIST (when apt is available) and a virtual
-# environment in .venv with this project installed in it (editable: `pip install -e .`),
-# which puts the `alstudy` command on the venv's PATH. Safe to rerun.
-#   --tests   also the tests' extras (a tracking server, Ray, pytest, ruff) and what the tests
+# environment in .venv holding exactly the versions in requirements.txt (hash-pinned, written by
+# scripts/lock.sh), then this project (editable: `pip install -e . --no-deps`), which puts the
+# `alstudy` command on the venv's PATH. Safe to rerun: it reinstalls when pyproject.toml or the lock changed.
+#   --tests   requirements-tests.txt instead: also the tests' extras (a tracking server, Ray, pytest, ruff,
+#             uv for scripts/lock.sh) and what the tests
 #             start themselves: PostgreSQL (tracking-server tests), Chromium (labelling page, MLflow UI),
 #             Label Studio (in .venv-label-studio)
 set -euo pipefail
@@ -27,18 +29,21 @@ if [ ! -x .venv/bin/python ]; then
   echo "setup: creating .venv"
   python3 -m venv .venv
 fi
-target="."
-[ "${1:-}" = "--tests" ] && target=".[tests]"
+lock=requirements.txt
+[ "${1:-}" = "--tests" ] && lock=requirements-tests.txt
 stamp=.venv/.install.sha256
-want=$( (sha256sum pyproject.toml; echo "$target") | sha256sum | cut -d' ' -f1)
-# A stamp from a --tests install also covers the plain one (it installed more).
-if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ] && ! { [ "$target" = "." ] && [ -f .venv/.install-tests ] \
-     && [ "$(cat .venv/.install-tests)" = "$(sha256sum pyproject.toml | cut -d' ' -f1)" ]; }; then
-  echo "setup: installing alstudy (editable, $target) into .venv"
+want=$( (sha256sum pyproject.toml "$lock"; echo "$lock") | sha256sum | cut -d' ' -f1)
+# A stamp from a --tests install also covers the plain one: the tests lock holds every package of the
+# runtime lock, at the same version (scripts/lock.sh writes them so).
+tests_want=$(sha256sum pyproject.toml requirements.txt requirements-tests.txt | sha256sum | cut -d' ' -f1)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ] && ! { [ "$lock" = requirements.txt ] \
+     && [ "$(cat .venv/.install-tests 2>/dev/null)" = "$tests_want" ]; }; then
+  echo "setup: installing $lock (hash-pinned) and alstudy (editable) into .venv"
   .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -e "$target"
+  .venv/bin/python -m pip install -q --require-hashes -r "$lock"
+  .venv/bin/python -m pip install -q --no-deps -e .
   echo "$want" > "$stamp"
-  [ "$target" = ".[tests]" ] && sha256sum pyproject.toml | cut -d' ' -f1 > .venv/.install-tests
+  if [ "$lock" = requirements-tests.txt ]; then echo "$tests_want" > .venv/.install-tests; fi
 fi
 # Label Studio, for the tests that label through it (and for you, to label in): a virtual environment
 # of its own, as it pins its own Django and friends. About 6 minutes the first time.

@@ -1,6 +1,6 @@
 """Fixtures shared by the tests: a temp project, a local HTTP server, a dead URL.
 
-Plain helpers (file formats, params edits, image folders) are in helpers.py.
+Plain helpers (file formats, params edits, image folders, tiny projects) are in the helpers package.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import REPO_ROOT
+from helpers.repo import REPO_ROOT
 
 
 def pytest_configure(config):

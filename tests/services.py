@@ -21,7 +21,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 _SERVERS: dict[str, subprocess.Popen] = {}  # tracking servers by URL, for kill_tracking_server
-_CLUSTERS: dict[str, list[list[str]]] = {}  # PostgreSQL clusters by URI: their stop and start commands
+_CLUSTERS: dict[str, dict] = {}  # PostgreSQL clusters by URI: their stop, start and setup commands, their folder
 
 
 def free_port() -> int:
@@ -43,73 +43,97 @@ def postgres_bin() -> Path:
     pytest.skip(message)
 
 
-def _as_postgres(command: list[str]) -> list[str]:
-    """PostgreSQL refuses to run as root: run it as the `postgres` account then."""
-    return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else command
-
-
 @contextmanager
 def postgres_cluster(folder: Path) -> Iterator[str]:
-    """initdb + pg_ctl on 127.0.0.1 at a free port; yields the URI of its `postgres` database."""
-    bin_dir = postgres_bin()
+    """A throw-away cluster on 127.0.0.1 at a free port, set up by `alstudy tracking-db` as the docs set one
+    up: role mlflow, not a superuser, its password in a 0600 pgpass file in `folder` (PGPASSFILE while this
+    runs, where libpq finds it), no `trust` line. Yields the URI of the role's database `mlflow` (no password
+    in it); create_database adds more, owned by the role.
+
+    The cluster itself (data, socket, log) is in a folder of its own under /tmp (cluster_folder(uri)), its
+    log copied to `folder` at the end: as root, PostgreSQL runs as `postgres`, which must reach it, and
+    pytest makes /tmp/pytest-of-<user> 0700 again whenever another session starts."""
+    import alstudy.console.tracking_db as tracking_db
+
+    postgres_bin()  # skips (or fails in CI) without PostgreSQL
     folder.mkdir(parents=True, exist_ok=True)
+    home = Path(tempfile.mkdtemp(prefix="alstudy-pg-", dir="/tmp"))
     if os.geteuid() == 0:
-        shutil.chown(folder, "postgres", "postgres")
-        for parent in folder.parents:  # the account must reach its data folder
-            if parent == Path("/"):
-                break
-            parent.chmod(parent.stat().st_mode | 0o005)
-    data, port = folder / "data", free_port()
-    subprocess.run(
-        _as_postgres(
-            [str(bin_dir / "initdb"), "-D", str(data), "-U", "mlflow", "-A", "trust", "--no-sync", "-E", "UTF8"]
-        ),
-        check=True,
-        capture_output=True,
-    )
-    options = f"-h 127.0.0.1 -p {port} -k {folder} -c fsync=off"
-    start = _as_postgres(
-        [str(bin_dir / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(folder / "server.log"), "-w", "start"]
-    )
-    subprocess.run(start, check=True, capture_output=True)
-    uri = f"postgresql://mlflow@127.0.0.1:{port}/postgres"
-    _CLUSTERS[uri] = [_as_postgres([str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"]), start]
+        shutil.chown(home, "postgres", "postgres")
+        home.chmod(0o755)  # its Unix socket is there: other local users reach it, and pg_hba.conf answers them
+    data, port, pgpass = home / "data", free_port(), folder / "pgpass"
+    setup = [sys.executable, "-m", "alstudy.console.tracking_db", "--data-dir", str(data), "--port", str(port)]
+    setup += ["--socket-dir", str(home), "--pgpass", str(pgpass), "--log", str(home / "server.log"), "--no-fsync"]
+    previous, uri = os.environ.get("PGPASSFILE"), f"postgresql://mlflow@127.0.0.1:{port}/mlflow"
     try:
+        done = subprocess.run(setup, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr[-3000:]
+        os.environ["PGPASSFILE"] = str(pgpass)
+        _CLUSTERS[uri] = {
+            "stop": tracking_db.pg_ctl(data, "stop", mode="fast"),
+            "start": tracking_db.pg_ctl(data, "start", log=home / "server.log"),
+            "setup": setup,
+            "folder": home,
+        }
         yield uri
     finally:
         _CLUSTERS.pop(uri, None)
-        subprocess.run(
-            _as_postgres([str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]), capture_output=True
-        )
+        subprocess.run(tracking_db.pg_ctl(data, "stop", mode="immediate"), capture_output=True)
+        if (home / "server.log").exists():
+            shutil.copyfile(home / "server.log", folder / "server.log")
+        shutil.rmtree(home, ignore_errors=True)
+        if previous is None:
+            os.environ.pop("PGPASSFILE", None)
+        else:
+            os.environ["PGPASSFILE"] = previous
+
+
+def cluster_folder(uri: str) -> Path:
+    """The folder of the cluster at `uri`: its data folder `data`, its Unix socket, its log."""
+    return _CLUSTERS[uri]["folder"]
 
 
 def restart_postgres(uri: str, down_s: float) -> None:
     """Stop the cluster at `uri` (its clients' connections drop), wait `down_s` seconds, start it again."""
-    stop, start = _CLUSTERS[uri]
-    subprocess.run(stop, check=True, capture_output=True)
+    subprocess.run(_CLUSTERS[uri]["stop"], check=True, capture_output=True)
     time.sleep(down_s)
-    subprocess.run(start, check=True, capture_output=True)
+    subprocess.run(_CLUSTERS[uri]["start"], check=True, capture_output=True)
 
 
 def create_database(uri: str, name: str) -> str:
-    import psycopg2
-
-    connection = psycopg2.connect(uri)
-    connection.autocommit = True
-    with connection.cursor() as cursor:
-        cursor.execute(f'CREATE DATABASE "{name}"')
-    connection.close()
+    """A new database in the cluster at `uri`, made by `alstudy tracking-db` (as its superuser) and owned by
+    the role; its SQLAlchemy URI."""
+    done = subprocess.run([*_CLUSTERS[uri]["setup"], "--database", name], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
     # SQLAlchemy (MLflow's database layer) needs the driver named: postgresql:// means psycopg 3 to it.
     return uri.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg2://") + f"/{name}"
 
 
+_CREDENTIALS: dict[str, str] = {}
+
+
+def tracking_credentials() -> dict[str, str]:
+    """The admin test servers start with, one per test process (restarts on one auth db keep it): the two
+    variables MLflow's clients read, as a person exports them."""
+    import secrets
+
+    if not _CREDENTIALS:
+        _CREDENTIALS.update(MLFLOW_TRACKING_USERNAME="alstudy-test", MLFLOW_TRACKING_PASSWORD=secrets.token_urlsafe(18))
+    return dict(_CREDENTIALS)
+
+
 @contextmanager
 def tracking_server(
-    backend_uri: str, folder: Path, auth: bool = False, env: dict | None = None, port: int | None = None
+    backend_uri: str, folder: Path, auth: bool = True, env: dict | None = None, port: int | None = None
 ) -> Iterator[str]:
     """The project's alstudy/console/tracking_server.py on 127.0.0.1 (at `port`, or a free one); yields its
-    URL once it answers."""
+    URL once it answers. Basic auth is on, as in the command: its admin is `env`'s MLFLOW_TRACKING_USERNAME /
+    MLFLOW_TRACKING_PASSWORD, else tracking_credentials(); while it runs they are in os.environ (where not
+    set already), so this process's MLflow clients and the commands it starts log in. auth=False: --no-auth."""
     port = port or free_port()
+    credentials = {**tracking_credentials(), **(env or {})} if auth else {}
+    exported = {key: value for key, value in credentials.items() if key.startswith("MLFLOW_TRACKING_")}
+    exported = {key: value for key, value in exported.items() if key not in os.environ}
     command = [
         sys.executable,
         "-m",
@@ -124,13 +148,16 @@ def tracking_server(
         "1",
         "--auth-db",
         str(folder / "auth.db"),
-    ] + (["--auth"] if auth else [])
+    ]
+    # A checked password is trusted for 10 min: MLflow's default checks it on every request (scrypt, about
+    # 0.1 s of CPU each), which made the tracking tests' hundreds of requests a minute slower on 2 cores.
+    command += ["--auth-cache-seconds", "600"] if auth else ["--no-auth"]
     folder.mkdir(parents=True, exist_ok=True)
     log = open(folder / "server.log", "a")
     server = subprocess.Popen(
         command,
         cwd=REPO,
-        env={**os.environ, **(env or {})},
+        env={**os.environ, **credentials, **(env or {})},
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
@@ -149,8 +176,11 @@ def tracking_server(
                     raise RuntimeError(f"tracking server did not start:\n{(folder / 'server.log').read_text()[-3000:]}")
                 time.sleep(0.5)
         _SERVERS[url] = server
+        os.environ.update(exported)
         yield url
     finally:
+        for key in exported:
+            os.environ.pop(key, None)
         _SERVERS.pop(url, None)
         _signal_group(server.pid, signal.SIGTERM)  # the script, the server and its workers
         try:
@@ -176,33 +206,62 @@ def _signal_group(pid: int, sig: int) -> None:
 
 @contextmanager
 def ray_cluster(workdirs: list[Path], cpus_per_node: int = 1) -> Iterator[str]:
-    """A Ray head and one more node per extra workdir, on this machine; yields the head's address.
+    """A Ray cluster on this machine, started as the docs start one (`alstudy ray-start`); yields the head's
+    address. Each node gets its own working folder (AL_GRID_WORKDIR), as separate machines would.
 
-    Each node gets its own working folder (AL_GRID_WORKDIR), as separate machines would."""
-    ray = str(Path(sys.executable).parent / "ray")
+    One workdir: the docs' local cluster, every socket on 127.0.0.1. More: Ray adds no node to a local
+    cluster, so this is the docs' cluster across machines, on this machine's IP, with token authentication;
+    while it runs, os.environ holds RAY_AUTH_MODE and RAY_AUTH_TOKEN_PATH (a 0600 file), so that drivers the
+    test starts connect as the docs' driver does."""
+    import secrets
+
+    from alstudy.scale import ray_node
+
+    alstudy = str(Path(sys.executable).parent / "alstudy")
     temp = Path(tempfile.mkdtemp(prefix="ray", dir="/tmp"))  # short: Ray's socket paths have a length limit
     port = free_port()
     env = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "MLFLOW_TRACKING_URI")}
     env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
-    common = ["--num-cpus", str(cpus_per_node), "--disable-usage-stats", "--node-ip-address", "127.0.0.1"]
+    auth: dict[str, str] = {}
+    address, across = f"127.0.0.1:{port}", []
+    if len(workdirs) > 1:
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+                probe.connect(("192.0.2.1", 9))  # sends nothing: the kernel picks the interface it would use
+                ip = probe.getsockname()[0]
+        except OSError:
+            shutil.rmtree(temp, ignore_errors=True)
+            pytest.skip("a Ray cluster of several nodes needs a network interface besides loopback")
+        token = temp / "auth_token"
+        descriptor = os.open(token, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        os.write(descriptor, secrets.token_hex(32).encode())
+        os.close(descriptor)
+        auth = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token)}
+        address, across = f"{ip}:{port}", ["--node-ip-address", ip]
+    saved = {key: os.environ.get(key) for key in auth}
     try:
         for i, workdir in enumerate(workdirs):
             workdir.mkdir(parents=True, exist_ok=True)
-            role = (
-                ["--head", "--port", str(port), "--include-dashboard", "false", "--temp-dir", str(temp)]
-                if i == 0
-                else ["--address", f"127.0.0.1:{port}"]
-            )
-            subprocess.run(
-                [ray, "start", *role, *common],
-                env={**env, "AL_GRID_WORKDIR": str(workdir)},
-                check=True,
+            role = ["--head", "--port", str(port), "--client-server-port", str(free_port())]
+            command = [alstudy, "ray-start", *(role if i == 0 else ["--address", address]), *across]
+            command += ["--num-cpus", str(cpus_per_node), "--temp-dir", str(temp)]
+            done = subprocess.run(
+                command,
+                env={**env, **auth, "AL_GRID_WORKDIR": str(workdir)},
                 capture_output=True,
-                timeout=120,
+                text=True,
+                timeout=180,
             )
-        yield f"127.0.0.1:{port}"
+            assert done.returncode == 0, " ".join(command) + "\n" + done.stdout[-3000:] + done.stderr[-3000:]
+        os.environ.update(auth)
+        yield address
     finally:
-        subprocess.run([ray, "stop", "--force"], env=env, capture_output=True, timeout=120)
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        ray_node.stop(str(temp), grace=2)  # this cluster's processes only; `ray stop` would stop every cluster here
         shutil.rmtree(temp, ignore_errors=True)
 
 

@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from alstudy.data.datasets import downloads_needed
 from alstudy.errors import PipelineError
 from alstudy.params import Params, StudyParams, load_params, parse_params
-from helpers import REPO_ROOT, read_params, write_params
+from helpers.repo import REPO_ROOT, read_params, write_params
 
 
 @pytest.fixture(scope="module")

@@ -1,8 +1,9 @@
 """The `alstudy` command: what a person types, one subcommand each (`alstudy --help` lists them).
 
 DVC's stages stay in stages/ (`dvc repro` runs them); these are the commands around the pipeline.
-Each subcommand is a module here (or in alstudy.bench) with a `main(argv)`, imported only when run,
-so that `alstudy label import` does not start TensorFlow.
+Each subcommand is a module here with a `main(argv)`, imported only when run, so that
+`alstudy label import` does not start TensorFlow. The benchmarks are not a command: they live in a
+clone's benchmarks/ folder (`python -m benchmarks.bench_al`), outside the installed package.
 """
 
 from __future__ import annotations
@@ -18,20 +19,12 @@ COMMANDS = {
     "label": ("alstudy.console.label", "label your images: `label next` for a batch, `label import FILE` for labels"),
     "export-images": ("alstudy.console.export_images", "write a prepared dataset out as PNG folders"),
     "tracking-server": ("alstudy.console.tracking_server", "start a shared MLflow tracking server (PostgreSQL)"),
+    "tracking-db": ("alstudy.console.tracking_db", "set up PostgreSQL for it: a role, not a superuser; its database"),
+    "ray-start": ("alstudy.console.ray_start", "start a Ray node for `grid --ray`: 127.0.0.1 only, or token auth"),
     "compare-studies": ("alstudy.console.compare_studies", "two studies of one protocol, paired by seed"),
     "results-page": ("alstudy.console.results_page", "copy the study report's tables into docs/results.md"),
     "params-page": ("alstudy.console.params_page", "write docs/reference/params.md from the params schema"),
     "simulate-person": ("alstudy.console.simulate_person", "fill a batch manifest with true labels (demo, tests)"),
-    "bench": (
-        None,
-        "benchmarks, run by hand: `bench al` (the loop), `bench strategies` (query cost), "
-        "`bench label` (`label next` on a large folder)",
-    ),
-}
-BENCHMARKS = {
-    "al": "alstudy.bench.bench_al",
-    "strategies": "alstudy.bench.bench_strategies",
-    "label": "alstudy.bench.bench_label",
 }
 
 
@@ -52,11 +45,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"alstudy: unknown command {name!r}\n\n{usage()}", file=sys.stderr)
         return 2
     module = COMMANDS[name][0]
-    if name == "bench":
-        if not rest or rest[0] not in BENCHMARKS:
-            print(f"usage: alstudy bench {{{','.join(BENCHMARKS)}}} [options]", file=sys.stderr)
-            return 2
-        module, rest = BENCHMARKS[rest[0]], rest[1:]
     sys.argv = [f"alstudy {name}", *rest]  # so that each command's --help names itself
     quiet_native_logs()  # before the command's module imports TensorFlow
     return int(run_stage(importlib.import_module(module).main, rest) or 0)

@@ -144,7 +144,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.command in ("import", "pull"):
         if args.command == "pull":
             target = BATCHES_DIR / name / "label-studio-export.json"
-            args.file = label_studio.pull(LabelStudio(args.url, args.token), name, list(project.classes), target)
+            args.file = label_studio.pull(
+                LabelStudio(args.url, args.token), name, list(project.classes), target, relabel=args.relabel
+            )
         new, known, unlabelled = import_labels(name, project, args.file, args.relabel)
         yours = len(read_labels(labels_file(name)))
         start = len(class_folder(Path(project.labelled), list(project.classes))) if project.labelled else 0

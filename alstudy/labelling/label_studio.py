@@ -2,40 +2,56 @@
 
 `push` finds or creates the Label Studio project "alstudy: <name>" (an image and a Choices control
 named `label` with the project's classes), connects a Local Storage to the unlabelled folder (so
-the tasks' /data/local-files/ images display), and imports the tasks of the latest batch that the
-project does not hold yet: the suggestion as a prediction scored by the model's confidence, the
-strategy's order in the `order` field (sort the Data Manager by it). `pull` exports the whole
-project as JSON and imports it like any export: tasks of earlier batches already imported add
-nothing, skipped and cancelled tasks count as unlabelled and come back in the next batch.
+the tasks' /data/local-files/ images display), checks that Label Studio serves one image of the
+tasks it is about to send or correct (else it stops in one line, and a project it just created is
+deleted again), corrects the image URL of tasks an earlier push made wrong, and imports the tasks
+of the latest batch that the project does not hold yet: the suggestion as a prediction scored by
+the model's confidence, the strategy's order in the `order` field (sort the Data Manager by it).
+
+Labels given outside Label Studio (the page, a manifest, a CSV import: labels/<name>.csv) show
+there: `push` and `pull` give each task whose image has a label there and no annotation in Label
+Studio an annotation with that label, marked as alstudy's (its result carries an `alstudy` key and
+its lead time is 0); when the labels file changes that label, the annotation follows, until a
+person edits it in Label Studio.
+
+`pull` exports the whole project as JSON, keeps each task's latest annotation (by `updated_at`;
+skipped and cancelled ones count as no label), leaves out, one warning line each, the annotations
+that disagree with a label already in the labels file (unless `relabel`), and saves the rest for
+`import`: tasks of earlier batches already imported add nothing, skipped and cancelled tasks come
+back in the next batch.
 
 Label Studio serves local files only when started with LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED=true
 and LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT set to a folder above the images; the same document
-root, in this process's environment, shapes the tasks' image URLs. The API token is a Personal
-Access Token (Account & Settings in Label Studio; exchanged for short-lived access tokens) or a
-legacy token, from LABEL_STUDIO_API_KEY or --token.
+root, in this process's environment, shapes the tasks' image URLs (paths URL-encoded). The API
+token is a Personal Access Token (Account & Settings in Label Studio; exchanged for short-lived
+access tokens) or a legacy token, from LABEL_STUDIO_API_KEY or --token.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
+from urllib.parse import quote
 from xml.sax.saxutils import quoteattr
 
 import requests
 
 from alstudy.errors import PipelineError
 from alstudy.fileio import atomic_path
-from alstudy.labelling.batches import LABEL_CONTROL
+from alstudy.labelling.batches import LABEL_CONTROL, Label, class_lookup, read_labels
 
+log = logging.getLogger("label")
 TIMEOUT = 60  # seconds for one API call; an export of a large project takes a while
 PAGE = 1000
 DOCUMENT_ROOT_ENV = "LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT"
-START_HINT = (
-    "start Label Studio with LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED=true and "
-    f"{DOCUMENT_ROOT_ENV} set to a folder above the images"
-)
+SERVING_ENV = "LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED"
+START_HINT = f"start Label Studio with {SERVING_ENV}=true and {DOCUMENT_ROOT_ENV} set to a folder above the images"
+MARK = "alstudy"  # the result key of an annotation alstudy made from the labels file (a person's edit drops it)
 
 
 def local_files_url(folder: Path, strict: bool = True) -> str:
@@ -49,7 +65,13 @@ def local_files_url(folder: Path, strict: bool = True) -> str:
                 "above the images, or set label.projects.<name>.image_url"
             )
         root = Path("/")
-    return f"/data/local-files/?d={folder.relative_to(root)}"
+    return f"/data/local-files/?d={quote(str(folder.relative_to(root)))}"
+
+
+def image_link(prefix: str, path: str) -> str:
+    """The URL of the image at `path` (relative to the unlabelled folder) under `prefix`, the path
+    URL-encoded: `+`, `#`, `&`, `=`, `%`, spaces and non-ASCII names reach the file they name."""
+    return f"{prefix.rstrip('/')}/{quote(path)}"
 
 
 def label_config(classes: list[str]) -> str:
@@ -58,6 +80,86 @@ def label_config(classes: list[str]) -> str:
         f'<View><Image name="image" value="$image"/><Choices name="{LABEL_CONTROL}" toName="image" '
         f'choice="single-radio" showInline="true">{choices}</Choices></View>'
     )
+
+
+def chosen(annotation: dict) -> list[str]:
+    """The classes an annotation (or prediction) chose in its Choices results."""
+    return [
+        str(choice)
+        for result in annotation.get("result") or []
+        if isinstance(result, dict) and result.get("type") == "choices" and isinstance(result.get("value"), dict)
+        for choice in result["value"].get("choices") or []
+    ]
+
+
+def is_mirror(annotation: dict) -> bool:
+    """Whether alstudy made the annotation from the labels file and nobody has edited it since."""
+    return any(isinstance(result, dict) and MARK in result for result in annotation.get("result") or [])
+
+
+def _when(annotation: dict) -> tuple[datetime, int]:
+    stamp = annotation.get("updated_at") or annotation.get("created_at") or ""
+    try:
+        when = datetime.fromisoformat(str(stamp))
+    except ValueError:
+        when = datetime.min
+    when = when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+    return when, int(annotation.get("id") or 0)
+
+
+def latest_annotation(task: dict) -> dict | None:
+    """The task's annotation changed last (`updated_at`, else `created_at`; ties: the higher id), skipped
+    and cancelled ones left aside: the one that counts when several people (or one, twice) annotated."""
+    kept = [a for a in task.get("annotations") or [] if isinstance(a, dict) and not a.get("was_cancelled")]
+    return max(kept, key=_when, default=None)
+
+
+def mirrored_annotation(label: str, source: str) -> dict:
+    """An annotation choosing `label`, marked as made by alstudy from `source` (the labels file)."""
+    result = {"from_name": LABEL_CONTROL, "to_name": "image", "type": "choices", "value": {"choices": [label]}}
+    return {"result": [{**result, MARK: source}], "lead_time": 0}
+
+
+def to_mirror(tasks: list[dict], labels: dict[str, Label]) -> tuple[list[tuple[dict, str]], list[tuple[dict, str]]]:
+    """What Label Studio lacks of the labels file: (task, label) for each task whose image has a label
+    there and no annotation (skips aside); (annotation, label) for each of alstudy's own annotations,
+    latest on its task, whose label the labels file has changed since."""
+    add, update = [], []
+    for task in tasks:
+        data = task.get("data") if isinstance(task, dict) else None
+        label = labels.get(str(data.get("path"))) if isinstance(data, dict) and "path" in data else None
+        if label is None:
+            continue
+        latest = latest_annotation(task)
+        if latest is None:
+            add.append((task, label.label))
+        elif is_mirror(latest) and chosen(latest) != [label.label]:
+            update.append((latest, label.label))
+    return add, update
+
+
+def keep_latest(
+    tasks: list[dict], labels: dict[str, Label], classes: list[str], relabel: bool
+) -> tuple[list[dict], list[tuple[dict, str, str, str]]]:
+    """The export's tasks each with only its latest annotation, and the conflicts left out of them:
+    (task, path, Label Studio's label, the labels file's) for each task whose latest annotation chose one
+    class that differs from the label the image already has (none with `relabel`). Anything else
+    (no path, no class, an image not issued) is left for the import to judge."""
+    lookup, kept, conflicts = class_lookup(classes), [], []
+    for task in tasks:
+        if not isinstance(task, dict) or not isinstance(task.get("data"), dict):
+            kept.append(task)
+            continue
+        latest = latest_annotation(task)
+        task = {**task, "annotations": [latest] if latest else []}
+        choices = [c.strip() for c in chosen(latest)] if latest else []
+        given = lookup.get(choices[0], lookup.get(choices[0].casefold())) if len(choices) == 1 else None
+        before = labels.get(str(task["data"].get("path")))
+        if given is not None and before is not None and given != before.label and not relabel:
+            conflicts.append((task, str(task["data"]["path"]), given, before.label))
+            continue
+        kept.append(task)
+    return kept, conflicts
 
 
 @dataclass
@@ -101,8 +203,8 @@ class LabelStudio:
             raise PipelineError(f"Label Studio: {method} {path} answered {response.status_code}: {detail}")
         return response.json() if response.content else None
 
-    def project(self, title: str, classes: list[str]) -> int:
-        """The id of the project called `title`, created (with the classes as choices) when missing."""
+    def find_project(self, title: str) -> int | None:
+        """The id of the project called `title`, None when there is none."""
         page = 1
         while True:
             answer = self._call("GET", "/api/projects", params={"page": page, "page_size": 100, "title": title})
@@ -111,10 +213,20 @@ class LabelStudio:
                 if found["title"] == title:
                     return int(found["id"])
             if not isinstance(answer, dict) or not answer.get("next"):
-                break
+                return None
             page += 1
+
+    def create_project(self, title: str, classes: list[str]) -> int:
         created = self._call("POST", "/api/projects", json={"title": title, "label_config": label_config(classes)})
         return int(created["id"])
+
+    def project(self, title: str, classes: list[str]) -> int:
+        """The id of the project called `title`, created (with the classes as choices) when missing."""
+        found = self.find_project(title)
+        return found if found is not None else self.create_project(title, classes)
+
+    def delete_project(self, project_id: int) -> None:
+        self._call("DELETE", f"/api/projects/{project_id}/")
 
     def connect_folder(self, project_id: int, folder: Path) -> None:
         """A Local Storage of the project for `folder` (never synced: tasks come from `push` only)."""
@@ -131,35 +243,97 @@ class LabelStudio:
         except PipelineError as error:
             raise PipelineError(f"{error}; to show the images, {START_HINT}") from None
 
-    def task_paths(self, project_id: int) -> set[str]:
-        """The `path` of every task the project holds."""
-        paths, page, seen = set(), 1, 0
+    def tasks(self, project_id: int) -> list[dict]:
+        """Every task of the project: its id, data and annotations."""
+        tasks, page = [], 1
         while True:  # page by page, until the server's total (it may cap the page size below ours)
             answer = self._call(
                 "GET", "/api/tasks", params={"project": project_id, "page": page, "page_size": PAGE, "fields": "all"}
             )
-            paths.update(str(task["data"].get("path")) for task in answer["tasks"])
-            seen += len(answer["tasks"])
-            if not answer["tasks"] or seen >= answer.get("total", seen):
-                return paths
+            tasks += answer["tasks"]
+            if not answer["tasks"] or len(tasks) >= answer.get("total", len(tasks)):
+                return tasks
             page += 1
 
     def import_tasks(self, project_id: int, tasks: list[dict]) -> None:
         if tasks:
             self._call("POST", f"/api/projects/{project_id}/import", json=tasks)
 
-    def export(self, project_id: int, target: Path) -> Path:
-        """Every task of the project with its annotations (Label Studio's JSON export), into `target`."""
-        answer = self._call(
+    def update_task(self, task_id: int, data: dict) -> None:
+        self._call("PATCH", f"/api/tasks/{task_id}/", json={"data": data})
+
+    def annotate(self, task_id: int, annotation: dict) -> dict:
+        return self._call("POST", f"/api/tasks/{task_id}/annotations/", json=annotation)
+
+    def update_annotation(self, annotation_id: int, annotation: dict) -> dict:
+        return self._call("PATCH", f"/api/annotations/{annotation_id}/", json=annotation)
+
+    def serves(self, link: str) -> str | None:
+        """None when `link` (a task's image URL) answers with an image, as it will in the browser; else
+        what it answered. Label Studio's own URLs are fetched with the token, others without it."""
+        own = link.startswith("/") or link.startswith(self.url + "/")
+        address = self.url + link if link.startswith("/") else link
+        try:
+            response = (self.session.get if own else requests.get)(address, timeout=TIMEOUT)
+        except requests.RequestException as error:
+            return f"could not be fetched ({type(error).__name__})"
+        kind = response.headers.get("content-type", "")
+        if response.status_code != 200:
+            return f"answered {response.status_code}"
+        if not kind.startswith("image/") or not response.content:
+            return f"answered {kind or 'something'} that is not an image"
+        return None
+
+    def export(self, project_id: int) -> list[dict]:
+        """Every task of the project with its annotations (Label Studio's JSON export)."""
+        return self._call(
             "GET", f"/api/projects/{project_id}/export", params={"exportType": "JSON", "download_all_tasks": "true"}
         )
-        with atomic_path(target) as tmp:
-            tmp.write_text(json.dumps(answer, indent=1))
-        return target
 
 
 def project_title(name: str) -> str:
     return f"alstudy: {name}"
+
+
+def _labels_file(name: str) -> Path:
+    from alstudy.labelling.project import labels_file  # project.py imports this module: import when called
+
+    return labels_file(name)
+
+
+def mirror_labels(studio: LabelStudio, name: str, tasks: list[dict], labels: dict[str, Label]) -> None:
+    """Give Label Studio the labels given outside it (to_mirror): new annotations, and alstudy's own
+    ones updated, each also put into `tasks` as Label Studio answered it."""
+    add, update = to_mirror(tasks, labels)
+    source = str(_labels_file(name))
+    for task, label in add:
+        task.setdefault("annotations", []).append(studio.annotate(task["id"], mirrored_annotation(label, source)))
+    for annotation, label in update:
+        annotation.update(studio.update_annotation(annotation["id"], mirrored_annotation(label, source)))
+    if add or update:
+        log.info(
+            "%s: %d label(s) given outside Label Studio (%s) added there as annotations, %d updated",
+            name,
+            len(add),
+            source,
+            len(update),
+        )
+
+
+def not_served(studio: LabelStudio, name: str, link: str, problem: str, local: bool) -> PipelineError:
+    """One line: the image URL that failed, what it answered, and what to set where."""
+    if not local:
+        return PipelineError(
+            f"{link} {problem}, so the images would not show in Label Studio; nothing was sent: set "
+            f"label.projects.{name}.image_url in params.yaml to an address that serves the unlabelled folder"
+        )
+    here = os.environ.get(DOCUMENT_ROOT_ENV) or "unset"
+    return PipelineError(
+        f"Label Studio at {studio.url} does not serve the images ({link} {problem}); nothing was sent: "
+        f"{DOCUMENT_ROOT_ENV} must be the same folder, above the images, in the shell running `alstudy label push` "
+        f"(here: {here}) and in Label Studio's environment, with {SERVING_ENV}=true there (restart Label Studio "
+        "after setting them)"
+    )
 
 
 def push(
@@ -168,20 +342,77 @@ def push(
     """Send a batch's tasks to the project's Label Studio project; return (tasks sent, already there).
 
     The images' URLs are made here, from `image_url` or the local-files document root of this
-    environment (the one Label Studio was started with), whatever tasks.json was written with."""
-    project_id = studio.project(project_title(name), classes)
-    prefix = image_url.rstrip("/") if image_url else local_files_url(unlabelled)
-    if not image_url:
-        studio.connect_folder(project_id, unlabelled)
-    tasks = json.loads(tasks_file.read_text())
-    for task in tasks:
-        task["data"]["image"] = f"{prefix}/{task['data']['path']}"
-    present = studio.task_paths(project_id)
-    new = [task for task in tasks if str(task["data"]["path"]) not in present]
+    environment (the one Label Studio was started with), whatever tasks.json was written with; tasks
+    already there with another URL (an earlier push's) are corrected. Nothing is sent unless Label
+    Studio (or the `image_url` server) serves one of those images; a project created by this call is
+    deleted again then. Labels given outside Label Studio are added there (mirror_labels)."""
+    title = project_title(name)
+    project_id = studio.find_project(title)
+    created = project_id is None
+    if created:
+        project_id = studio.create_project(title, classes)
+    try:
+        prefix = image_url.rstrip("/") if image_url else local_files_url(unlabelled)
+        if not image_url:
+            studio.connect_folder(project_id, unlabelled)
+        tasks = json.loads(tasks_file.read_text())
+        for task in tasks:
+            task["data"]["image"] = image_link(prefix, str(task["data"]["path"]))
+        present = studio.tasks(project_id)
+        paths = {str(task["data"].get("path")) for task in present}
+        new = [task for task in tasks if str(task["data"]["path"]) not in paths]
+        wrong = [
+            task
+            for task in present
+            if "path" in task["data"] and task["data"].get("image") != image_link(prefix, str(task["data"]["path"]))
+        ]
+        sending = [task["data"] for task in new] + [task["data"] for task in wrong]
+        if sending:  # one image that exists here, as Label Studio (or the browser) would fetch it
+            probe = next((d for d in sending if (Path(unlabelled) / str(d["path"])).is_file()), sending[0])
+            link = image_link(prefix, str(probe["path"]))
+            problem = studio.serves(link)
+            if problem:
+                raise not_served(studio, name, link, problem, local=not image_url)
+    except Exception:
+        if created:
+            with contextlib.suppress(PipelineError):
+                studio.delete_project(project_id)
+        raise
+    for task in wrong:
+        studio.update_task(task["id"], {**task["data"], "image": image_link(prefix, str(task["data"]["path"]))})
+    if wrong:
+        log.info("%s: corrected the image URL of %d task(s) an earlier push made", name, len(wrong))
     studio.import_tasks(project_id, new)
+    labels = read_labels(_labels_file(name))
+    if any(str(task["data"]["path"]) in labels for task in new):
+        present = studio.tasks(project_id)  # the new tasks' ids
+    mirror_labels(studio, name, present, labels)
     return len(new), len(tasks) - len(new)
 
 
-def pull(studio: LabelStudio, name: str, classes: list[str], target: Path) -> Path:
-    """The project's Label Studio export, saved to `target` for `import`."""
-    return studio.export(studio.project(project_title(name), classes), target)
+def pull(studio: LabelStudio, name: str, classes: list[str], target: Path, relabel: bool = False) -> Path:
+    """The project's Label Studio export, each task with its latest annotation, saved to `target` for
+    `import`; annotations that disagree with the labels file are left out (unless `relabel`), each named
+    in a warning. Labels given outside Label Studio are added there first (mirror_labels)."""
+    project_id = studio.project(project_title(name), classes)
+    labels = read_labels(_labels_file(name))
+    exported = studio.export(project_id)
+    if isinstance(exported, list):  # anything else: the import says what is wrong with it
+        mirror_labels(studio, name, exported, labels)
+        exported, conflicts = keep_latest(exported, labels, classes, relabel)
+        for task, path, given, before in conflicts:
+            log.warning(
+                "%s: %s is %r in Label Studio (task %s) but %r in %s: not imported; to take Label Studio's: "
+                "alstudy label pull --project %s --relabel; to keep %r: change it in Label Studio",
+                name,
+                path,
+                given,
+                task.get("id"),
+                before,
+                _labels_file(name),
+                name,
+                before,
+            )
+    with atomic_path(target) as tmp:
+        tmp.write_text(json.dumps(exported, indent=1))
+    return target

@@ -18,13 +18,14 @@ logged once.
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
 from pathlib import Path
 from typing import Iterator
 
 from alstudy.errors import PipelineError
 from alstudy.fileio import atomic_path
-from alstudy.scale import cell_task
+from alstudy.scale import cell_task, ray_node
 from alstudy.scale.cell_task import Cell, CellFailed, RemoteJob
 from alstudy.scale.grid import Launcher, dvc
 from alstudy.tracking import store
@@ -86,6 +87,7 @@ def ray_launcher(
         )
 
     def launch(root: Path, cells: list[Cell]) -> Iterator[tuple[Cell, Exception | None]]:
+        os.environ.update(ray_node.driver_env(address))  # before ray is imported: Ray reads it once
         import ray  # only the cluster path needs it
         from ray import cloudpickle
 
@@ -101,7 +103,13 @@ def ray_launcher(
             dvc(["push", "--quiet", "-r", remote_name, *data], root)
         lock_text = (root / "dvc.lock").read_text()
 
-        ray.init(address=address, log_to_driver=True)
+        try:
+            ray.init(address=address, log_to_driver=True)
+        except (ConnectionError, ray.exceptions.AuthenticationError) as error:
+            raise PipelineError(
+                f"cannot connect to the Ray cluster at {address} ({str(error).split('. ')[0]}); if it uses token "
+                "authentication, `export RAY_AUTH_MODE=token` with its token in ~/.ray/auth_token (mode 600)"
+            ) from None
         try:
             cloudpickle.register_pickle_by_value(cell_task)  # workers need not have this project on their path
             task = ray.remote(num_cpus=cpus_per_cell, num_gpus=gpus_per_cell, max_retries=retries)(cell_task.execute)

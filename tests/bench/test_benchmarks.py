@@ -1,4 +1,5 @@
-"""A smoke run of the strategy benchmark on a tiny pool: a change to the loop's interface must not break it."""
+"""Each benchmark (benchmarks/, outside the package) on tiny inputs, through its default path, every
+section included: a change to the loop's or a strategy's interface must not break them silently."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import pytest
 from alstudy.data.preprocess import write_splits
 from alstudy.learning.model import cpu_has_bfloat16
 from alstudy.params import ModelParams, load_params
-from helpers import debian_fashion_mnist_installed, learnable_split
+from helpers.formats import debian_fashion_mnist_installed
+from helpers.runs import learnable_split
 
 pytestmark = pytest.mark.slow
 
@@ -19,49 +21,46 @@ def tiny_prepared(folder):
     return folder
 
 
-def test_strategy_benchmark_times_every_registered_strategy(tmp_path, capsys):
-    from alstudy.bench import bench_strategies
+def test_strategy_benchmark_times_every_registered_strategy(tmp_path):
     from alstudy.strategies import STRATEGIES
+    from benchmarks import bench_strategies
+
+    data = tiny_prepared(tmp_path / "data")
+    timing = bench_strategies.time_queries(data, n_labeled=40, query_size=10, seed=0, names=list(STRATEGIES))
+    assert set(timing["strategies"]) == set(STRATEGIES)
+    assert timing["n_candidates"] == 260 and timing["proba_pass_s"] > 0
+    assert timing["strategies"]["bald"]["mc_passes"] == 20
+
+
+def test_strategy_benchmark_default_path_measures_memory_in_a_subprocess(tmp_path, capsys):
+    from benchmarks import bench_strategies
 
     data = tiny_prepared(tmp_path / "data")
     out = tmp_path / "strategies.json"
     bench_strategies.main(
-        ["--data-dir", str(data), "--labeled", "40", "--query-size", "10", "--skip-memory", "--json", str(out)]
+        ["--data-dir", str(data), "--labeled", "40", "--query-size", "10", "--strategy", "coreset"]
+        + ["--memory-pool-size", "300", "--json", str(out)]
     )
-    timing = json.loads(out.read_text())["timing"]
-    assert set(timing["strategies"]) == set(STRATEGIES)
-    assert timing["n_candidates"] == 260 and timing["proba_pass_s"] > 0
-    assert timing["strategies"]["bald"]["mc_passes"] == 20
-    assert "coreset:" in capsys.readouterr().out
+    results = json.loads(out.read_text())
+    assert set(results["timing"]["strategies"]) == set(results["memory"]) == {"coreset"}
+    assert results["memory"]["coreset"]["peak_rss_mb"] > 100
+    output = capsys.readouterr().out
+    assert "coreset:" in output and "memory, coreset: peak RSS" in output
 
 
-def test_loop_benchmark_runs_baseline_and_every_variant_over_seeds(tmp_path, capsys):
-    from alstudy.bench import bench_al
+def test_loop_benchmark_default_path_runs_every_section(tmp_path, capsys):
+    """Every section but 7 (below, in-process) through bench_al.main, as `python -m benchmarks.bench_al` runs:
+    the baseline and every variant over two seeds, training (a process per thread count), scoring, the
+    arithmetic limit, memory (a subprocess on a synthetic pool), MLflow's log_model."""
+    from benchmarks import bench_al
 
     data = tiny_prepared(tmp_path / "data")
     out = tmp_path / "bench.json"
+    tiny = ["--rounds", "1", "--initial-size", "20", "--query-size", "10", "--epochs", "1", "--seeds", "0", "1"]
+    small = ["--train-images", "64", "--matmul-sizes", "128", "--memory-pool-size", "400"]
     bench_al.main(
-        [
-            "--data-dir",
-            str(data),
-            "--rounds",
-            "1",
-            "--initial-size",
-            "20",
-            "--query-size",
-            "10",
-            "--epochs",
-            "1",
-            "--seeds",
-            "0",
-            "1",
-            "--skip-training",
-            "--skip-scoring",
-            "--skip-memory",
-            "--skip-convolutions",
-            "--json",
-            str(out),
-        ]
+        ["--data-dir", str(data), *tiny, *small, "--memory-image-size", "16", "16", "3"]
+        + ["--skip-convolutions", "--json", str(out)]
     )
     results = json.loads(out.read_text())
     loops = results["loops"]
@@ -72,26 +71,25 @@ def test_loop_benchmark_runs_baseline_and_every_variant_over_seeds(tmp_path, cap
         assert set(loop["per_seed"]) == {"0", "1"}
         assert [r["n_labeled"] for r in loop["per_seed"]["0"]["rounds"]] == [20, 30]
     assert len(loops["same_protocol"]["vs_baseline"]["accuracy_diff_points_per_seed"]) == 2
+    assert set(results["training"]) == {"1", "2"}
+    for training in results["training"].values():
+        assert training["project"]["images_per_s"] > 0 and training["matmul_gflops"] > 0
+        assert (training["project_bfloat16"] is not None) == cpu_has_bfloat16()
+    assert results["scoring"]["project_images_per_s"] > 0 and results["arithmetic"]["flops_per_image"] > 0
+    assert list(results["arithmetic"]["matmul_gflops"]) == ["128"]
+    memory = results["memory"]
+    assert memory["shape"] == [16, 16, 3] and [r["n_labeled"] for r in memory["rounds"]] == [100, 200, 300]
+    assert memory["peak_rss_mb"] > 100
+    assert len(results["mlflow"]["project_s"]) == 2 and results["mlflow"]["cold_first_call_s"] > 0
     verdicts = {t["text"].split(":")[0]: t["verdict"] for t in results["targets"]}
     assert "per-round time, ours, project defaults" in verdicts
+    assert verdicts["memory"] in ("PASS", "FAIL") and "MLflow log_model, project's way" in verdicts
     assert ("bfloat16 default round" if bfloat16 else "bfloat16 vs float32") in verdicts
     assert "SUMMARY" in capsys.readouterr().out
 
 
-def test_training_benchmark_measures_keras_fit_and_the_project_against_matmul(tmp_path):
-    from alstudy.bench.training import measure
-
-    data = tiny_prepared(tmp_path / "data")
-    result = measure(threads=1, data_dir=data, n_images=64, epochs=1)
-    names = ("keras_fit", "project", "project_bfloat16") if cpu_has_bfloat16() else ("keras_fit", "project")
-    for name in names:
-        assert result[name]["images_per_s"] > 0 and 0 < result[name]["share_of_matmul"]
-    assert result["matmul_gflops"] > 0 and result["train_mflop_per_image"] > 0
-    assert (result["matmul_bfloat16_gflops"] or 0) > 0 or not cpu_has_bfloat16()
-
-
 def test_convolution_section_times_each_conv_and_the_first_one_reshaped(capsys):
-    from alstudy.bench.convolutions import bench_convolutions
+    from benchmarks.convolutions import bench_convolutions
 
     result = bench_convolutions(
         ModelParams(filters=[4, 8, 8], batch_size=4),
@@ -117,7 +115,7 @@ def test_convolution_section_times_each_conv_and_the_first_one_reshaped(capsys):
 
 @pytest.mark.skipif(not debian_fashion_mnist_installed(), reason="needs Debian's dataset-fashion-mnist")
 def test_label_benchmark_runs_next_twice_and_the_second_decodes_nothing(tmp_path, capsys):
-    from alstudy.bench import bench_label
+    from benchmarks import bench_label
 
     out = tmp_path / "label.json"
     bench_label.main(

@@ -14,7 +14,7 @@ import pytest
 
 import alstudy.console
 from alstudy.console import label as label_command
-from helpers import make_label_project
+from helpers.labelling import make_label_project
 
 PRINTED = re.compile(r"alstudy label [a-z]+[^\"<`\n]*(?:<[a-z ]+>)?[^\"<`\n]*")
 

@@ -14,16 +14,16 @@ import pytest
 from alstudy.data.datasets import FASHION_MNIST
 from alstudy.data.imbalance import retention_profile, subsample_indices
 from alstudy.errors import PipelineError
-from helpers import (
+from helpers.formats import (
     CIFAR_ARCHIVE,
     CIFAR_BATCH_DIR,
     cifar10_arrays,
     fashion_mnist_arrays,
     make_cifar10_archive,
     make_fashion_mnist_dir,
-    make_image_folder,
-    write_params,
 )
+from helpers.images import make_image_folder
+from helpers.repo import write_params
 from stages import download, folder, imbalance, preprocess
 
 PREPARED = Path("data/prepared")

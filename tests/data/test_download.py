@@ -15,7 +15,7 @@ from alstudy.data.datasets import CIFAR10, FASHION_MNIST, RawFile
 from alstudy.data.download import VerificationError, fetch_file, verify_file
 from alstudy.errors import PipelineError
 from alstudy.params import load_params
-from helpers import (
+from helpers.formats import (
     CIFAR_ARCHIVE,
     CIFAR_BATCH_DIR,
     DEBIAN_FASHION_MNIST,
@@ -23,11 +23,10 @@ from helpers import (
     gzip_bytes,
     make_cifar10_archive,
     make_fashion_mnist_dir,
-    read_params,
     requires_debian_fashion_mnist,
     sha256_of,
-    write_params,
 )
+from helpers.repo import read_params, write_params
 from stages import download
 
 RAW_FASHION = Path("data/raw/fashion_mnist")

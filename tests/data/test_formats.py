@@ -10,7 +10,7 @@ import pytest
 
 from alstudy.data import cifar, idx
 from alstudy.errors import PipelineError
-from helpers import (
+from helpers.formats import (
     CIFAR_ARCHIVE,
     CIFAR_BATCH_DIR,
     CIFAR_CLASSES,

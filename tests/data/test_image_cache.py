@@ -14,7 +14,7 @@ from alstudy.data import image_cache
 from alstudy.data.image_cache import ImageCache
 from alstudy.data.image_folder import list_images, load_image
 from alstudy.errors import PipelineError
-from helpers import make_image_folder, truncate_file
+from helpers.images import make_image_folder, truncate_file
 
 SIZE = (16, 12)
 

@@ -13,7 +13,7 @@ from alstudy.data.image_folder import load_image, prepare_folder, scan
 from alstudy.data.preprocess import load_splits
 from alstudy.errors import PipelineError
 from alstudy.params import parse_params
-from helpers import FOLDER_CLASSES, make_image_folder, truncate_file
+from helpers.images import FOLDER_CLASSES, make_image_folder, truncate_file
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -167,7 +167,7 @@ def test_export_writes_a_built_in_dataset_as_png_class_folders_with_its_own_pixe
     from PIL import Image
 
     from alstudy.console import export_images
-    from helpers import fashion_mnist_arrays, make_fashion_mnist_dir
+    from helpers.formats import fashion_mnist_arrays, make_fashion_mnist_dir
 
     make_fashion_mnist_dir(tmp_path / "data/raw/fashion_mnist", n_train=40, n_test=20)
     monkeypatch.chdir(tmp_path)
@@ -189,7 +189,7 @@ def test_a_start_set_and_the_unlabelled_folder_exported_after_it_are_disjoint(tm
     from PIL import Image
 
     from alstudy.console import export_images
-    from helpers import fashion_mnist_arrays, make_fashion_mnist_dir
+    from helpers.formats import fashion_mnist_arrays, make_fashion_mnist_dir
 
     make_fashion_mnist_dir(tmp_path / "data/raw/fashion_mnist", n_train=40, n_test=20)
     monkeypatch.chdir(tmp_path)

@@ -1,19 +1,28 @@
 """`alstudy label push` / `pull` against a real Label Studio (from PyPI, in its own virtual environment,
-started on 127.0.0.1): one Label Studio project for the whole labelling project, images that display,
-the suggestion as a scored prediction, skipped tasks back in the next batch, nothing lost."""
+started on 127.0.0.1, once for the module): one Label Studio project for the whole labelling project,
+images that display (whatever their names), a document root that differs refused before anything is
+sent and the links of an older push corrected, the suggestion as a scored prediction, skipped tasks back
+in the next batch, labels given elsewhere shown there, the latest annotation taken, a disagreement
+reported while the rest is imported: nothing lost."""
 
 from __future__ import annotations
 
 import csv
+import json
+import logging
 from pathlib import Path
 
+import numpy as np
 import pytest
 import requests
-from services import label_studio
+from PIL import Image
+from services import free_port, label_studio
 
 from alstudy.errors import PipelineError
-from helpers import LABEL_CLASSES as CLASSES
-from helpers import label, make_label_project
+from alstudy.labelling.batches import BatchRow, label_studio_tasks, write_manifest
+from alstudy.labelling.label_studio import DOCUMENT_ROOT_ENV, MARK, LabelStudio
+from helpers.labelling import LABEL_CLASSES as CLASSES
+from helpers.labelling import label, make_label_project
 
 pytestmark = [pytest.mark.slow, pytest.mark.label_studio]
 
@@ -31,20 +40,55 @@ class Person:
         answer.raise_for_status()
         return answer
 
+    def projects(self) -> list[dict]:
+        return self.get("/api/projects", page_size=100).json()["results"]
+
     def project(self) -> dict:
-        (project,) = [p for p in self.get("/api/projects").json()["results"] if p["title"] == "alstudy: parts"]
+        (project,) = [p for p in self.projects() if p["title"] == "alstudy: parts"]
         return project
 
     def tasks(self) -> list[dict]:
         return self.get("/api/tasks", project=self.project()["id"], page_size=1000, fields="all").json()["tasks"]
 
-    def choose(self, task: dict, label: str) -> None:
+    def tasks_by_path(self) -> dict[str, dict]:
+        return {task["data"]["path"]: task for task in self.tasks()}
+
+    def choose(self, task: dict, label: str) -> dict:
         result = [{"from_name": "label", "to_name": "image", "type": "choices", "value": {"choices": [label]}}]
-        self.session.post(f"{self.url}/api/tasks/{task['id']}/annotations", json={"result": result}).raise_for_status()
+        answer = self.session.post(f"{self.url}/api/tasks/{task['id']}/annotations", json={"result": result})
+        answer.raise_for_status()
+        return answer.json()
+
+    def change(self, annotation: dict, label: str) -> None:
+        result = [{"from_name": "label", "to_name": "image", "type": "choices", "value": {"choices": [label]}}]
+        self.session.patch(f"{self.url}/api/annotations/{annotation['id']}", json={"result": result}).raise_for_status()
 
     def skip(self, task: dict) -> None:
         body = {"result": [], "was_cancelled": True}
         self.session.post(f"{self.url}/api/tasks/{task['id']}/annotations", json=body).raise_for_status()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """One Label Studio for the module (a start takes about a minute on 2 cores), serving local files from
+    pytest's base temporary folder, which holds every test's tmp_path."""
+    root = tmp_path_factory.getbasetemp()
+    with label_studio(tmp_path_factory.mktemp("label-studio"), document_root=root) as (url, token):
+        yield url, token, root
+
+
+@pytest.fixture
+def studio(server, monkeypatch):
+    """The module's Label Studio without projects, and a shell set up as the docs say: (url, token, the
+    document root, a Person)."""
+    url, token, root = server
+    person = Person(url, token)
+    for project in person.projects():
+        person.session.delete(f"{url}/api/projects/{project['id']}/").raise_for_status()
+    monkeypatch.setenv(DOCUMENT_ROOT_ENV, str(root))
+    monkeypatch.setenv("LABEL_STUDIO_URL", url)
+    monkeypatch.setenv("LABEL_STUDIO_API_KEY", token)
+    return url, token, root, person
 
 
 def labels_of(project: Path) -> dict[str, str]:
@@ -52,50 +96,192 @@ def labels_of(project: Path) -> dict[str, str]:
         return {row["path"]: row["label"] for row in csv.DictReader(stream)}
 
 
-def test_push_and_pull_through_one_label_studio_project(tmp_path, monkeypatch):
+def issue_batch(project: Path, images: list[str]) -> None:
+    """Batch 1 of `images` as `next` writes a first batch (a random draw, no suggestions): tasks.json and
+    the manifest, without training or drawing anything."""
+    rows = [BatchRow(i + 1, image, "", 0.0) for i, image in enumerate(images)]
+    folder = project / "labelling/parts/batch-001"
+    folder.mkdir(parents=True)
+    (folder / "tasks.json").write_text(json.dumps(label_studio_tasks(rows, "/data/local-files/?d=x")))
+    write_manifest(folder / "manifest.csv", rows)
+
+
+def import_elsewhere(project: Path, monkeypatch, labels: dict[str, str], *options: str) -> None:
+    """Labels given outside Label Studio: a CSV from the labelling page, imported."""
+    file = project / "page-labels.csv"
+    file.write_text("path,label\n" + "".join(f"{path},{value}\n" for path, value in labels.items()))
+    label(project, monkeypatch, "import", str(file), *options)
+
+
+def choices(annotation: dict) -> list[str]:
+    return [c for result in annotation["result"] for c in result["value"]["choices"]]
+
+
+def served(person: Person, task: dict) -> requests.Response:
+    return person.session.get(person.url + task["data"]["image"], timeout=30)
+
+
+def test_push_and_pull_through_one_label_studio_project(studio, tmp_path, monkeypatch):
+    url, token, _, person = studio
     project, truth = make_label_project(tmp_path)
-    monkeypatch.setenv("LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT", str(tmp_path))
-    with label_studio(tmp_path, document_root=tmp_path) as (url, token):
-        monkeypatch.setenv("LABEL_STUDIO_URL", url)
-        monkeypatch.setenv("LABEL_STUDIO_API_KEY", token)
-        person = Person(url, token)
 
-        label(project, monkeypatch, "next")  # batch 1: a random draw, no suggestions
-        label(project, monkeypatch, "push")
-        tasks = person.tasks()
-        assert len(tasks) == 6 and all(not t["predictions"] for t in tasks)
-        # The images display: Label Studio serves each task's image from the folder.
-        image = person.get(tasks[0]["data"]["image"].removeprefix(url))
-        assert image.headers["content-type"].startswith("image/") and image.content[:4] in (
-            b"\x89PNG",
-            b"\xff\xd8\xff\xe0",
-        )
-        for task in tasks[1:]:
-            person.choose(task, truth[task["data"]["path"]].upper())  # any case: stored in the project's spelling
-        person.skip(tasks[0])
+    label(project, monkeypatch, "next")  # batch 1: a random draw, no suggestions
+    label(project, monkeypatch, "push")
+    tasks = person.tasks()
+    assert len(tasks) == 6 and all(not t["predictions"] for t in tasks)
+    # The images display: Label Studio serves each task's image from the folder.
+    image = person.get(tasks[0]["data"]["image"].removeprefix(url))
+    assert image.headers["content-type"].startswith("image/") and image.content[:4] in (
+        b"\x89PNG",
+        b"\xff\xd8\xff\xe0",
+    )
+    for task in tasks[1:]:
+        person.choose(task, truth[task["data"]["path"]].upper())  # any case: stored in the project's spelling
+    person.skip(tasks[0])
+    label(project, monkeypatch, "pull")
+    assert labels_of(project) == {t["data"]["path"]: truth[t["data"]["path"]] for t in tasks[1:]}
+
+    label(project, monkeypatch, "next")  # batch 2: the skipped image first, then margin's picks
+    label(project, monkeypatch, "push")  # the same Label Studio project
+    tasks = person.tasks()
+    assert len(person.projects()) == 1 and len(tasks) == 11
+    new = [t for t in tasks if t["predictions"]]
+    assert len(new) == 5
+    for task in new:
+        (prediction,) = task["predictions"]
+        assert 1 / len(CLASSES) <= prediction["score"] <= 1  # the model's confidence, not the strategy's score
+        assert prediction["result"][0]["value"]["choices"][0] in CLASSES
+    assert sorted(t["data"]["order"] for t in new) == [2, 3, 4, 5, 6]  # row 1 is the skipped image
+    for task in new:
+        person.choose(task, truth[task["data"]["path"]])
+    person.choose(tasks[0], truth[tasks[0]["data"]["path"]])  # the skipped one, labelled now
+    label(project, monkeypatch, "pull")  # the export holds batch 1's tasks too: imported once
+    labels = labels_of(project)
+    assert len(labels) == 11 and all(labels[p] == truth[p] for p in labels)
+
+    monkeypatch.setenv("LABEL_STUDIO_API_KEY", "not-a-token")
+    with pytest.raises(PipelineError, match="refused the token"):
         label(project, monkeypatch, "pull")
-        assert labels_of(project) == {t["data"]["path"]: truth[t["data"]["path"]] for t in tasks[1:]}
-
-        label(project, monkeypatch, "next")  # batch 2: the skipped image first, then margin's picks
-        label(project, monkeypatch, "push")  # the same Label Studio project
-        tasks = person.tasks()
-        assert len(person.get("/api/projects").json()["results"]) == 1 and len(tasks) == 11
-        new = [t for t in tasks if t["predictions"]]
-        assert len(new) == 5
-        for task in new:
-            (prediction,) = task["predictions"]
-            assert 1 / len(CLASSES) <= prediction["score"] <= 1  # the model's confidence, not the strategy's score
-            assert prediction["result"][0]["value"]["choices"][0] in CLASSES
-        assert sorted(t["data"]["order"] for t in new) == [2, 3, 4, 5, 6]  # row 1 is the skipped image
-        for task in new:
-            person.choose(task, truth[task["data"]["path"]])
-        person.choose(tasks[0], truth[tasks[0]["data"]["path"]])  # the skipped one, labelled now
-        label(project, monkeypatch, "pull")  # the export holds batch 1's tasks too: imported once
-        labels = labels_of(project)
-        assert len(labels) == 11 and all(labels[p] == truth[p] for p in labels)
-
-        monkeypatch.setenv("LABEL_STUDIO_API_KEY", "not-a-token")
-        with pytest.raises(PipelineError, match="refused the token"):
-            label(project, monkeypatch, "pull")
     with pytest.raises(PipelineError, match="is not reachable"):
-        label(project, monkeypatch, "pull", "--token", token)
+        label(project, monkeypatch, "pull", "--token", token, "--url", f"http://127.0.0.1:{free_port()}")
+
+
+def test_a_document_root_that_differs_is_refused_and_old_links_are_corrected(studio, tmp_path, monkeypatch, caplog):
+    url, token, root, person = studio
+    project, truth = make_label_project(tmp_path, per_class=2)
+    unlabelled, images = project / "data/unlabelled", sorted(truth)[:4]
+    issue_batch(project, images)
+
+    monkeypatch.delenv(DOCUMENT_ROOT_ENV)  # set where Label Studio runs, not in this shell
+    with pytest.raises(PipelineError) as refused:
+        label(project, monkeypatch, "push")
+    message = str(refused.value)
+    assert "\n" not in message and "answered 404" in message and "nothing was sent" in message
+    assert f"{DOCUMENT_ROOT_ENV} must be the same folder" in message and "(here: unset)" in message
+    assert "LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED=true" in message
+    assert person.projects() == []  # not even the Label Studio project
+
+    # What a push made in that shell before it checked: tasks whose images answer 404.
+    older = LabelStudio(url, token)
+    project_id = older.project("alstudy: parts", CLASSES)
+    older.connect_folder(project_id, unlabelled)
+    tasks = json.loads((project / "labelling/parts/batch-001/tasks.json").read_text())
+    for task in tasks:
+        task["data"]["image"] = f"/data/local-files/?d={unlabelled.relative_to('/')}/{task['data']['path']}"
+    older.import_tasks(project_id, tasks)
+    assert {served(person, task).status_code for task in person.tasks()} == {404}
+
+    monkeypatch.setenv(DOCUMENT_ROOT_ENV, str(root))  # fixed: the same folder in both
+    with caplog.at_level(logging.INFO, logger="label"):
+        label(project, monkeypatch, "push")
+    assert "corrected the image URL of 4 task(s)" in caplog.text
+    tasks = person.tasks()
+    assert len(tasks) == 4
+    for task in tasks:
+        answer = served(person, task)
+        assert answer.status_code == 200 and answer.content == (unlabelled / task["data"]["path"]).read_bytes()
+
+
+def test_images_with_odd_names_display(studio, tmp_path, monkeypatch):
+    _, _, _, person = studio
+    project, _ = make_label_project(tmp_path, per_class=2)
+    unlabelled = project / "data/unlabelled"
+    names = ["a+b.png", "c#d.png", "e&d=f.png", "g h.png", "100%.png", "é ü.png", "sub dir/x?y=1.png"]
+    for i, name in enumerate(names):
+        (unlabelled / name).parent.mkdir(exist_ok=True)
+        Image.fromarray(np.full((8, 8, 3), 20 * i, np.uint8)).save(unlabelled / name)  # each its own bytes
+    issue_batch(project, names)
+    label(project, monkeypatch, "push")
+    tasks = person.tasks()
+    assert sorted(t["data"]["path"] for t in tasks) == sorted(names)
+    for task in tasks:
+        answer = served(person, task)
+        assert answer.status_code == 200, task["data"]
+        assert answer.content == (unlabelled / task["data"]["path"]).read_bytes()
+
+
+def test_labels_given_elsewhere_show_in_label_studio(studio, tmp_path, monkeypatch):
+    _, _, _, person = studio
+    project, truth = make_label_project(tmp_path, per_class=2)
+    images = sorted(truth)[:4]
+    issue_batch(project, images)
+    import_elsewhere(project, monkeypatch, {images[0]: truth[images[0]]})  # on the page, before the push
+
+    label(project, monkeypatch, "push")
+    tasks = person.tasks_by_path()
+    (annotation,) = tasks[images[0]]["annotations"]
+    assert choices(annotation) == [truth[images[0]]] and MARK in annotation["result"][0]
+    assert tasks[images[0]]["is_labeled"] and not any(tasks[p]["annotations"] for p in images[1:])
+
+    other = next(c for c in CLASSES if c != truth[images[0]])
+    import_elsewhere(project, monkeypatch, {images[1]: truth[images[1]]})  # after the push
+    import_elsewhere(project, monkeypatch, {images[0]: other}, "--relabel")  # changed there
+    label(project, monkeypatch, "pull")
+    tasks = person.tasks_by_path()
+    assert [choices(a) for a in tasks[images[1]]["annotations"]] == [[truth[images[1]]]]
+    assert [choices(a) for a in tasks[images[0]]["annotations"]] == [[other]]  # alstudy's own, updated
+    assert labels_of(project) == {images[0]: other, images[1]: truth[images[1]]}
+
+
+def test_a_disagreement_is_reported_and_the_rest_imported(studio, tmp_path, monkeypatch, caplog):
+    _, _, _, person = studio
+    project, truth = make_label_project(tmp_path, per_class=2)
+    images = sorted(truth)[:4]
+    issue_batch(project, images)
+    import_elsewhere(project, monkeypatch, {images[0]: truth[images[0]]})
+    label(project, monkeypatch, "push")
+    tasks = person.tasks_by_path()
+    other = next(c for c in CLASSES if c != truth[images[0]])
+    person.choose(tasks[images[0]], other)  # in Label Studio, someone thinks otherwise
+    for path in images[1:]:
+        person.choose(tasks[path], truth[path])
+
+    with caplog.at_level(logging.INFO, logger="label"):
+        label(project, monkeypatch, "pull")
+    assert labels_of(project) == {path: truth[path] for path in images}  # the rest imported, the file's kept
+    (warning,) = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert "\n" not in warning and images[0] in warning and repr(other) in warning
+    assert repr(truth[images[0]]) in warning and "--relabel" in warning and "change it in Label Studio" in warning
+
+    # The warning's command, as printed, takes Label Studio's.
+    printed = warning.split("to take Label Studio's: ", 1)[1].split(";", 1)[0]
+    assert printed == "alstudy label pull --project parts --relabel"
+    label(project, monkeypatch, *printed.split()[2:])
+    assert labels_of(project) == {**{path: truth[path] for path in images}, images[0]: other}
+
+
+def test_the_latest_annotation_wins(studio, tmp_path, monkeypatch):
+    _, _, _, person = studio
+    project, truth = make_label_project(tmp_path, per_class=2)
+    images = sorted(truth)[:2]
+    issue_batch(project, images)
+    label(project, monkeypatch, "push")
+    tasks = person.tasks_by_path()
+    first, second, third = CLASSES
+    person.choose(tasks[images[0]], first)
+    person.choose(tasks[images[0]], second)  # created later
+    earlier = person.choose(tasks[images[1]], first)
+    person.choose(tasks[images[1]], second)
+    person.change(earlier, third)  # the first one, changed last
+    label(project, monkeypatch, "pull")
+    assert labels_of(project) == {images[0]: second, images[1]: third}

@@ -22,8 +22,9 @@ from mlflow.tracking import MlflowClient
 from alstudy.errors import PipelineError
 from alstudy.fileio import from_spreadsheet_cell
 from alstudy.labelling.batches import read_labels as read_label_file
-from helpers import LABEL_CLASSES as CLASSES
-from helpers import copy_repo, dvc, label, make_label_project
+from helpers.labelling import LABEL_CLASSES as CLASSES
+from helpers.labelling import label, make_label_project
+from helpers.repo import copy_repo, dvc
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -14,13 +14,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from alstudy.errors import PipelineError
-from helpers import (
-    TINY,
-    make_project,
-    read_csv,
-    run_al,
-    runs_of,
-)
+from helpers.runs import TINY, make_project, read_csv, run_al, runs_of
 
 # Every test here runs the al stage (in this process or in subprocesses): minutes together.
 pytestmark = pytest.mark.slow

@@ -12,7 +12,7 @@ import pytest
 
 from alstudy.learning import checkpoint
 from alstudy.learning.loop import LoopState, RoundResult
-from helpers import truncate_file
+from helpers.images import truncate_file
 
 FP = "f" * 64
 

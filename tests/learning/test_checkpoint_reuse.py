@@ -9,14 +9,8 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from alstudy.data.preprocess import write_splits
-from helpers import (
-    crash_after_round_zero,
-    edit_params,
-    learnable_split,
-    make_project,
-    runs_after_rerun,
-    runs_of,
-)
+from helpers.repo import edit_params
+from helpers.runs import crash_after_round_zero, learnable_split, make_project, runs_after_rerun, runs_of
 
 # Every test here runs the al stage (in this process or in subprocesses): minutes together.
 pytestmark = pytest.mark.slow

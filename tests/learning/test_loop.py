@@ -9,7 +9,7 @@ from alstudy import strategies
 from alstudy.learning.loop import MC_DROPOUT, round_rng, round_seed, run_loop
 from alstudy.strategies import GradientEmbeddings, QueryInputs
 from alstudy.strategies.bald import BaldOptions
-from helpers import N_CLASSES, N_POOL, PASSES, POOL, TEST, FakeLearner, al_params
+from helpers.fakes import N_CLASSES, N_POOL, PASSES, POOL, TEST, FakeLearner, al_params
 
 
 def options(name: str):

@@ -13,7 +13,8 @@ from alstudy.learning import model as model_module
 from alstudy.learning.model import CNN
 from alstudy.params import ModelParams, parse_params
 from alstudy.tracking import runs as tracking
-from helpers import REPO, TINY, learnable_split, make_project
+from helpers.repo import REPO
+from helpers.runs import TINY, learnable_split, make_project
 
 TINY_MODEL = ModelParams(filters=[4, 8, 8], dense_units=16, epochs=1, batch_size=16, predict_batch_size=32)
 MC_PASSES = 4

@@ -14,14 +14,7 @@ import pytest
 
 from alstudy import strategies
 from alstudy.learning.model import cpu_has_bfloat16
-from helpers import (
-    TINY,
-    assert_one_finished_run,
-    comparable,
-    crash_and_resume,
-    make_project,
-    run_al,
-)
+from helpers.runs import TINY, assert_one_finished_run, comparable, crash_and_resume, make_project, run_al
 
 # Every test here runs the al stage (in this process or in subprocesses): minutes together.
 pytestmark = pytest.mark.slow

@@ -19,7 +19,9 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from alstudy.data.datasets import FASHION_MNIST
-from helpers import copy_repo, dvc, machine_precision, make_fashion_mnist_dir, make_image_folder
+from helpers.formats import make_fashion_mnist_dir
+from helpers.images import make_image_folder
+from helpers.repo import copy_repo, dvc, machine_precision
 
 pytestmark = pytest.mark.slow
 

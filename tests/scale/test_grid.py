@@ -24,7 +24,8 @@ import yaml
 from mlflow.tracking import MlflowClient
 from services import create_database, postgres_cluster, ray_cluster, tracking_server
 
-from helpers import copy_repo, dvc, machine_precision, make_fashion_mnist_dir
+from helpers.formats import make_fashion_mnist_dir
+from helpers.repo import copy_repo, dvc, machine_precision
 
 pytestmark = pytest.mark.slow
 

@@ -17,7 +17,8 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from alstudy.scale import process_lock
-from helpers import copy_repo, dvc, machine_precision, make_fashion_mnist_dir
+from helpers.formats import make_fashion_mnist_dir
+from helpers.repo import copy_repo, dvc, machine_precision
 
 pytestmark = pytest.mark.slow
 

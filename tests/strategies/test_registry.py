@@ -17,7 +17,7 @@ from alstudy.learning.loop import run_loop
 from alstudy.params import parse_params
 from alstudy.strategies import STRATEGIES
 from alstudy.study import plotting
-from helpers import POOL, TEST, FakeLearner, al_params
+from helpers.fakes import POOL, TEST, FakeLearner, al_params
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -5,7 +5,7 @@ import pytest
 from scipy import stats
 
 from alstudy.study.statistics import compare_all, enough_seeds, paired_rounds, penalty_matrix
-from helpers import curves
+from helpers.fakes import curves
 
 N = np.arange(100, 700, 100)  # round 0 + 5 query rounds
 ALPHA = 0.05

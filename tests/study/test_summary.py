@@ -16,7 +16,7 @@ from alstudy.study.summary import (
     summarise,
     where_stopped,
 )
-from helpers import curves
+from helpers.fakes import curves
 
 
 def test_aubc_is_the_trapezoid_mean_over_the_whole_budget():

@@ -20,7 +20,7 @@ from services import free_port
 from alstudy.params import BaseParams, load_params
 from alstudy.tracking import outage, study_runs
 from alstudy.tracking import runs as tracking
-from helpers import REPO_ROOT
+from helpers.repo import REPO_ROOT
 
 pytestmark = pytest.mark.slow  # a real MLflow server, stopped and started
 

@@ -19,7 +19,7 @@ from services import (
     tracking_server,
 )
 
-from helpers import make_project
+from helpers.runs import make_project
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 

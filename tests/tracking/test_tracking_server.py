@@ -1,10 +1,12 @@
-"""A shared tracking server backed by a real PostgreSQL: parallel cells, served artifacts, basic auth.
+"""A shared tracking server backed by a real PostgreSQL: parallel cells, served artifacts, basic auth (on by
+default). Another local user against it and its database: test_shared_machine.py.
 
 A server or a database that restarts in the middle of a cell: test_tracking_outage.py."""
 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 
@@ -15,14 +17,16 @@ from mlflow.tracking import MlflowClient
 from services import (
     REPO,
     create_database,
+    free_port,
     postgres_cluster,
+    tracking_credentials,
     tracking_server,
 )
 
 from alstudy.errors import PipelineError
 from alstudy.params import BaseParams
 from alstudy.tracking import runs as tracking
-from helpers import make_project
+from helpers.runs import make_project
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
@@ -96,11 +100,13 @@ def test_parallel_cells_log_every_step_and_model_to_a_server_on_postgres(postgre
 
 def test_basic_auth_refuses_clients_without_credentials(postgres, tmp_path, monkeypatch):
     backend = create_database(postgres, "guarded")
-    admin = {"MLFLOW_TRACKING_USERNAME": "study-admin", "MLFLOW_TRACKING_PASSWORD": "a-long-test-password"}
-    with tracking_server(backend, tmp_path / "server", auth=True, env=admin) as url:
+    admin = tracking_credentials()
+    for key, value in admin.items():  # the admin's, as a person exports them before starting the server
+        monkeypatch.setenv(key, value)
+    with tracking_server(backend, tmp_path / "server") as url:  # basic auth: the command's default
         monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
-        monkeypatch.delenv("MLFLOW_TRACKING_USERNAME", raising=False)
-        monkeypatch.delenv("MLFLOW_TRACKING_PASSWORD", raising=False)
+        monkeypatch.delenv("MLFLOW_TRACKING_USERNAME")
+        monkeypatch.delenv("MLFLOW_TRACKING_PASSWORD")
         with pytest.raises(PipelineError, match=r"refused .*set MLFLOW_TRACKING_USERNAME"):
             tracking.setup(BaseParams())
         for key, value in admin.items():
@@ -112,26 +118,49 @@ def test_basic_auth_refuses_clients_without_credentials(postgres, tmp_path, monk
         assert run.info.run_name == "guarded-run" and run.data.metrics["accuracy"] == 0.5
 
 
-def test_the_server_script_guards_the_network_and_the_password():
+def test_the_server_script_guards_the_network_and_the_password(tmp_path):
+    command = [sys.executable, "-m", "alstudy.console.tracking_server", "--backend-store-uri"]
+    no_client_env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_TRACKING_")}
+
     def start(*args, env=None):
         return subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "alstudy.console.tracking_server",
-                "--backend-store-uri",
-                "postgresql://mlflow@127.0.0.1:1/x",
-                *args,
-            ],
+            [*command, "postgresql://mlflow@127.0.0.1:1/x", *args],
             cwd=REPO,
             capture_output=True,
             text=True,
-            env={**{k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_TRACKING_")}, **(env or {})},
+            env={**no_client_env, **(env or {})},
         )
 
-    exposed = start("--host", "0.0.0.0")
-    assert exposed.returncode == 2 and "add --auth" in exposed.stderr
-    no_credentials = start("--auth")
+    exposed = start("--host", "0.0.0.0", "--no-auth")
+    assert exposed.returncode == 2 and "leave out --no-auth" in exposed.stderr
+    no_credentials = start()  # basic auth is on by default
     assert no_credentials.returncode == 2 and "MLFLOW_TRACKING_USERNAME" in no_credentials.stderr
-    weak = start("--auth", env={"MLFLOW_TRACKING_USERNAME": "a", "MLFLOW_TRACKING_PASSWORD": "password1234"})
+    assert "read -rs MLFLOW_TRACKING_PASSWORD" in no_credentials.stderr  # never on a command line
+    weak = start(env={"MLFLOW_TRACKING_USERNAME": "a", "MLFLOW_TRACKING_PASSWORD": "password1234"})
     assert weak.returncode == 2 and "at least 12 characters" in weak.stderr
+
+    # --no-auth on loopback runs, and its first line says who can then read and write the store.
+    store = f"sqlite:///{tmp_path / 'open.db'}"
+    server = subprocess.Popen(
+        [
+            *command,
+            store,
+            "--no-auth",
+            "--port",
+            str(free_port()),
+            "--artifacts-destination",
+            str(tmp_path / "artifacts"),
+        ],
+        cwd=REPO,
+        env=no_client_env,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        first = server.stderr.readline()
+    finally:
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait()
+        server.stderr.close()
+    assert first.startswith("tracking_server: WARNING: --no-auth: every local user of this machine can read and write")

@@ -8,7 +8,7 @@ Targets (issue: strategies beyond the first four):
   - bald: about T passes (T and the time are printed);
   - peak memory under 2 GB on a CIFAR-10-sized pool (a subprocess per strategy).
 
-    alstudy bench strategies --json strategies.json
+    python -m benchmarks.bench_strategies --json strategies.json
 """
 
 from __future__ import annotations
@@ -24,13 +24,14 @@ from pathlib import Path
 
 import numpy as np
 
-import alstudy  # noqa: F401  first: quiets TensorFlow's C++ logging before it loads
 from alstudy import strategies
-from alstudy.bench.micro import make_synthetic_cifar, proc_status_kb
 from alstudy.data.preprocess import load_splits
 from alstudy.learning.loop import query, round_rng
 from alstudy.learning.model import CNN, configure
-from alstudy.params import ALParams, load_params
+from alstudy.params import ALParams
+from alstudy.runner import run_stage
+from benchmarks.common import project_params
+from benchmarks.micro import make_synthetic_cifar, proc_status_kb
 
 ROOT = Path.cwd()  # the project: run from its root (params.yaml, data/prepared/)
 MAX_RATIO = {"coreset": 3.0, "badge": 3.0}
@@ -39,7 +40,7 @@ MEMORY_LIMIT_MB = 2048
 
 def trained_learner(pool, labeled: np.ndarray, seed: int) -> CNN:
     """The project's CNN after one epoch on the labelled set: realistic outputs, little time."""
-    params = load_params(ROOT / "params.yaml")
+    params = project_params()
     cnn = CNN(pool.x.shape[1:], pool.y.shape[1], params.model.model_copy(update={"epochs": 1}))
     cnn.reinitialize(seed)
     cnn.fit(np.asarray(pool.x[labeled]), np.asarray(pool.y[labeled]), seed)
@@ -47,7 +48,7 @@ def trained_learner(pool, labeled: np.ndarray, seed: int) -> CNN:
 
 
 def al_for(name: str, query_size: int) -> ALParams:
-    params = load_params(ROOT / "params.yaml")
+    params = project_params()
     options = {name: params.al.strategy_options.get(name, {})}
     return ALParams(
         strategies=[name], strategy_options=options, initial_size=1, query_size=query_size, rounds=1, pool_subsample=0
@@ -124,7 +125,7 @@ def measure_memory(n_pool: int, n_labeled: int, query_size: int, seed: int, name
                 [
                     sys.executable,
                     "-m",
-                    "alstudy.bench.bench_strategies",
+                    "benchmarks.bench_strategies",
                     "--memory-child",
                     str(folder),
                     "--strategy",
@@ -194,7 +195,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--memory-child", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     names = args.strategy or list(strategies.STRATEGIES)
-    configure(load_params(ROOT / "params.yaml").model)  # as a cell of the grid runs: its threads, precision
+    configure(project_params().model)  # as a cell of the grid runs: its threads, precision
     if args.memory_child:
         memory_child(args.memory_child, names[0], args.labeled, args.query_size, args.seed)
         return
@@ -213,4 +214,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_stage(main)

@@ -8,7 +8,7 @@ scores every unlabelled image), imports that batch as a person would, and runs `
 (ru_maxrss of that process, from wait4) are printed. Target (issue 23): under 2 GB peak at
 100,000 images, and a second `next` that decodes nothing.
 
-    alstudy bench label --images 100000 --work /tmp/label-bench
+    python -m benchmarks.bench_label --images 100000 --work /tmp/label-bench
 """
 
 from __future__ import annotations
@@ -28,8 +28,10 @@ import yaml
 from PIL import Image
 
 from alstudy.data.idx import read_fashion_mnist
+from alstudy.learning.model import cpu_has_bfloat16
+from alstudy.runner import run_stage
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 CLASSES = ["t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle-boot"]
 SIZE = 64
@@ -88,6 +90,9 @@ def write_project(project: Path, batch_size: int, min_steps: int) -> None:
             }
         }
     }
+    if params["model"].get("precision") == "bfloat16" and not cpu_has_bfloat16():
+        print("bench: this CPU has no bfloat16 units: `label next` trains in float32 here", file=sys.stderr)
+        params["model"]["precision"] = "float32"
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     for stale in ("labels", "labelling", ".cache", "mlflow.db"):
         target = project / stale
@@ -165,4 +170,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_stage(main)

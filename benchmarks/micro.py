@@ -1,6 +1,6 @@
 """Micro-benchmarks: pool scoring against the best compiled forward pass, the arithmetic limit,
 peak memory on a CIFAR-10-sized memory-mapped pool (in a subprocess), and MLflow's log_model cost.
-(Training throughput, which needs one process per thread count, is in alstudy/bench/training.py.)
+(Training throughput, which needs one process per thread count, is in training.py.)
 """
 
 from __future__ import annotations
@@ -19,11 +19,21 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from alstudy.bench.common import ROOT, best_of, forward_flops, heading, matmul_gflops, run_project_loop
 from alstudy.data.preprocess import load_splits, one_hot
 from alstudy.learning.loop import initial_draw
 from alstudy.learning.model import CNN, build_cnn, cpu_has_bfloat16, set_seed
-from alstudy.params import ALParams, ModelParams, load_params
+from alstudy.params import ALParams, ModelParams
+from benchmarks.common import (
+    MATMUL_REPEATS,
+    MATMUL_SIZES,
+    ROOT,
+    best_of,
+    forward_flops,
+    heading,
+    matmul_gflops,
+    project_params,
+    run_project_loop,
+)
 
 SCORING_BATCH_SIZES = (256, 1024, 2048, 4096, 8192)
 
@@ -121,16 +131,16 @@ def bench_scoring(
     }
 
 
-def bench_arithmetic(model: keras.Model, scoring: dict | None) -> dict:
+def bench_arithmetic(model: keras.Model, scoring: dict | None, matmul_sizes=MATMUL_SIZES) -> dict:
     heading("4. ARITHMETIC LIMIT")
     flops = forward_flops(model)
     print(f"  forward pass: {flops / 1e6:.2f} MFLOP per image (Conv2D + Dense)", flush=True)
     matmul, matmul_bf16 = {}, {}
-    for n, repeats in ((2048, 5), (4096, 3)):
-        matmul[n] = matmul_gflops(n, repeats)
-        print(f"  tf.matmul float32 {n}x{n}: {matmul[n]:7.1f} GFLOP/s (best of {repeats})", flush=True)
+    for n in matmul_sizes:
+        matmul[n] = matmul_gflops(n)
+        print(f"  tf.matmul float32 {n}x{n}: {matmul[n]:7.1f} GFLOP/s (best of {MATMUL_REPEATS})", flush=True)
         if cpu_has_bfloat16():
-            matmul_bf16[n] = matmul_gflops(n, repeats, "bfloat16")
+            matmul_bf16[n] = matmul_gflops(n, dtype="bfloat16")
             print(
                 f"  tf.matmul bfloat16 {n}x{n}: {matmul_bf16[n]:7.1f} GFLOP/s ({matmul_bf16[n] / matmul[n]:.1f}x "
                 f"float32)",
@@ -189,11 +199,11 @@ def make_synthetic_cifar(
 
 def memory_child(folder: Path, seed: int) -> None:
     """Runs in the subprocess: the project's loop on the memory-mapped synthetic pool."""
-    params = load_params(ROOT / "params.yaml")
+    params = project_params()
     mp = ModelParams(**{**params.model.model_dump(), "epochs": 1, "validation_fraction": 0.0})
     al = ALParams(
-        strategies=["uncertainty"],
-        strategy_options={"uncertainty": {}},
+        strategies=["least_confidence"],  # by its module's name: params refuse the alias `uncertainty`
+        strategy_options={"least_confidence": {}},
         seeds=[seed],
         initial_size=100,
         query_size=100,
@@ -203,11 +213,11 @@ def memory_child(folder: Path, seed: int) -> None:
     )
     pool, test = load_splits(folder)
     print(
-        f"  child: run_loop, uncertainty, 100 + 2 x 100 labels, 1 epoch, pool_subsample=0, "
+        f"  child: run_loop, least_confidence, 100 + 2 x 100 labels, 1 epoch, pool_subsample=0, "
         f"predict_batch_size={mp.predict_batch_size} (params.yaml)",
         flush=True,
     )
-    stats = run_project_loop("memory", pool, test, "uncertainty", al, mp, seed)
+    stats = run_project_loop("memory", pool, test, "least_confidence", al, mp, seed)
     print("RESULT " + json.dumps({"rounds": stats.rounds, "proc_status_kb": proc_status_kb()}), flush=True)
 
 
@@ -235,7 +245,7 @@ def bench_memory(n_train: int, seed: int, shape: tuple[int, int, int] = (32, 32,
             f"in {folder} ({time.perf_counter() - start:.1f} s)",
             flush=True,
         )
-        command = [sys.executable, "-m", "alstudy.bench.bench_al", "--memory-child", str(folder), "--seeds", str(seed)]
+        command = [sys.executable, "-m", "benchmarks.bench_al", "--memory-child", str(folder), "--seeds", str(seed)]
         child = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True)
         child_result = None
         for line in child.stdout:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from alstudy.bench.common import fmt_ratio, heading
+from benchmarks.common import fmt_ratio, heading
 
 TARGET_SPEEDUP = 3.0  # per-round time, baseline / ours, at the project's defaults
 TARGET_SPEEDUP_SAME = 1.8  # the same, at the baseline's protocol (whole pool)
@@ -129,7 +129,7 @@ def print_summary(results: dict) -> list[tuple[str, str]]:
         print(
             f"per-round means over rounds 1..{rounds} (s)     total  train  score   eval   wall   final acc  final F1"
         )
-        for key, label in (("baseline", "baseline (modAL tutorial)"), *VARIANTS):
+        for key, label in (("baseline", "naive baseline (Keras fit)"), *VARIANTS):
             if key in loops:
                 s = loops[key]["summary"]
                 print(

@@ -1,11 +1,11 @@
-"""Benchmark the active-learning loop against a naive modAL + Keras baseline.
+"""Benchmark the active-learning loop against a naive Keras baseline.
 
-Run by hand from the project root (never in CI); see docs/developer/benchmarks.md:
+Run by hand from the root of a clone (never in CI); see docs/developer/benchmarks.md:
 
-    alstudy bench al [--json bench.json]
+    python -m benchmarks.bench_al [--json bench.json]
 
 Sections, in one run, ending with a summary table and PASS/FAIL lines (report.py):
-  1. a naive baseline, the way a modAL tutorial writes it (baseline.py), per seed;
+  1. a naive baseline, the loop a modAL tutorial writes, in plain Keras (baseline.py), per seed;
   2. this project's loop (alstudy.learning.loop.run_loop): same protocol, project defaults,
      early stopping, warm start, the defaults in the other model.precision, per seed (common.py);
   3. training throughput: Keras fit vs the project's training vs matmul, 1 and 2 threads, and the
@@ -31,18 +31,26 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-import alstudy  # noqa: F401  first: quiets TensorFlow's C++ logging before it loads
 from alstudy import strategies
-from alstudy.bench.baseline import MODAL_STRATEGIES, run_baseline
-from alstudy.bench.common import compare, describe_config, fmt_ratio, heading, run_project_loop
-from alstudy.bench.convolutions import bench_convolutions
-from alstudy.bench.micro import bench_arithmetic, bench_memory, bench_mlflow, bench_scoring, memory_child
-from alstudy.bench.report import VARIANTS, print_summary
-from alstudy.bench.training import bench_training
 from alstudy.data.preprocess import Split, load_splits
 from alstudy.learning.loop import check_budget
 from alstudy.learning.model import configure, cpu_has_bfloat16
-from alstudy.params import ALParams, ModelParams, load_params
+from alstudy.params import ALParams, ModelParams
+from alstudy.runner import run_stage
+from benchmarks.baseline import QUERIES, run_baseline
+from benchmarks.common import (
+    MATMUL_SIZES,
+    compare,
+    describe_config,
+    fmt_ratio,
+    heading,
+    project_params,
+    run_project_loop,
+)
+from benchmarks.convolutions import bench_convolutions
+from benchmarks.micro import bench_arithmetic, bench_memory, bench_mlflow, bench_scoring, memory_child
+from benchmarks.report import VARIANTS, print_summary
+from benchmarks.training import bench_training
 
 ROOT = Path.cwd()  # the project: run from its root (params.yaml, data/prepared/)
 
@@ -58,15 +66,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--query-size", type=int, help="default: al.query_size from params.yaml")
     parser.add_argument("--rounds", type=int, help="default: al.rounds from params.yaml")
     parser.add_argument("--epochs", type=int, help="default: model.epochs from params.yaml")
-    # The strategies the modAL baseline can run too.
+    # The strategies the baseline can run too.
     parser.add_argument(
-        "--strategy", choices=[n for n in strategies.names() if n in MODAL_STRATEGIES], default="uncertainty"
+        "--strategy", choices=[n for n in strategies.names() if n in QUERIES], default="least_confidence"
     )
     parser.add_argument(
         "--seeds", type=int, nargs="+", default=[0, 1], help="one baseline and one project loop per seed (default: 0 1)"
     )
     parser.add_argument("--pool-size", type=int, help="use only the first N training images (quick smoke runs)")
     parser.add_argument("--train-images", type=int, default=5000, help="images in the training-throughput section")
+    parser.add_argument(
+        "--matmul-sizes",
+        type=int,
+        nargs="+",
+        default=list(MATMUL_SIZES),
+        help="square matrix sizes of the arithmetic limit, sections 3 and 4 (default 2048 4096)",
+    )
     parser.add_argument("--skip-baseline", action="store_true", help="skip section 1 (and the comparisons)")
     parser.add_argument("--skip-training", action="store_true", help="skip section 3")
     parser.add_argument("--skip-scoring", action="store_true", help="skip sections 4 and 6")
@@ -138,12 +153,12 @@ def run_loops(args, config: dict, params) -> dict:
     runs: dict[str, dict[int, dict]] = {}
     for seed in args.seeds:
         if not args.skip_baseline:
-            baseline = run_baseline(args.data_dir, args.pool_size, al_same, mp_same, args.strategy, seed)
+            baseline = run_baseline(args.data_dir, args.pool_size, al_same, mp_same, name, seed)
             runs.setdefault("baseline", {})[seed] = {"rounds": baseline.rounds, "summary": baseline.summary()}
         heading(f"2. THIS PROJECT'S LOOP, seed {seed}: alstudy.learning.loop.run_loop on memory-mapped splits")
         for key, (al, mp) in variants.items():
             print(f"({key}) {describe_config(al, mp)}, retrain_from_scratch={mp.retrain_from_scratch}", flush=True)
-            stats = run_project_loop(f"ours/{key}", pool, test, args.strategy, al, mp, seed)
+            stats = run_project_loop(f"ours/{key}", pool, test, name, al, mp, seed)
             runs.setdefault(key, {})[seed] = {"rounds": stats.rounds, "summary": stats.summary()}
 
     loops = {}
@@ -176,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
         memory_child(args.memory_child, args.seeds[0])
         return 0
 
-    params = load_params(ROOT / "params.yaml")
+    params = project_params()
     configure(params.model)  # the loops run as a cell of the grid would (a bfloat16 one needs bfloat16 units)
     config = {
         "data_dir": str(args.data_dir),
@@ -194,6 +209,7 @@ def main(argv: list[str] | None = None) -> int:
         "tensorflow": tf.__version__,
         "keras": keras.__version__,
         "cpus": os.cpu_count(),
+        "matmul_sizes": args.matmul_sizes,
     }
     results: dict = {"config": config}
     print("bench_al: " + ", ".join(f"{k}={v}" for k, v in config.items()), flush=True)
@@ -202,12 +218,14 @@ def main(argv: list[str] | None = None) -> int:
     if not args.memory_only:
         results["loops"], mp_same = run_loops(args, config, params)
         if not args.skip_training:
-            results["training"] = bench_training(args.data_dir, args.train_images, epochs=2)
+            results["training"] = bench_training(
+                args.data_dir, args.train_images, epochs=2, matmul_sizes=tuple(args.matmul_sizes)
+            )
         if not args.skip_scoring:
             scoring = bench_scoring(args.data_dir, args.pool_size, mp_same, config["initial_size"], args.seeds[0])
             model = scoring.pop("_model")
             results["scoring"] = scoring
-            results["arithmetic"] = bench_arithmetic(model, scoring)
+            results["arithmetic"] = bench_arithmetic(model, scoring, tuple(args.matmul_sizes))
     if not args.skip_memory:
         results["memory"] = bench_memory(args.memory_pool_size, args.seeds[0], tuple(args.memory_image_size))
     if not (args.memory_only or args.skip_convolutions):
@@ -225,4 +243,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_stage(main))

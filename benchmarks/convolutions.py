@@ -19,9 +19,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from alstudy.bench.common import heading
 from alstudy.learning.model import POLICIES, build_cnn, cpu_has_bfloat16
 from alstudy.params import ModelParams
+from benchmarks.common import heading
 
 PRECISIONS = ("float32", "bfloat16")
 

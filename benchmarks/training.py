@@ -2,7 +2,7 @@
 and the project's epoch in bfloat16 (model.precision) beside bfloat16 matmul, where the CPU has it.
 
 TensorFlow fixes its thread count when it starts, so each thread count is measured
-in a process of its own (`python -m alstudy.bench.training --threads N`, which prints
+in a process of its own (`python -m benchmarks.training --threads N`, which prints
 one RESULT line of JSON); `bench_training` runs those and collects the results.
 The CNN and batch size are the project's (params.yaml); the images are the first
 N of the prepared training split.
@@ -17,23 +17,23 @@ import sys
 import time
 from pathlib import Path
 
+from benchmarks.common import MATMUL_SIZES, best_of, forward_flops, heading, matmul_gflops, project_params
+
 ROOT = Path.cwd()  # the project: run from its root (params.yaml, data/prepared/)
 TRAIN_FLOPS_PER_FORWARD = 3  # a training step: the forward pass, and two of its size backwards (inputs, weights)
 
 
-def measure(threads: int, data_dir: Path, n_images: int, epochs: int) -> dict:
+def measure(threads: int, data_dir: Path, n_images: int, epochs: int, matmul_sizes=MATMUL_SIZES) -> dict:
     """In this process: images/s of Keras fit and of the project's training, and matmul GFLOP/s;
     the project's training and matmul in bfloat16 too where the CPU has bfloat16 units (else None)."""
     import numpy as np
 
-    from alstudy.bench.common import best_of, forward_flops, matmul_gflops
     from alstudy.data.preprocess import load_splits
     from alstudy.learning.model import build_cnn, configure_tensorflow, cpu_has_bfloat16, set_seed
     from alstudy.learning.training import Trainer
-    from alstudy.params import load_params
 
     configure_tensorflow(threads)
-    params = load_params(ROOT / "params.yaml").model
+    params = project_params().model
     pool, _ = load_splits(data_dir)
     x, y = np.ascontiguousarray(pool.x[:n_images]), np.ascontiguousarray(pool.y[:n_images])
 
@@ -54,7 +54,7 @@ def measure(threads: int, data_dir: Path, n_images: int, epochs: int) -> dict:
         return best_of(2, lambda: trainer.fit(x, y, epochs=epochs, seed=0)), model
 
     project_s, project_model = project_seconds("float32")
-    matmul = max(matmul_gflops(2048, 5), matmul_gflops(4096, 2))
+    matmul = max(matmul_gflops(n) for n in matmul_sizes)
     train_flops = TRAIN_FLOPS_PER_FORWARD * forward_flops(project_model)
     out = {
         "threads": threads,
@@ -67,7 +67,7 @@ def measure(threads: int, data_dir: Path, n_images: int, epochs: int) -> dict:
     timed = [("keras_fit", keras_s, matmul), ("project", project_s, matmul)]
     out["matmul_bfloat16_gflops"] = out["project_bfloat16"] = None
     if cpu_has_bfloat16():  # emulated bfloat16 would measure nothing the project runs
-        out["matmul_bfloat16_gflops"] = max(matmul_gflops(2048, 5, "bfloat16"), matmul_gflops(4096, 2, "bfloat16"))
+        out["matmul_bfloat16_gflops"] = max(matmul_gflops(n, dtype="bfloat16") for n in matmul_sizes)
         timed.append(("project_bfloat16", project_seconds("bfloat16")[0], out["matmul_bfloat16_gflops"]))
     for name, seconds, limit in timed:
         ips = len(x) * epochs / seconds
@@ -80,16 +80,14 @@ def measure(threads: int, data_dir: Path, n_images: int, epochs: int) -> dict:
     return out
 
 
-def bench_training(data_dir: Path, n_images: int, epochs: int, thread_counts=(1, 2)) -> dict:
-    from alstudy.bench.common import heading
-
+def bench_training(data_dir: Path, n_images: int, epochs: int, thread_counts=(1, 2), matmul_sizes=MATMUL_SIZES) -> dict:
     heading("TRAINING THROUGHPUT: Keras fit vs the project's compiled epoch (one process per thread count)")
     results = {}
     for threads in thread_counts:
         command = [
             sys.executable,
             "-m",
-            "alstudy.bench.training",
+            "benchmarks.training",
             "--threads",
             str(threads),
             "--data-dir",
@@ -98,6 +96,8 @@ def bench_training(data_dir: Path, n_images: int, epochs: int, thread_counts=(1,
             str(n_images),
             "--epochs",
             str(epochs),
+            "--matmul-sizes",
+            *map(str, matmul_sizes),
         ]
         done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
         lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
@@ -134,9 +134,10 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, default=Path("data/prepared/fashion_mnist"))
     parser.add_argument("--images", type=int, default=5000)
     parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--matmul-sizes", type=int, nargs="+", default=list(MATMUL_SIZES))
     args = parser.parse_args()
     start = time.perf_counter()
-    result = measure(args.threads, args.data_dir, args.images, args.epochs)
+    result = measure(args.threads, args.data_dir, args.images, args.epochs, tuple(args.matmul_sizes))
     result["process_seconds"] = time.perf_counter() - start
     print("RESULT " + json.dumps(result), flush=True)
 

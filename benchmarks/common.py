@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,10 +14,26 @@ import tensorflow as tf
 
 from alstudy.data.preprocess import Split
 from alstudy.learning.loop import LoopState, RoundResult, run_loop
-from alstudy.learning.model import CNN
-from alstudy.params import ALParams, ModelParams
+from alstudy.learning.model import CNN, cpu_has_bfloat16
+from alstudy.params import ALParams, ModelParams, Params, load_params
 
 ROOT = Path.cwd()  # the project: run from its root (params.yaml, data/prepared/)
+# Square matrix sizes of the arithmetic limit (matmul), each timed best of MATMUL_REPEATS: large enough to
+# reach the CPU's peak. `--matmul-sizes` takes smaller ones for a smoke run.
+MATMUL_SIZES = (2048, 4096)
+MATMUL_REPEATS = 3
+
+
+def project_params() -> Params:
+    """params.yaml, as the benchmarks measure it: on a CPU without bfloat16 units, where a grid would stop
+    at start, its model in float32 (said once on stderr), so that the rest is still measured there."""
+    params = load_params(ROOT / "params.yaml")
+    if params.model.precision == "bfloat16" and not cpu_has_bfloat16():
+        if not getattr(project_params, "said", False):
+            print("bench: this CPU has no bfloat16 units: the defaults run in float32 here", file=sys.stderr)
+            project_params.said = True
+        params = params.model_copy(update={"model": params.model.model_copy(update={"precision": "float32"})})
+    return params
 
 
 def best_of(repeats: int, fn) -> float:
@@ -112,7 +129,7 @@ def forward_flops(model: keras.Model) -> int:
     return int(flops)
 
 
-def matmul_gflops(n: int, repeats: int, dtype: str = "float32") -> float:
+def matmul_gflops(n: int, repeats: int = MATMUL_REPEATS, dtype: str = "float32") -> float:
     """tf.matmul throughput on n x n matrices of `dtype` (float32 or bfloat16): the arithmetic limit."""
     rng = np.random.default_rng(0)  # NumPy, not tf.random: op determinism wants seeded TF ops
     a = tf.cast(tf.constant(rng.standard_normal((n, n), dtype=np.float32)), dtype)

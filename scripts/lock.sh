@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Write the hash-pinned locks from pyproject.toml, after editing its dependency lists:
+#   requirements.txt         the runtime dependencies        (scripts/setup.sh installs it)
+#   requirements-tests.txt   those and the `tests` extra     (scripts/setup.sh --tests, and so CI)
+# for Python 3.11 on x86-64 Linux, CI's machine, with uv (the tests extra installs it in .venv).
+# A package keeps the version it has in the lock while pyproject.toml allows it, so a refresh moves
+# only what the edit needs; `bash scripts/lock.sh --upgrade` moves every pin to the newest allowed,
+# `--upgrade-package NAME` one (then run the tests). The runtime lock takes its versions from the
+# tests lock: the two agree on every package they share.
+# Each lock's header records a SHA-256 of pyproject.toml's dependency tables (requires-python,
+# dependencies, optional-dependencies); tests/test_requirements.py checks that it is current.
+#   --hash   print that SHA-256 and stop (no network)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+python=${PYTHON:-.venv/bin/python}
+[ -x "$python" ] || python=python3
+hash=$("$python" - <<'EOF'
+import hashlib, json, tomllib
+
+with open("pyproject.toml", "rb") as stream:
+    project = tomllib.load(stream)["project"]
+tables = {key: project.get(key) for key in ("requires-python", "dependencies", "optional-dependencies")}
+print(hashlib.sha256(json.dumps(tables, sort_keys=True).encode()).hexdigest())
+EOF
+)
+if [ "${1:-}" = "--hash" ]; then
+  echo "$hash"
+  exit 0
+fi
+
+uv=${UV:-.venv/bin/uv}
+if [ ! -x "$uv" ]; then
+  echo "lock: no $uv; run bash scripts/setup.sh --tests first (the tests extra installs uv)" >&2
+  exit 1
+fi
+target=(--python-version 3.11 --python-platform x86_64-manylinux_2_28 --generate-hashes --no-header --quiet)
+"$uv" pip compile pyproject.toml --extra tests "${target[@]}" -o requirements-tests.txt "$@"
+"$uv" pip compile pyproject.toml -c requirements-tests.txt "${target[@]}" -o requirements.txt "$@"
+
+for lock in requirements.txt requirements-tests.txt; do
+  what="pyproject.toml's dependencies"
+  [ "$lock" = requirements-tests.txt ] && what="pyproject.toml's dependencies and its tests extra"
+  body=$(grep -v '^# \(Locks\|Written by\|pyproject-sha256\)' "$lock")
+  {
+    echo "# Locks $what, hash-pinned, for Python 3.11 on x86-64 Linux."
+    echo "# Written by scripts/lock.sh: edit pyproject.toml, then run bash scripts/lock.sh."
+    echo "# pyproject-sha256: $hash"
+    echo "$body"
+  } > "$lock"
+done
+echo "lock: wrote requirements.txt and requirements-tests.txt (pyproject-sha256 ${hash:0:12})"
