@@ -23,6 +23,7 @@ PLUMBING = frozenset(
         "alstudy/errors.py",
         "alstudy/runner.py",
         "alstudy/code_closure.py",
+        "alstudy/hardware.py",
         "alstudy/console/__init__.py",  # the `alstudy` command table, which stages/label.py passes
         "alstudy/scale/__init__.py",
         "alstudy/scale/process_lock.py",  # one process per cell: changes who runs a cell, never its outputs

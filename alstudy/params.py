@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 from alstudy import strategies as strategy_registry
 from alstudy.data import datasets as dataset_registry
 from alstudy.errors import PipelineError
+from alstudy.hardware import best_precision
 
 
 class _Section(BaseModel):
@@ -285,16 +286,24 @@ class ModelParams(_Section):
             "`alstudy grid` runs cores // threads cells at once"
         ),
     )
-    precision: Literal["float32", "bfloat16"] = Field(
-        "bfloat16",
+    precision: Literal["auto", "float32", "bfloat16"] = Field(
+        "auto",
+        validate_default=True,
         description=(
-            "`float32` or `bfloat16`: bfloat16 arithmetic with float32 weights and a float32 softmax output and "
-            "loss (Keras' `mixed_bfloat16`) in training, pool scoring, MC passes and evaluation; part of the "
+            "`auto`, `float32` or `bfloat16`: bfloat16 arithmetic with float32 weights and a float32 softmax output "
+            "and loss (Keras' `mixed_bfloat16`) in training, pool scoring, MC passes and evaluation; part of the "
             "numbers, like `threads`. bfloat16 needs a CPU with AVX512-BF16 or AMX-BF16 (`lscpu` lists "
-            "`avx512_bf16` or `amx_bf16`); on another, a run stops at start in one line: set `float32` there (its "
-            "results are within the seed noise of bfloat16's, docs/explanation/speed.md)"
+            "`avx512_bf16` or `amx_bf16`); asked for on another, a run stops at start in one line. `auto` takes "
+            "bfloat16 where the CPU has those units and float32 elsewhere, and each run records the one it used "
+            "(float32's results are within the seed noise of bfloat16's, docs/explanation/speed.md)"
         ),
     )
+
+    @field_validator("precision")
+    @classmethod
+    def _resolve_auto(cls, precision: str) -> str:
+        # Resolved here, once, so that every run, fingerprint and MLflow record holds the precision used.
+        return best_precision() if precision == "auto" else precision
 
     @field_validator("filters")
     @classmethod

@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from alstudy.data.datasets import downloads_needed
 from alstudy.errors import PipelineError
 from alstudy.params import Params, StudyParams, load_params, parse_params
-from helpers.repo import REPO_ROOT, read_params, write_params
+from helpers.repo import REPO_ROOT, machine_precision, read_params, write_params
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +31,7 @@ def test_repo_params_yaml_parses():
     assert params.data.datasets == ["fashion_mnist", "fashion_mnist_imbalanced", "cifar10"]
     assert params.al.strategies == ["random", "margin", "bald", "badge", "class_balanced"]
     assert params.al.seeds == [0, 1, 2, 3, 4] and params.al.log_models == "every"
-    assert params.model.precision == "bfloat16"
+    assert params.model.precision == machine_precision()  # auto: the best this CPU has
     assert params.al.options("bald").mc_passes == 20 and params.model.dropout == 0.25
     assert params.al.budget == params.al.initial_size + params.al.rounds * params.al.query_size
     assert params.download.sources["fashion_mnist"][0] == "/usr/share/datasets/fashion-mnist"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import mmap
-from pathlib import Path
 
 import keras
 import numpy as np
@@ -12,26 +11,13 @@ import tensorflow as tf
 
 from alstudy.data.preprocess import model_input
 from alstudy.errors import PipelineError
+from alstudy.hardware import cpu_has_bfloat16
 from alstudy.learning.learner import Inference
 from alstudy.learning.training import Trainer
 from alstudy.params import ModelParams
 
 # Keras' dtype policy per model.precision: the layer's compute dtype, with float32 variables.
 POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16"}
-BFLOAT16_FLAGS = ("avx512_bf16", "amx_bf16")
-
-
-def cpu_has_bfloat16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
-    """Whether this CPU has bfloat16 units (AVX512-BF16 or AMX-BF16), from the kernel's flags.
-
-    False where /proc/cpuinfo cannot be read (not Linux): bfloat16 is then refused, not emulated.
-    """
-    try:
-        lines = cpuinfo.read_text().splitlines()
-    except OSError:
-        return False
-    flags = {flag for line in lines if line.startswith("flags") for flag in line.partition(":")[2].split()}
-    return any(flag in flags for flag in BFLOAT16_FLAGS)
 
 
 def configure(params: ModelParams) -> None:
@@ -43,7 +29,7 @@ def configure(params: ModelParams) -> None:
     if params.precision == "bfloat16" and not cpu_has_bfloat16():
         raise PipelineError(
             "model.precision: bfloat16 needs a CPU with AVX512-BF16 or AMX-BF16 "
-            "(this one has neither); set model.precision: float32"
+            "(this one has neither); set model.precision: float32 (or auto: the best this machine has)"
         )
     configure_tensorflow(params.threads)
 

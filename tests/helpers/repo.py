@@ -66,9 +66,9 @@ REPO = REPO_ROOT
 
 
 def machine_precision() -> str:
-    """params.yaml's precision (bfloat16) where this CPU has bfloat16 units, else float32: the tests run
-    the default wherever they can, and run at all on a CPU that would stop a bfloat16 run at start."""
-    from alstudy.learning.model import cpu_has_bfloat16
+    """What params.yaml's `precision: auto` resolves to here: bfloat16 where this CPU has bfloat16 units,
+    else float32 (tests that write their own params pass it, so that they run the default's arithmetic)."""
+    from alstudy.hardware import cpu_has_bfloat16
 
     return "bfloat16" if cpu_has_bfloat16() else "float32"
 

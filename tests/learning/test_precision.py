@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import yaml
 
+from alstudy import hardware
 from alstudy.errors import PipelineError
 from alstudy.learning import checkpoint
 from alstudy.learning import model as model_module
@@ -44,15 +45,22 @@ def outputs(inference) -> list[np.ndarray]:
     return [inference.proba, inference.embeddings, inference.mc_proba]
 
 
-def test_the_default_is_bfloat16_and_float16_is_refused_in_one_line():
-    assert repo_params().model.precision == "bfloat16"
+@pytest.mark.parametrize("units, resolved", [(True, "bfloat16"), (False, "float32")])
+def test_the_default_auto_takes_bfloat16_where_the_cpu_has_the_units(monkeypatch, units, resolved):
+    monkeypatch.setattr(hardware, "cpu_has_bfloat16", lambda: units)
+    assert repo_params().model.precision == resolved  # params.yaml says auto; the run holds what it used
+    assert repo_params(precision="auto").model.precision == resolved
     assert repo_params(precision="float32").model.precision == "float32"
+    assert repo_params(precision="bfloat16").model.precision == "bfloat16"  # asked for: configure() judges it
+
+
+def test_float16_is_refused_in_one_line():
     with pytest.raises(PipelineError) as error:
         repo_params(precision="float16")
     message = str(error.value)
     assert "\n" not in message
     assert message.startswith("params.yaml: model.precision:")
-    assert "'float32' or 'bfloat16'" in message and "'float16'" in message
+    assert "'auto', 'float32' or 'bfloat16'" in message and "'float16'" in message
 
 
 def test_bfloat16_computes_in_bfloat16_with_float32_weights_and_a_float32_output(runs):
@@ -144,6 +152,6 @@ def test_a_bfloat16_run_on_a_cpu_without_bfloat16_stops_at_start_in_one_line(tmp
     assert stopped.value.code == 2
     assert capsys.readouterr().err.splitlines() == [
         "error: model.precision: bfloat16 needs a CPU with AVX512-BF16 or AMX-BF16 (this one has neither); "
-        "set model.precision: float32"
+        "set model.precision: float32 (or auto: the best this machine has)"
     ]
     assert not any((project / name).exists() for name in ("mlflow.db", "checkpoints", "results"))
