@@ -515,6 +515,15 @@ class StudyParams(_Section):
         ),
     )
     max_seeds: int = Field(100, ge=2, description="that estimate's cap: beyond it the report says 'more than'")
+    equivalence_margin: float = Field(
+        0.5,
+        gt=0,
+        description=(
+            "AUBC points (0-100 scale): two strategies whose difference is shown to lie within +- this margin "
+            "(two one-sided tests, in the Holm family) are called equivalent; a smaller difference is not worth "
+            "a choice between them"
+        ),
+    )
 
     _baseline = field_validator("baseline")(_known_strategy)
 

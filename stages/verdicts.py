@@ -38,10 +38,10 @@ def main(argv: list[str] | None = None) -> None:
     params = load_params()
     study, datasets = params.study, params.data.datasets
     aubcs = {dataset: load_aubcs(dataset) for dataset in datasets}
-    results = verdicts.study_verdicts(
-        aubcs, verdicts.pairs(params.al.strategies, study.baseline), study.alpha, study.power, study.max_seeds
-    )
-    family = results[0].family if results else verdicts.Family(study.alpha, 0, study.power, study.max_seeds)
+    margin = study.equivalence_margin / 100  # points -> a fraction of AUBC
+    comparisons = verdicts.pairs(params.al.strategies, study.baseline)
+    results = verdicts.study_verdicts(aubcs, comparisons, study.alpha, study.power, study.max_seeds, margin)
+    family = results[0].family if results else verdicts.Family(study.alpha, 0, study.power, study.max_seeds, margin)
     for dataset in datasets:
         save_json(VERDICTS_DIR / f"{dataset}.json", verdicts.dataset_metrics(results, dataset, family))
 
@@ -51,17 +51,20 @@ def main(argv: list[str] | None = None) -> None:
         study_runs.publish(experiment_id, dataset, params, metrics=metrics)
     for v in results:
         log.info(
-            "%s %s - %s (%s): AUBC %+.4f, p %s, Holm p %.3g: %s",
+            "%s %s - %s (%s): AUBC %+.4f, Holm p %.3g, equivalence Holm p %.3g: %s (a rerun agrees %.0f%%)",
             v.dataset,
             v.a,
             v.b,
             v.metric,
             v.mean,
-            "-" if v.p_value is None else f"{v.p_value:.3g}",
             v.p_holm,
+            v.p_equivalence_holm,
             v.decision,
+            100 * v.replication,
         )
-    log.info("%d comparisons corrected together; wrote %s/", family.size, VERDICTS_DIR)
+    log.info(
+        "%d comparisons (%d hypotheses) corrected together; wrote %s/", family.size, family.hypotheses, VERDICTS_DIR
+    )
 
 
 if __name__ == "__main__":

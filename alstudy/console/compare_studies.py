@@ -1,12 +1,14 @@
-"""Compare two studies of the same protocol run by seed: what one setting (precision, threads, a
-code change) does to the results. Run by hand on two results/ trees.
+"""Compare two studies of the same protocol: what one setting (precision, threads, a code change)
+does to the results, and whether the verdicts replicate (two machines, two seed sets).
 
-    .venv/bin/python -m alstudy.console.compare_studies A/results B/results [--strategies random margin]
+    alstudy compare-studies A/results B/results [--strategies random margin]
 
-For every dataset x strategy both studies ran, the cells pair by seed: per seed, B minus A of the
-area under the accuracy and macro-F1 curves (AUBC) and of the final accuracy, in points; their
-mean, a 95% t interval and a paired two-sided t-test, as a Markdown table. Reads each cell's
-curve.csv, the file the al stage writes and git tracks.
+For every dataset x strategy both studies ran with the same seeds, the cells pair by seed: per
+seed, B minus A of the area under the accuracy and macro-F1 curves (AUBC) and of the final accuracy,
+in points; their mean, a 95% t interval and a paired two-sided t-test, as a Markdown table (from
+each cell's curve.csv, the file the al stage writes and git tracks). Then, where both studies have
+verdicts (metrics/verdicts/ beside results/), how many agree and every one that changed, with both
+studies' p-values (alstudy/study/replication.py): seed sets need not overlap for that part.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from scipy import stats
 
 from alstudy.errors import PipelineError
 from alstudy.runner import run_stage
-from alstudy.study import results
+from alstudy.study import replication, results
 from alstudy.study.summary import aubc, mean_ci
 
 log = logging.getLogger("compare")
@@ -74,9 +76,15 @@ def main(argv: list[str] | None = None) -> None:
         if not folder.is_dir():
             raise PipelineError(f"{folder}: no such folder; give two studies' results/ folders")
     lines = compare(args.a, args.b, args.strategies)
-    if len(lines) == 2:
+    verdicts = []
+    if all(replication.verdicts_folder(folder).is_dir() for folder in (args.a, args.b)):
+        first, second = (replication.study_verdicts(folder) for folder in (args.a, args.b))
+        if args.strategies:
+            first = [v for v in first if v.a in args.strategies and v.b in args.strategies]
+        verdicts = replication.verdict_lines(first, second)
+    if len(lines) == 2 and not verdicts:
         raise PipelineError(f"{args.a} and {args.b}: no dataset x strategy with two or more seeds in both")
-    print("\n".join(lines))
+    print("\n".join((lines if len(lines) > 2 else ["No cells with the same seeds in both studies."]) + [""] + verdicts))
 
 
 if __name__ == "__main__":

@@ -11,41 +11,48 @@ from __future__ import annotations
 
 from alstudy.study.report_detail import cross_dataset_table, dataset_section
 from alstudy.study.report_format import METRIC_NAMES, DatasetResults, p_is, p_text, plural, points
-from alstudy.study.verdicts import Verdict, pairs
+from alstudy.study.verdicts import DECISIONS, FRAGILE, Verdict, pairs
 from alstudy.tracking.metric_names import CLASS_KEYS_TAG, F1, QUERIED, STOPPING, SUMMARY, TIME, metric_name
 
 
 def seeds_text(v: Verdict) -> str:
     if v.seeds_needed is None:
         return f"more than {v.family.max_seeds} seeds would be needed to decide it at this effect"
-    return f"about {v.seeds_needed} seeds would be likely to decide it"
+    return f"about {v.seeds_needed} seeds would likely decide it ({v.likely}, if the effect is the observed one)"
+
+
+def replication_text(v: Verdict) -> str:
+    """How likely a rerun with new seeds is to give the same verdict; fragile ones say so."""
+    chance = f"a rerun with {plural(v.n_seeds, 'new seed')} would give it {100 * v.replication:.0f}% of the time"
+    return f"**fragile**: {chance}" if v.fragile else chance
 
 
 def curve_verdict(v: Verdict) -> str:
-    """One sentence on one curve-level comparison, claiming only what the corrected test supports."""
+    """One sentence on one curve-level comparison, claiming only what the corrected tests support."""
     head = f"`{v.a}` vs `{v.b}` ({METRIC_NAMES[v.metric]})"
-    if v.decision == "no difference":
-        why = "the same AUBC on every seed" if v.p_value is None else "a mean difference of 0"
-        return f"{head}: no difference observed ({why})"
+    margin = points(v.family.margin).lstrip("+")
     numbers = (
         f"{points(v.mean)} AUBC points (95% CI {points(v.ci_low)} to {points(v.ci_high)}), "
-        f"{p_is(v.p_value)}, Holm-adjusted {p_is(v.p_holm)}"
+        f"difference Holm-adjusted {p_is(v.p_holm)}, equivalence (within ±{margin}) Holm-adjusted "
+        f"{p_is(v.p_equivalence_holm)}"
     )
-    if v.decision == "not significant":
+    if v.decision == "undecided":
         return (
-            f"{head}: {numbers}: not significant; {seeds_text(v)} "
+            f"{head}: {numbers}: **undecided**, neither a difference nor equivalence shown; {seeds_text(v)} "
             f"(power {v.family.power:g}; {plural(v.n_seeds, 'seed')} now)"
+            + (f"; {replication_text(v)}" if v.fragile else "")
         )
-    return f"{head}: {numbers}: **`{v.a}` {v.decision} than `{v.b}`**"
+    if v.decision == "equivalent":
+        return f"{head}: {numbers}: **equivalent** (within ±{margin} points); {replication_text(v)}"
+    smaller = f", by less than the ±{margin}-point margin" if v.p_equivalence_holm < v.family.alpha else ""
+    return f"{head}: {numbers}: **`{v.a}` {v.decision} than `{v.b}`**{smaller}; {replication_text(v)}"
 
 
 def verdict_cell(v: Verdict) -> str:
-    if v.decision in ("better", "worse"):
-        return f"**{v.decision}**"
-    if v.decision == "no difference":
-        return "no difference observed"
-    needed = f"more than {v.family.max_seeds}" if v.seeds_needed is None else f"about {v.seeds_needed}"
-    return f"not significant ({needed} seeds)"
+    if v.decision == "undecided":
+        needed = f"more than {v.family.max_seeds}" if v.seeds_needed is None else f"about {v.seeds_needed}"
+        return f"undecided ({needed} seeds)" + (", fragile" if v.fragile else "")
+    return f"**{v.decision}**" + (" (fragile)" if v.fragile else "")
 
 
 def _ordered(results: list[DatasetResults], baseline: str, against: bool) -> list[Verdict]:
@@ -62,14 +69,15 @@ def _ordered(results: list[DatasetResults], baseline: str, against: bool) -> lis
 
 def verdict_table(verdicts: list[Verdict]) -> list[str]:
     lines = [
-        "| dataset | comparison | metric | AUBC difference, points (95% CI) | p | Holm p | verdict |",
-        "|---|---|---|---|---|---|---|",
+        "| dataset | comparison | metric | AUBC difference, points (95% CI) | p | Holm p | "
+        "equivalence Holm p | verdict | same verdict on a rerun |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for v in verdicts:
         lines.append(
             f"| {v.dataset} | `{v.a}` − `{v.b}` | {METRIC_NAMES[v.metric]} | {points(v.mean)} "
             f"({points(v.ci_low)} to {points(v.ci_high)}) | {p_text(v.p_value)} | {p_text(v.p_holm)} | "
-            f"{verdict_cell(v)} |"
+            f"{p_text(v.p_equivalence_holm)} | {verdict_cell(v)} | {100 * v.replication:.0f}% |"
         )
     return lines
 
@@ -84,14 +92,25 @@ def headline(results: list[DatasetResults], baseline: str) -> list[str]:
             "",
         ]
     family = (against or between)[0].family
+    margin = points(family.margin).lstrip("+")
     lines += [
         f"Each run's learning curve is summarised by its AUBC (area under the budget curve: the mean score "
         f"over the label budget) and two strategies are compared on the per-seed differences, a − b in "
-        f"points, with a paired two-sided t-test. The p-values are Holm-corrected over all "
-        f"{family.size} comparisons in the tables below (every dataset, metric and pair of strategies), "
-        f"alpha = {family.alpha:g}: a verdict says better or worse only where the adjusted p is below alpha. "
-        f"Where it is not, the seeds that would likely decide it (power {family.power:g} at the corrected "
-        f"level alpha / {family.size} = {family.power_alpha:.2g}; see Statistics used).",
+        f"points. Each comparison has four possible answers: **better** or **worse** (a paired two-sided "
+        f"t-test rejects no difference), **equivalent** (two one-sided tests show the difference within "
+        f"±{margin} points, `study.equivalence_margin`) or **undecided** (neither). The {family.hypotheses} "
+        f"p-values ({family.size} comparisons x 2: every dataset, metric and pair of strategies) are "
+        f"Holm-corrected together (Shaffer's refinement: at most {family.size} of them can be true), "
+        f"alpha = {family.alpha:g}. An undecided comparison names the seeds that would likely decide it "
+        f"(power {family.power:g} at alpha / {family.size} = {family.power_alpha:.2g}); each verdict says how "
+        f"often a rerun with new seeds would repeat it, and "
+        f"one that would repeat less than {FRAGILE:.0%} of the time is marked fragile (see Statistics used).",
+        "",
+    ]
+    counts = {d: sum(v.decision == d for v in against + between) for d in DECISIONS}
+    fragile = sum(v.fragile for v in against + between)
+    lines += [
+        "In all: " + ", ".join(f"{n} {d}" for d, n in counts.items()) + f"; {fragile} of them fragile.",
         "",
     ]
     if against:
@@ -117,15 +136,24 @@ def statistics_used(results: list[DatasetResults], alpha: float, baseline: str) 
         f"- The family, corrected with Holm's (1979) step-down method: every comparison in the Verdicts tables, "
         f"i.e. on every dataset with at least 2 seeds, for each metric "
         f"({', '.join(METRIC_NAMES[m] for m in metrics) or 'study.metrics'}), each strategy against `{baseline}` "
-        f"and each pair of the other strategies ({size}). The chance of any false 'better' or 'worse' in the "
-        f"whole study is at most alpha = {alpha:g}. A pair whose per-seed differences are all 0 has no test "
-        "and counts with p = 1.",
-        "- Seeds needed (for a comparison that is not significant): the smallest number of seeds at which a "
-        "paired two-sided t-test would reach the stated power if the true effect were the observed one "
-        "(d = mean / SD of the per-seed differences), from the noncentral t distribution (scipy.stats.nct). "
-        "It uses the corrected level alpha / m (Bonferroni, Holm's strictest step: a comparison that reaches it "
-        "is significant whatever the others do), so it leans high; with few seeds the observed SD is itself "
-        "rough, so read it as an order of magnitude.",
+        f"and each pair of the other strategies ({size}), each with two hypotheses: no difference (the t-test) "
+        "and a difference of at least the equivalence margin (two one-sided t-tests, TOST, Schuirmann 1987: "
+        "the larger one-sided p), Holm-corrected with Shaffer's (1986) refinement: a comparison's two hypotheses "
+        "cannot both be true, so Holm's multipliers count at most one per comparison still open. "
+        "The chance of any false 'better', 'worse' or 'equivalent' in the whole study "
+        f"is at most alpha = {alpha:g}. A pair whose per-seed differences are all 0 has no difference test "
+        "(it counts with p = 1) and is equivalent.",
+        "- Seeds needed (for an undecided comparison): the smallest number of seeds at which the t-test, or "
+        "TOST where the observed difference is inside the margin, would reach the stated power if the true "
+        "effect were the observed one (d = mean / SD of the per-seed differences), from the noncentral t "
+        "distribution (scipy.stats.nct). It uses the corrected level alpha / m (the correction's strictest "
+        "step), so it leans high; with few seeds the observed SD is itself rough, so read it as an order of "
+        "magnitude.",
+        "- Same verdict on a rerun: the share of 4,000 simulated reruns with as many new seeds (per-seed "
+        "differences drawn normal with the observed mean and SD) that reach the same verdict at the level the "
+        "comparison met in this study's Holm procedure (the estimated-power approach to reproducibility, "
+        f"Goodman 1992, Shao and Chow 2002). Below {FRAGILE:.0%}: fragile. A verdict at a p just under its "
+        "level repeats about half the time, however small that p.",
         "- Detail, per-round tests, uncorrected: per query round, the difference between two strategies is taken "
         "seed by seed; "
         f"its mean gets a 95% t confidence interval and a paired two-sided t-test, alpha = {alpha:g}. "
@@ -153,7 +181,7 @@ def in_mlflow(experiment: str, baseline: str) -> list[str]:
         "(`study.md`), the figures (`plots/`) and the summary numbers as "
         f"{name(SUMMARY, '<strategy>.<metric>')} (e.g. {name(SUMMARY, 'margin.aubc_accuracy')}), the verdicts as "
         f"{name(SUMMARY, f'<strategy>.aubc_<metric>_vs_{baseline}')} with `_ci_low`, `_ci_high`, `_p`, `_p_holm`, "
-        "`_significant` and `_seeds_needed`.",
+        "`_p_equivalence`, `_p_equivalence_holm`, `_significant`, `_equivalent`, `_replication` and `_seeds_needed`.",
         "- Its cells, `<dataset>-<strategy>-s<seed>`, are nested under it. Each logs per round (step = round) "
         f"`accuracy`, `balanced_accuracy`, `f1_macro` and `n_labeled` (and `epochs` trained); "
         f"per class {name(F1, '<class>')} and "

@@ -16,14 +16,37 @@ unordered pair once. Holm keeps the chance of any false "significant" in the
 whole study at ``study.alpha``. A pair whose per-seed differences are all zero
 has no test (p is undefined); it stays in the family with p = 1.
 
-Seeds needed. Where a comparison is not significant, ``seeds_needed`` is the
-smallest number of seeds at which a paired two-sided t-test would reach power
-``study.power`` if the true effect were the observed one, d = mean / sd of the
-per-seed differences; power from the noncentral t distribution
-(scipy.stats.nct). It is computed at the Bonferroni level alpha / m (m = the
-family's size): the level of Holm's first step, so a comparison that reaches it
-is significant whatever the other comparisons do. With few seeds d is itself a
-rough estimate, so the number is a guide, not a promise.
+Four answers. Each comparison carries two null hypotheses: "no difference" (the
+t-test above) and "a difference of at least the margin" (``study.equivalence_margin``,
+in AUBC points), tested with two one-sided t-tests (TOST; Schuirmann 1987: the
+larger of the two one-sided p-values). Holm corrects all 2m of them together,
+with Shaffer's (1986) refinement: the two hypotheses of one comparison cannot
+both be true, so at most m of the 2m are, and Holm's first step divides alpha by
+m, not 2m (with no equivalence in sight, the verdicts are plain Holm's over m). A
+comparison is *better* or *worse* when its difference null falls, *equivalent*
+when its non-equivalence null falls (the 1 - 2 alpha interval inside the margin),
+and *undecided* otherwise; a difference that is significant but smaller than the
+margin reads as better or worse. "Not significant" is never a verdict.
+
+Seeds needed. Where a comparison is undecided, ``seeds_needed`` is the smallest
+number of seeds at which the t-test, or TOST where the observed difference is
+inside the margin, would reach power ``study.power`` if the true effect were the
+observed one (d = mean / sd of the per-seed differences); power from the
+noncentral t distribution (scipy.stats.nct; for TOST, the usual approximation
+P(both one-sided tests reject) >= P1 + P2 - 1). It is computed at the level
+alpha / m of the correction's first step, so a comparison that reaches it is
+decided whatever the others do. With few seeds d is itself a rough estimate,
+so the number is a guide, not a promise.
+
+Replication. ``replication`` is the chance that a rerun of the comparison with as
+many new seeds gives the same verdict, if the true per-seed differences were
+normal with the observed mean and sd (the "estimated power" approach to
+reproducibility probability: Goodman 1992; Shao and Chow 2002): a Monte-Carlo
+estimate over REPLICATION_DRAWS reruns, each decided at the level the comparison
+met in this study's Holm procedure (alpha x p / Holm p). A verdict below FRAGILE
+is marked fragile: one at p just under its level replicates about half the time,
+however small that p, and an undecided one near the level may well be decided
+by a rerun.
 """
 
 from __future__ import annotations
@@ -37,6 +60,9 @@ from scipy import stats
 from alstudy.study.summary import t_half_width
 
 MIN_SEEDS = 2
+FRAGILE = 0.8  # a verdict that a rerun would give less often than this is marked fragile
+REPLICATION_DRAWS = 4000
+DECISIONS = ("better", "worse", "equivalent", "undecided")
 
 
 @dataclass(frozen=True)
@@ -44,13 +70,18 @@ class Family:
     """The study's settings for its verdicts, and how many comparisons share the correction."""
 
     alpha: float
-    size: int  # m: the comparisons Holm corrects over
+    size: int  # m: the comparisons; Holm corrects over their 2m hypotheses (difference, non-equivalence)
     power: float
     max_seeds: int  # seeds_needed beyond this is reported as "more than max_seeds"
+    margin: float = 0.005  # the equivalence margin, as a fraction of AUBC (study.equivalence_margin / 100)
+
+    @property
+    def hypotheses(self) -> int:
+        return 2 * self.size
 
     @property
     def power_alpha(self) -> float:
-        """The level the seeds-needed estimate uses: alpha / m (Holm's strictest step)."""
+        """The level the seeds-needed estimate uses: alpha / m (the correction's strictest step)."""
         return self.alpha / max(self.size, 1)
 
 
@@ -69,7 +100,11 @@ class Verdict:
     ci_high: float
     p_value: float | None  # None: every difference is 0, there is nothing to test
     p_holm: float  # Holm-adjusted over the family (1 where p_value is None)
-    seeds_needed: int | None  # for a non-significant one; None: more than max_seeds, or nothing to find
+    p_equivalence: float  # TOST: the larger one-sided p against a difference of at least the margin
+    p_equivalence_holm: float
+    seeds_needed: int | None  # for an undecided one; None: more than max_seeds, or nothing to find
+    likely: str | None  # what those seeds would likely decide: better, worse or equivalent
+    replication: float  # the chance that a rerun with as many new seeds gives the same verdict
     family: Family
 
     @property
@@ -78,8 +113,14 @@ class Verdict:
 
     @property
     def decision(self) -> str:
-        """better | worse (a than b, after correction) | not significant | no difference (nothing observed)."""
-        return decide(self.mean, self.p_value, self.p_holm, self.family.alpha)
+        """better | worse (a than b, after correction) | equivalent (within the margin) | undecided."""
+        return decide(self.mean, self.p_holm, self.p_equivalence_holm, self.family.alpha)
+
+    @property
+    def fragile(self) -> bool:
+        """A verdict that a rerun with new seeds could well not repeat (undecided ones too: a rerun may
+        decide them)."""
+        return self.replication < FRAGILE
 
     def to_dict(self) -> dict:
         """The numbers of `metrics/verdicts/<dataset>.json` (the differences as fractions, not points)."""
@@ -90,17 +131,23 @@ class Verdict:
             "sd": self.sd,
             "p": self.p_value,
             "p_holm": self.p_holm,
+            "p_equivalence": self.p_equivalence,
+            "p_equivalence_holm": self.p_equivalence_holm,
+            "verdict": self.decision,
+            "replication": self.replication,
+            "fragile": self.fragile,
             "seeds_needed": self.seeds_needed,
+            "likely": self.likely,
             "differences": self.differences,
         }
 
 
-def decide(mean: float, p_value: float | None, p_holm: float, alpha: float) -> str:
-    if p_value is None or mean == 0:
-        return "no difference"
-    if p_holm < alpha:
+def decide(mean: float, p_holm: float, p_equivalence_holm: float, alpha: float) -> str:
+    if p_holm < alpha and mean != 0:
         return "better" if mean > 0 else "worse"
-    return "not significant"
+    if p_equivalence_holm < alpha:
+        return "equivalent"
+    return "undecided"
 
 
 def pairs(strategies: list[str], baseline: str) -> list[tuple[str, str]]:
@@ -111,19 +158,27 @@ def pairs(strategies: list[str], baseline: str) -> list[tuple[str, str]]:
     return against + list(combinations(others, 2))
 
 
-def holm(p_values: list[float]) -> list[float]:
+def holm(p_values: list[float], groups: list[int] | None = None) -> list[float]:
     """Holm's (1979) step-down adjusted p-values, in the input's order.
 
     Sorted ascending, the k-th smallest (k = 1..m) becomes max over j <= k of
-    min(1, (m - j + 1) p_(j)): monotone in p, capped at 1. Holm's procedure at
-    level alpha rejects exactly the hypotheses whose adjusted p is at most alpha."""
+    min(1, t_j p_(j)): monotone in p, capped at 1. Holm's procedure at
+    level alpha rejects exactly the hypotheses whose adjusted p is at most alpha.
+    Without `groups`, t_j = m - j + 1 (plain Holm). With them, hypotheses of one
+    group cannot all be true together, at most one of them (Shaffer's 1986
+    refinement): t_j is the number of groups that still hold a hypothesis not
+    rejected before step j, the most true nulls there can be among the rest."""
     p = np.asarray(p_values, dtype=np.float64)
     m = len(p)
+    remaining = None if groups is None else {g: groups.count(g) for g in set(groups)}
     adjusted = np.empty(m)
     running = 0.0
     for rank, i in enumerate(np.argsort(p, kind="stable")):
-        running = max(running, min(1.0, (m - rank) * p[i]))
+        at_most_true = m - rank if remaining is None else sum(1 for left in remaining.values() if left)
+        running = max(running, min(1.0, at_most_true * p[i]))
         adjusted[i] = running
+        if remaining is not None:
+            remaining[groups[i]] -= 1
     return adjusted.tolist()
 
 
@@ -142,6 +197,73 @@ def seeds_needed(d: float, alpha: float, target: float = 0.8, max_seeds: int = 1
     if not np.isfinite(d):
         return MIN_SEEDS  # no spread at all: any two seeds decide it
     return next((n for n in range(MIN_SEEDS, max_seeds + 1) if power(n, d, alpha) >= target), None)
+
+
+def tost_p(differences: np.ndarray, margin: float) -> float:
+    """Two one-sided t-tests of "the mean difference is at least the margin, in either direction": the
+    larger of the two one-sided p-values (small: the difference lies inside +-margin)."""
+    n, mean, sd = len(differences), float(np.mean(differences)), float(np.std(differences, ddof=1))
+    if sd == 0:
+        return 0.0 if abs(mean) < margin else 1.0
+    se = sd / np.sqrt(n)
+    above = stats.t.sf((mean + margin) / se, n - 1)  # against "mean <= -margin"
+    below = stats.t.cdf((mean - margin) / se, n - 1)  # against "mean >= +margin"
+    return float(max(above, below))
+
+
+def equivalence_power(n: int, d: float, margin_d: float, alpha: float) -> float:
+    """Power of TOST with n pairs when the true effect is d and the margin margin_d (both in sd units):
+    P(both one-sided tests reject), approximated from below by P1 + P2 - 1."""
+    df, root = n - 1, np.sqrt(n)
+    critical = stats.t.ppf(1 - alpha, df)
+    lower = stats.nct.sf(critical, df, (d + margin_d) * root)  # (mean + margin) / se > critical
+    upper = stats.nct.sf(critical, df, (margin_d - d) * root)  # (mean - margin) / se < -critical, mirrored
+    return float(max(0.0, lower + upper - 1))
+
+
+def seeds_to_decide(
+    mean: float, sd: float, margin: float, alpha: float, target: float, max_seeds: int
+) -> tuple[int | None, str | None]:
+    """The fewest seeds at which the t-test, or TOST where |mean| < margin, reaches `target` power at the
+    observed effect, and the verdict they would likely give; (None, None) beyond max_seeds."""
+    direction = "better" if mean > 0 else "worse"
+    if sd == 0:
+        if abs(mean) < margin:
+            return MIN_SEEDS, "equivalent"
+        return (MIN_SEEDS, direction) if mean != 0 else (None, None)
+    d, margin_d = mean / sd, margin / sd
+    for n in range(MIN_SEEDS, max_seeds + 1):
+        if mean != 0 and power(n, d, alpha) >= target:
+            return n, direction
+        if abs(mean) < margin and equivalence_power(n, d, margin_d, alpha) >= target:
+            return n, "equivalent"
+    return None, None
+
+
+def replication(differences: np.ndarray, margin: float, level: float, equivalence_level: float, verdict: str) -> float:
+    """The share of simulated reruns (as many seeds, normal differences with the observed mean and sd)
+    that reach `verdict`, deciding each at the levels this comparison met in the study."""
+    n, mean, sd = len(differences), float(np.mean(differences)), float(np.std(differences, ddof=1))
+    if sd == 0:
+        return 1.0  # no spread: every rerun gives the same numbers
+    draws = np.random.default_rng(0).normal(mean, sd, size=(REPLICATION_DRAWS, n))
+    means, se = draws.mean(axis=1), draws.std(axis=1, ddof=1) / np.sqrt(n)
+    p = 2 * stats.t.sf(np.abs(means / se), n - 1)
+    p_equivalence = np.maximum(stats.t.sf((means + margin) / se, n - 1), stats.t.cdf((means - margin) / se, n - 1))
+    decided = np.where(
+        p < level,
+        np.where(means > 0, "better", "worse"),
+        np.where(p_equivalence < equivalence_level, "equivalent", "undecided"),
+    )
+    return float(np.mean(decided == verdict))
+
+
+def level_met(p: float | None, p_holm: float, alpha: float, strictest: float) -> float:
+    """The level this hypothesis was tested at in the Holm procedure, alpha x p / Holm p (its step's level,
+    or a stricter one); `strictest` (the first step's) where that ratio says nothing."""
+    if p is None or p <= 0 or p_holm >= 1:
+        return strictest
+    return alpha * p / p_holm
 
 
 def _paired(a: np.ndarray, b: np.ndarray) -> dict:
@@ -168,11 +290,13 @@ def study_verdicts(
     alpha: float,
     target_power: float = 0.8,
     max_seeds: int = 100,
+    margin: float = 0.005,
 ) -> list[Verdict]:
-    """Every comparison of the study, Holm-corrected together.
+    """Every comparison of the study, its difference and non-equivalence hypotheses Holm-corrected together.
 
     aubcs: dataset -> metric -> strategy -> per-seed AUBC (the same seeds in the same order for every
-    strategy of a dataset). Datasets with fewer than two seeds have no test and are left out."""
+    strategy of a dataset); margin: the equivalence margin, as a fraction of AUBC. Datasets with fewer
+    than two seeds have no test and are left out."""
     tests = []
     for dataset, by_metric in aubcs.items():
         for metric, by_strategy in by_metric.items():
@@ -183,15 +307,40 @@ def study_verdicts(
                     np.asarray(by_strategy[a], dtype=np.float64), np.asarray(by_strategy[b], dtype=np.float64)
                 )
                 tests.append({"dataset": dataset, "metric": metric, "a": a, "b": b, **paired})
-    family = Family(alpha=alpha, size=len(tests), power=target_power, max_seeds=max_seeds)
-    adjusted = holm([1.0 if t["p_value"] is None else t["p_value"] for t in tests])
+    for test in tests:
+        test["p_equivalence"] = tost_p(np.asarray(test["differences"]), margin)
+    family = Family(alpha=alpha, size=len(tests), power=target_power, max_seeds=max_seeds, margin=margin)
+    # A comparison's no-difference and non-equivalence hypotheses cannot both be true: one group each.
+    adjusted = holm(
+        [1.0 if t["p_value"] is None else t["p_value"] for t in tests] + [t["p_equivalence"] for t in tests],
+        groups=list(range(len(tests))) * 2,
+    )
     verdicts = []
-    for test, p_holm in zip(tests, adjusted):
-        needed = None
-        if decide(test["mean"], test["p_value"], p_holm, alpha) == "not significant":
-            d = test["mean"] / test["sd"] if test["sd"] > 0 else np.inf
-            needed = seeds_needed(d, family.power_alpha, target_power, max_seeds)
-        verdicts.append(Verdict(**test, p_holm=p_holm, seeds_needed=needed, family=family))
+    for test, p_holm, p_equivalence_holm in zip(tests, adjusted[: len(tests)], adjusted[len(tests) :]):
+        verdict = decide(test["mean"], p_holm, p_equivalence_holm, alpha)
+        needed, likely = None, None
+        if verdict == "undecided":
+            needed, likely = seeds_to_decide(
+                test["mean"], test["sd"], margin, family.power_alpha, target_power, max_seeds
+            )
+        chance = replication(
+            np.asarray(test["differences"]),
+            margin,
+            level_met(test["p_value"], p_holm, alpha, family.power_alpha),
+            level_met(test["p_equivalence"], p_equivalence_holm, alpha, family.power_alpha),
+            verdict,
+        )
+        verdicts.append(
+            Verdict(
+                **test,
+                p_holm=p_holm,
+                p_equivalence_holm=p_equivalence_holm,
+                seeds_needed=needed,
+                likely=likely,
+                replication=chance,
+                family=family,
+            )
+        )
     return verdicts
 
 
@@ -203,6 +352,8 @@ def dataset_metrics(verdicts: list[Verdict], dataset: str, family: Family) -> di
             "alpha": family.alpha,
             "comparisons": family.size,
             "power": family.power,
+            "hypotheses": family.hypotheses,
+            "equivalence_margin": family.margin,
             "power_alpha": family.power_alpha,
             "max_seeds": family.max_seeds,
         }
@@ -220,6 +371,7 @@ def from_metrics(data: dict, dataset: str) -> list[Verdict]:
         size=data["family"]["comparisons"],
         power=data["family"]["power"],
         max_seeds=data["family"]["max_seeds"],
+        margin=data["family"]["equivalence_margin"],
     )
     verdicts = []
     for a, against in data.items():
@@ -240,7 +392,11 @@ def from_metrics(data: dict, dataset: str) -> list[Verdict]:
                         ci_high=row["ci_high"],
                         p_value=row["p"],
                         p_holm=row["p_holm"],
+                        p_equivalence=row["p_equivalence"],
+                        p_equivalence_holm=row["p_equivalence_holm"],
                         seeds_needed=row["seeds_needed"],
+                        likely=row["likely"],
+                        replication=row["replication"],
                         family=family,
                     )
                 )
@@ -250,9 +406,10 @@ def from_metrics(data: dict, dataset: str) -> list[Verdict]:
 def mlflow_metrics(verdicts: list[Verdict]) -> dict[str, float]:
     """A dataset study run's curve-level metrics (logged as `summary/<key>`, alstudy/tracking/study_runs.py):
     `<a>.aubc_<metric>_vs_<b>` (the mean difference) and
-    its `_ci_low`, `_ci_high`, `_p`, `_p_holm`, `_significant` (1 after correction, else 0) and
-    `_seeds_needed`. Every key is logged every time, NaN where there is no value: the study run is
-    reopened on reruns and MLflow cannot delete a metric, so a skipped key would keep a stale value."""
+    its `_ci_low`, `_ci_high`, `_p`, `_p_holm`, `_p_equivalence`, `_p_equivalence_holm`, `_significant`
+    (better or worse: 1, else 0), `_equivalent` (1 or 0), `_replication` and `_seeds_needed`. Every key
+    is logged every time, NaN where there is no value: the study run is reopened on reruns and MLflow
+    cannot delete a metric, so a skipped key would keep a stale value."""
     out = {}
     for v in verdicts:
         name = f"{v.a}.aubc_{v.metric}_vs_{v.b}"
@@ -262,7 +419,11 @@ def mlflow_metrics(verdicts: list[Verdict]) -> dict[str, float]:
             "_ci_high": v.ci_high,
             "_p": v.p_value,
             "_p_holm": v.p_holm,
+            "_p_equivalence": v.p_equivalence,
+            "_p_equivalence_holm": v.p_equivalence_holm,
             "_significant": float(v.decision in ("better", "worse")),
+            "_equivalent": float(v.decision == "equivalent"),
+            "_replication": v.replication,
             "_seeds_needed": v.seeds_needed,
         }
         out.update({name + suffix: float("nan") if x is None else float(x) for suffix, x in values.items()})

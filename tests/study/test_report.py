@@ -117,36 +117,50 @@ def test_the_headline_table_of_curve_level_verdicts_comes_first():
     headings = [line for line in text.splitlines() if line.startswith("## ")]
     assert headings[0] == "## Verdicts: whole learning curves, Holm-corrected"
     tables = [line for line in text.splitlines() if line.startswith("| ")]
-    assert tables[0] == "| dataset | comparison | metric | AUBC difference, points (95% CI) | p | Holm p | verdict |"
+    assert tables[0] == (
+        "| dataset | comparison | metric | AUBC difference, points (95% CI) | p | Holm p | equivalence Holm p | "
+        "verdict | same verdict on a rerun |"
+    )
     against = text.split("### Against `random`", 1)[1].split("### Between strategies", 1)[0]
-    # 2 datasets x 2 metrics x 3 pairs = 12 comparisons corrected together
-    assert "Holm-corrected over all 12 comparisons" in text and "alpha / 12 = 0.0042" in text
-    assert "| fashion_mnist | `margin` − `random` | accuracy | +2.8 (+1.3 to +4.3) | 0.015 | 0.18 |" in against
-    identical = "| parts | `coreset` − `random` | macro-F1 | +0.0 (+0.0 to +0.0) | – | 1.0 | no difference observed |"
+    # 2 datasets x 2 metrics x 3 pairs = 12 comparisons, 24 hypotheses, at most 12 of them true
+    assert "The 24 p-values (12 comparisons x 2" in text and "at most 12 of them can be true" in text
+    assert "alpha / 12 = 0.0042" in text
+    assert "| fashion_mnist | `margin` − `random` | accuracy | +2.8 (+1.3 to +4.3) | 0.015 | 0.18 | 1.0 |" in against
+    identical = (
+        "| parts | `coreset` − `random` | macro-F1 | +0.0 (+0.0 to +0.0) | – | 1.0 | < 0.001 | **equivalent** | 100% |"
+    )
     assert identical in against
+    assert "In all: 0 better, 0 worse, 2 equivalent, 10 undecided" in text
+    assert "not significant" not in text.split("## Configuration", 1)[0]  # never a verdict
     between = text.split("### Between strategies", 1)[1].split("## Configuration", 1)[0]
     assert "| fashion_mnist | `margin` − `coreset` | accuracy |" in between
     assert text.index("## Verdicts") < text.index("## Configuration") < text.index("## Statistics used")
     assert "Holm's (1979)" in text and "m = 12 in this study" in text and "scipy.stats.nct" in text
+    assert "Shaffer's (1986)" in text and "Schuirmann 1987" in text and "Shao and Chow 2002" in text
 
 
-def test_a_non_significant_verdict_names_the_seeds_that_would_decide_it():
+def test_an_undecided_verdict_names_the_seeds_that_would_decide_it():
     [alone] = with_verdicts([dataset("fashion_mnist")])
     margin = {(v.a, v.b, v.metric): v for v in alone.verdicts}
-    # Alone (2 metrics x 3 pairs = 6), margin's p = 0.015 x 6 = 0.09 after Holm: not significant.
+    # Alone (2 metrics x 3 pairs = 6 comparisons; no equivalence in sight, so Shaffer's multiplier is 6, as
+    # plain Holm's over the comparisons): margin's p = 0.015 x 6 = 0.09: undecided.
     v = margin[("margin", "random", "accuracy")]
-    assert v.p_value == pytest.approx(0.01496, abs=1e-5) and v.decision == "not significant"
+    assert v.p_value == pytest.approx(0.01496, abs=1e-5) and v.decision == "undecided"
+    assert v.p_holm == pytest.approx(6 * v.p_value)
     line = curve_verdict(v)
     assert line.startswith(
-        "`margin` vs `random` (accuracy): +2.8 AUBC points (95% CI +1.3 to +4.3), p = 0.015, "
-        "Holm-adjusted p = 0.090: not significant; about "
+        "`margin` vs `random` (accuracy): +2.8 AUBC points (95% CI +1.3 to +4.3), difference Holm-adjusted "
+        "p = 0.090, equivalence (within ±0.5) Holm-adjusted p = 1.0: **undecided**"
     )
-    assert f"about {v.seeds_needed} seeds would be likely to decide it (power 0.8; 3 seeds now)" in line
+    assert f"about {v.seeds_needed} seeds would likely decide it (better, if the effect is the observed one)" in line
+    assert "(power 0.8; 3 seeds now)" in line
     assert v.seeds_needed == 4  # d = 2.8 / 0.6 = 4.67 at alpha / 6: 3 seeds give power 0.42, 4 give 0.91
     coreset = curve_verdict(margin[("coreset", "random", "accuracy")])
-    assert "not significant; more than 100 seeds would be needed to decide it" in coreset
-    assert curve_verdict(margin[("coreset", "random", "f1_macro")]).endswith(
-        "no difference observed (the same AUBC on every seed)"
+    assert "**undecided**" in coreset and "more than 100 seeds would be needed to decide it" in coreset
+    same = margin[("coreset", "random", "f1_macro")]
+    assert same.decision == "equivalent" and same.replication == 1.0
+    assert "**equivalent** (within ±0.5 points); a rerun with 3 new seeds would give it 100% of the time" in (
+        curve_verdict(same)
     )
     text = render([alone], [], alpha=ALPHA)
     assert f"- fashion_mnist, {line}." in text
@@ -157,7 +171,14 @@ def test_a_curve_level_verdict_says_better_only_after_correction():
     [loose] = with_verdicts([dataset("fashion_mnist")], alpha=0.1)
     v = next(v for v in loose.verdicts if (v.a, v.b, v.metric) == ("margin", "random", "accuracy"))
     assert v.decision == "better" and v.seeds_needed is None
-    assert curve_verdict(v).endswith("Holm-adjusted p = 0.090: **`margin` better than `random`**")
+    # ... but at a p just under its level with 3 seeds, a rerun would repeat it about two times in three.
+    assert v.fragile and 0.5 < v.replication < 0.8
+    assert "Holm-adjusted p = 0.090, equivalence (within ±0.5) Holm-adjusted p = 1.0: **`margin` better than " in (
+        curve_verdict(v)
+    )
+    assert curve_verdict(v).endswith(
+        f"; **fragile**: a rerun with 3 new seeds would give it {v.replication:.0%} of the time"
+    )
 
 
 def test_one_seed_gives_a_note_instead_of_a_test():
@@ -188,7 +209,7 @@ def test_the_results_page_is_regenerated_from_the_report(tmp_path, monkeypatch):
     assert "### Across datasets" in readme and "### fashion_mnist" in readme and "2 cores." in readme
     # the headline comes first there too, its sub-headings demoted with the rest
     assert readme.index("### Verdicts") < readme.index("### Configuration") < readme.index("### Across datasets")
-    assert "#### Against `random`" in readme and "about 4 seeds would be likely to decide it" in readme
+    assert "#### Against `random`" in readme and "about 4 seeds would likely decide it" in readme
     assert "](results/fashion_mnist-accuracy.png)" in readme  # relative to the page: renders in a clone and on the site
     assert "penalty_accuracy" not in readme  # not one of the page's figures
     assert (tmp_path / "docs" / "results" / "fashion_mnist-accuracy.png").read_bytes() == b"\x89PNG fake"

@@ -11,6 +11,7 @@ from scipy import stats
 from alstudy.study.verdicts import (
     Family,
     dataset_metrics,
+    equivalence_power,
     from_metrics,
     holm,
     mlflow_metrics,
@@ -76,7 +77,7 @@ def test_identical_curves_are_never_significant():
     base = np.random.default_rng(1).uniform(0.6, 0.9, size=(3, 6))
     [v] = study({"d": {"random": base, "margin": base.copy()}})
     assert v.differences == [0.0] * 3 and v.p_value is None and v.p_holm == 1.0
-    assert v.decision == "no difference" and v.seeds_needed is None
+    assert v.p_equivalence == 0.0 and v.decision == "equivalent" and v.seeds_needed is None and v.replication == 1.0
 
 
 def test_a_constant_gap_with_small_noise_is_significant_after_correction():
@@ -112,19 +113,71 @@ def test_p_values_intervals_and_holm_match_scipy_on_hand_computed_aubc():
         low, high = stats.t.interval(0.95, 3, loc=(a - b).mean(), scale=stats.sem(a - b))
         assert (v.ci_low, v.ci_high) == pytest.approx((low, high)) and v.sd == pytest.approx((a - b).std(ddof=1))
         raw.append(stats.ttest_rel(a, b).pvalue)
-    # Holm by hand over three: the smallest x 3, the middle x 2, the largest x 1, kept monotone.
-    order = np.argsort(raw)
-    expected = np.maximum.accumulate([min(1, (3 - k) * raw[i]) for k, i in enumerate(order)])
-    assert [verdicts[i].p_holm for i in order] == pytest.approx(expected.tolist())
+    # TOST by hand with scipy: the two one-sided one-sample tests against -margin and +margin.
+    equivalence = []
+    for v in verdicts:
+        d = np.asarray(v.differences)
+        above = stats.ttest_1samp(d, -v.family.margin, alternative="greater").pvalue
+        below = stats.ttest_1samp(d, v.family.margin, alternative="less").pvalue
+        assert v.p_equivalence == pytest.approx(max(above, below))
+        equivalence.append(max(above, below))
+    # Shaffer's step-down by hand over the six: each step multiplies by the comparisons that still hold a
+    # hypothesis not rejected before it (at most one true per comparison), kept monotone.
+    p_all, group = raw + equivalence, [0, 1, 2, 0, 1, 2]
+    order, left, running, expected = np.argsort(p_all, kind="stable"), [2, 2, 2], 0.0, {}
+    for i in order:
+        running = max(running, min(1.0, sum(1 for n in left if n) * p_all[i]))
+        expected[i] = running
+        left[group[i]] -= 1
+    assert [v.p_holm for v in verdicts] == pytest.approx([expected[i] for i in range(3)])
+    assert [v.p_equivalence_holm for v in verdicts] == pytest.approx([expected[i] for i in range(3, 6)])
 
 
-def test_a_gap_inside_the_noise_is_not_significant_and_names_the_seeds_needed():
+def test_shaffers_groups_never_adjust_more_than_plain_holm_and_equal_it_for_singletons():
+    rng = np.random.default_rng(8)
+    for _ in range(100):
+        p = (rng.uniform(0, 0.3, size=8) ** 2).tolist()
+        groups = [0, 1, 2, 3] * 2
+        assert np.all(np.array(holm(p, groups)) <= np.array(holm(p)) + 1e-12)
+        assert holm(p, list(range(8))) == pytest.approx(holm(p))
+
+
+def test_a_gap_inside_the_noise_is_undecided_and_names_the_seeds_needed():
     rng = np.random.default_rng(4)
     base = rng.uniform(0.6, 0.8, size=(3, 6))
     seed_effect = rng.normal(0, 0.02, size=(3, 1))  # a seed's whole curve moves: AUBC does not average it out
     [v] = study({"d": {"random": base, "margin": base + 0.01 + seed_effect}})
-    assert v.decision == "not significant" and v.p_holm >= 0.05 and v.ci_low < 0 < v.ci_high
-    assert v.seeds_needed == seeds_needed(v.mean / v.sd, 0.05 / 1) and v.seeds_needed > 3
+    assert v.decision == "undecided" and v.p_holm >= 0.05 and v.ci_low < 0 < v.ci_high
+    # The observed mean (-0.24 points) is inside the 0.5-point margin: equivalence is what more seeds would
+    # likely show, and TOST gets there before the t-test would find the difference.
+    assert abs(v.mean) < v.family.margin and v.likely == "equivalent"
+    d, margin_d = v.mean / v.sd, v.family.margin / v.sd
+    assert (
+        equivalence_power(v.seeds_needed, d, margin_d, 0.05)
+        >= 0.8
+        > equivalence_power(v.seeds_needed - 1, d, margin_d, 0.05)
+    )
+    assert 3 < v.seeds_needed < seeds_needed(d, 0.05)
+
+
+def test_a_gap_beyond_the_margin_needs_the_seeds_of_the_t_test():
+    rng = np.random.default_rng(4)
+    base = rng.uniform(0.6, 0.8, size=(3, 6))
+    [v] = study({"d": {"random": base, "margin": base + 0.02 + rng.normal(0, 0.02, size=(3, 1))}})
+    assert v.decision == "undecided" and abs(v.mean) > v.family.margin and v.likely == "better"
+    assert v.seeds_needed == seeds_needed(v.mean / v.sd, 0.05 / 1)
+
+
+@pytest.mark.parametrize(("n", "d", "margin_d"), [(10, 0.0, 1.0), (20, 0.2, 0.8), (6, -0.1, 1.5)])
+def test_equivalence_power_matches_a_monte_carlo_simulation(n, d, margin_d):
+    """Differences with mean d and sd 1, many times; count how often both one-sided tests reject."""
+    rng = np.random.default_rng(9)
+    draws = rng.normal(d, 1.0, size=(40_000, n))
+    mean, se = draws.mean(axis=1), draws.std(axis=1, ddof=1) / np.sqrt(n)
+    p = np.maximum(stats.t.sf((mean + margin_d) / se, n - 1), stats.t.cdf((mean - margin_d) / se, n - 1))
+    simulated = np.mean(p < 0.05)
+    # P1 + P2 - 1 is a lower bound, close where the power matters (it is exact when one side never fails).
+    assert equivalence_power(n, d, margin_d, 0.05) == pytest.approx(simulated, abs=0.02)
 
 
 def test_the_seeds_needed_use_the_bonferroni_level_of_the_whole_family():
@@ -134,7 +187,7 @@ def test_the_seeds_needed_use_the_bonferroni_level_of_the_whole_family():
     verdicts = study({"d": grid})
     assert verdicts[0].family.size == 6 and verdicts[0].family.power_alpha == pytest.approx(0.05 / 6)
     for v in verdicts:
-        if v.decision == "not significant":
+        if v.decision == "undecided" and abs(v.mean) >= v.family.margin:  # no equivalence to reach
             assert v.seeds_needed == seeds_needed(abs(v.mean) / v.sd, 0.05 / 6)
 
 
@@ -201,7 +254,16 @@ def test_metrics_files_round_trip_and_mlflow_names_are_valid():
     verdicts = study({"d": grid}, metrics=("accuracy", "f1_macro"))
     family = verdicts[0].family
     data = json.loads(json.dumps(dataset_metrics(verdicts, "d", family)))
-    assert data["family"] == {"alpha": 0.05, "comparisons": 6, "power": 0.8, "power_alpha": 0.05 / 6, "max_seeds": 100}
+    assert data["family"] == {
+        "alpha": 0.05,
+        "comparisons": 6,
+        "hypotheses": 12,
+        "equivalence_margin": 0.005,
+        "power": 0.8,
+        "power_alpha": 0.05 / 6,
+        "max_seeds": 100,
+    }
+    assert data["margin"]["vs_random"]["accuracy"]["verdict"] == "equivalent"
     assert set(data["class_balanced"]["vs_random"]) == {"accuracy", "f1_macro"}
     assert data["margin"]["vs_random"]["accuracy"]["p"] is None  # identical: no test
     back = from_metrics(data, "d")
@@ -214,7 +276,7 @@ def test_metrics_files_round_trip_and_mlflow_names_are_valid():
     assert np.isnan(names["margin.aubc_accuracy_vs_random_seeds_needed"])
     assert names["class_balanced.aubc_accuracy_vs_random_significant"] == 0.0
     assert names["class_balanced.aubc_accuracy_vs_random_seeds_needed"] == verdicts[0].seeds_needed
-    assert len(names) == 7 * len(verdicts)
+    assert len(names) == 11 * len(verdicts)
     for name in names:
         _validate_metric_name(name)
     assert isinstance(family, Family)
