@@ -162,12 +162,6 @@ def main(argv: list[str] | None = None) -> int:
                     "leave out --no-auth (and set MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD)"
                 )
             print(OPEN_WARNING, file=sys.stderr, flush=True)
-        if not args.backend_store_uri.startswith("postgresql"):
-            print(
-                f"tracking_server: note: {args.backend_store_uri.split(':', 1)[0]} backend; a shared server "
-                "is meant for PostgreSQL",
-                file=sys.stderr,
-            )
         config = None
         if args.auth:
             username, password = credentials_from_env(os.environ)
@@ -182,6 +176,12 @@ def main(argv: list[str] | None = None) -> int:
             env["MLFLOW_AUTH_CONFIG_PATH"] = f"/proc/{os.getpid()}/fd/{config}"
             # The auth app's CSRF key; several servers behind one address must share it (set it yourself).
             env.setdefault("MLFLOW_FLASK_SERVER_SECRET_KEY", secrets.token_hex(32))
+        if not args.backend_store_uri.startswith("postgresql"):
+            print(
+                f"tracking_server: note: {args.backend_store_uri.split(':', 1)[0]} backend; a shared server "
+                "is meant for PostgreSQL",
+                file=sys.stderr,
+            )
         server = subprocess.Popen(server_command(args), env=env)
         signal.signal(signal.SIGTERM, lambda *_: server.terminate())
         print(
