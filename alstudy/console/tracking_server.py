@@ -154,6 +154,9 @@ def main(argv: list[str] | None = None) -> int:
         for k, v in os.environ.items()
         if k not in ("MLFLOW_TRACKING_PASSWORD", "MLFLOW_AUTH_ADMIN_USERNAME", "MLFLOW_AUTH_ADMIN_PASSWORD")
     }
+    # MLflow's job runner (seven huey worker processes) runs GenAI jobs a study never submits; set the
+    # variable to true yourself to keep it.
+    env.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
     try:
         if not args.auth:
             if args.host not in LOOPBACK:

@@ -9,6 +9,7 @@ import yaml
 
 from helpers.images import FOLDER_CLASSES, make_image_folder
 from helpers.repo import REPO_ROOT, machine_precision
+from helpers.runs import empty_store
 
 LABEL_CLASSES = list(FOLDER_CLASSES)
 
@@ -47,6 +48,7 @@ def make_label_project(root: Path, per_class: int = 14, batch_size: int = 6) -> 
 def label(project: Path, monkeypatch, *args: str) -> None:
     from stages import label as stage
 
+    empty_store(project / "mlflow.db")
     monkeypatch.chdir(project)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{project / 'mlflow.db'}")
     stage.main(list(args))

@@ -71,9 +71,28 @@ def make_project(
     return root
 
 
+_EMPTY_STORE: list[Path] = []
+
+
+def empty_store(target: Path) -> None:
+    """An empty, fully migrated MLflow sqlite store at `target`, unless one is there: a copy of one made
+    once per test process, since MLflow's migrations take 2-3 s per new store (creating a store, half-built
+    ones included, is tested in tests/tracking/test_store.py)."""
+    if target.exists():
+        return
+    if not _EMPTY_STORE:
+        import tempfile
+
+        template = Path(tempfile.mkdtemp(prefix="mlflow-template-")) / "mlflow.db"
+        MlflowClient(f"sqlite:///{template}").search_experiments()  # creates and migrates it
+        _EMPTY_STORE.append(template)
+    shutil.copyfile(_EMPTY_STORE[0], target)
+
+
 def run_al(project: Path, monkeypatch, strategy: str = "entropy", seed: int = 0, dataset: str = "fashion_mnist"):
     from stages import al
 
+    empty_store(project / "mlflow.db")
     monkeypatch.chdir(project)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{project / 'mlflow.db'}")
     al.main(["--dataset", dataset, "--strategy", strategy, "--seed", str(seed)])
