@@ -19,8 +19,8 @@ from alstudy.paths import METRICS_DIR, PLOTS_DIR, STATISTICS_DIR, prepared_dir
 from alstudy.runner import run_stage
 from alstudy.study import paired, plotting, results
 from alstudy.study.summary import METRICS, summarise
+from alstudy.tracking import curves_view, study_runs
 from alstudy.tracking import runs as tracking
-from alstudy.tracking import study_runs
 
 log = logging.getLogger("plot")
 
@@ -59,11 +59,12 @@ def main(argv: list[str] | None = None) -> None:
         artifacts=[*((figure, "plots") for figure in figures), (summary_file, None), (statistics_file, None)],
     )
 
+    view = curves_view.write(experiment_id, dataset)
     log.info(
-        "%s: MLflow run %s, its cells' curves at %s",
+        "%s: MLflow run %s; its learning curves, one line per strategy: %s",
         dataset,
         study_runs.parent_name(dataset),
-        tracking.chart_view_url(experiment_id, tracking.tracking_uri(params.base)),
+        curves_view.url(tracking.ui_address(tracking.tracking_uri(params.base)), experiment_id, view),
     )
     for name, row in summary.items():
         scores = (row["final_accuracy"], row["final_f1_macro"], row["aubc_accuracy"])

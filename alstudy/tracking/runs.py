@@ -43,11 +43,15 @@ def tracking_uri(base: BaseParams) -> str:
     )
 
 
+def ui_address(uri: str) -> str:
+    """Where a person browses the store: the tracking server itself, or `mlflow ui`'s default address."""
+    return uri.rstrip("/") if store.is_remote(uri) else UI_ADDRESS
+
+
 def chart_view_url(experiment_id: str, uri: str) -> str:
-    """Where a person sees the curves: the experiment's runs chart view, on the tracking server itself or
-    on `mlflow ui`'s default address (MLflow 3 opens an experiment on an overview page instead)."""
-    base = uri.rstrip("/") if store.is_remote(uri) else UI_ADDRESS
-    return f"{base}/#/experiments/{experiment_id}/runs?compareRunsMode=CHART"
+    """The experiment's runs chart view, every chart MLflow makes (MLflow 3 opens an experiment on an
+    overview page instead); a dataset's learning curves first: curves_view.url."""
+    return f"{ui_address(uri)}/#/experiments/{experiment_id}/runs?compareRunsMode=CHART"
 
 
 def setup(base: BaseParams) -> str:

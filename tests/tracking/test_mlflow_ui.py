@@ -3,7 +3,7 @@ cells folded under it, and the per-class curves in the chart view.
 
 The store is built with the project's own tracking code on hand-made rounds (no training), as the
 al and plot stages log them. Screenshots of what the browser saw go to MLFLOW_SHOTS (default
-/tmp/mlflow-shots/): runs.png, chart.png.
+/tmp/mlflow-shots/): runs.png, chart.png, curves.png (the study's link: its learning curves).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from services import REPO, free_port
 from alstudy.data.datasets import FASHION_MNIST
 from alstudy.learning.loop import RoundResult
 from alstudy.params import load_params
-from alstudy.tracking import metric_names, study_runs
+from alstudy.tracking import curves_view, metric_names, study_runs
 from alstudy.tracking import runs as tracking
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -92,6 +92,7 @@ def log_tiny_study() -> str:
         params,
         metrics={f"{s}.aubc_accuracy": 0.5 + 0.05 * i for i, s in enumerate(STRATEGIES)},
     )
+    curves_view.write(experiment_id, "fashion_mnist")  # as the plot stage does, after publishing
     return experiment_id
 
 
@@ -208,6 +209,32 @@ def test_the_chart_view_shows_each_cells_per_class_curve_by_class_name(ui):
         for title in ("queried/ankle_boot", "time/eval_seconds", "summary/margin.aubc_accuracy"):  # each the first
             assert scroll_to(browser, title.split("/")[0]), f"no chart section {title.split('/')[0]!r}"
             browser.wait_for_text(title)
+
+
+def test_the_studys_link_opens_on_the_learning_curves_one_line_per_strategy(ui):
+    url, experiment_id = ui
+    with Browser() as browser:
+        browser.open(curves_view.url(url, experiment_id, curves_view.view_key("fashion_mnist")))
+        browser.wait_for_text("random (f1_macro)", timeout=180)  # the second chart's legend: both drawn
+        # Both charts' x axis is the labelled count (axis titles are drawn after the legend).
+        section = "document.body.innerText.split('Learning curves')[1].split('Model metrics')[0]"
+        browser.wait_for(f"{section}.split('n_labeled').length - 1 == 2", what="n_labeled as both charts' x axis")
+        text = browser.text()
+        # The learning curves are the first section, accuracy then macro-F1; MLflow's own charts follow.
+        sections = [line for line in text.splitlines() if line in ("Learning curves", "Model metrics", "f1")]
+        assert sections[0] == "Learning curves" and "Model metrics" in sections, sections
+        first = text.split("Learning curves", 1)[1].split("Model metrics", 1)[0]
+        assert first.index("accuracy") < first.index("f1_macro"), first
+        # One line per strategy, the seeds grouped (no legend entry per cell), the dataset's cells only.
+        for strategy in STRATEGIES:
+            assert f"{strategy} (accuracy)" in first and f"{strategy} (f1_macro)" in first
+            assert f"Group: {strategy}" in text
+        assert not any(cell in first for cell in CELLS)
+        assert "tags.kind = 'cell' AND tags.dataset = 'fashion_mnist'" in browser.evaluate(
+            "[...document.querySelectorAll('input')].map(i => i.value).join(' ')"
+        )
+        close_assistant(browser)
+        browser.screenshot(SHOTS / "curves.png")
 
 
 def close_assistant(browser: Browser) -> None:
