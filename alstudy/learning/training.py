@@ -3,7 +3,7 @@
 Keras' `fit` goes back to Python for every batch (data adapter, callbacks, logs).
 On this project's small CNN that overhead is as large as the arithmetic: measured
 on 2 cores, `fit` trains about half as many images per second as the machine's
-matmul throughput allows (alstudy/bench/bench_al.py prints both). Here the labelled
+matmul throughput allows (benchmarks/bench_al.py prints both). Here the labelled
 set sits in memory as one tensor, an epoch's batches are slices of a seeded
 permutation, and the loop over them runs inside one `tf.function`.
 
