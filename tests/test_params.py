@@ -150,7 +150,9 @@ def test_run_settings_hold_only_the_strategies_own_options(repo_params):
     other = parse_params(changed)
     assert params.run_settings(["margin"]) == other.run_settings(["margin"])
     assert params.run_settings(["bald"]) != other.run_settings(["bald"])
-    assert other.run_settings(["bald"])["al"]["strategy_options"] == {"bald": {"mc_passes": 5}}
+    assert other.run_settings(["bald"])["al"]["strategy_options"] == {
+        "bald": {"mc_passes": 5, "batch": "top", "beta": 1.0}
+    }
 
 
 def test_unknown_download_source_dataset_is_rejected(repo_params):

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class Need(enum.Enum):
@@ -33,6 +33,21 @@ class NoOptions(BaseModel):
     """A strategy's options, validated from al.strategy_options.<name>; this one takes none."""
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class BatchOptions(NoOptions):
+    """How a strategy that ranks candidates by a score draws its batch (Kirsch et al. 2023, "Stochastic batch
+    acquisition"): the top scores, or a draw without replacement in which a candidate's chance grows with its
+    score, so that a batch does not spend itself on near-duplicates of the single most uncertain image."""
+
+    batch: Literal["top", "power", "softmax", "softrank"] = Field(
+        "top",
+        description=(
+            "`top`: the highest scores; `power`: drawn with chance proportional to score^beta; `softmax`: to "
+            "exp(beta x score); `softrank`: to rank^-beta (rank 1 the highest score). Seeded by the round"
+        ),
+    )
+    beta: float = Field(1.0, gt=0, description="the draw's sharpness (Kirsch et al. 2023 use 1); large: towards `top`")
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,34 @@ def top(scores: np.ndarray, n: int) -> np.ndarray:
     return np.sort(np.argsort(-scores, kind="stable")[:n])
 
 
+def draw_of(options) -> tuple[str, float]:
+    """A strategy's batch draw and its beta (BatchOptions); the top scores for options without them."""
+    return getattr(options, "batch", "top"), getattr(options, "beta", 1.0)
+
+
+def drawn(scores: np.ndarray, n: int, rng: np.random.Generator, batch: str, beta: float) -> np.ndarray:
+    """n candidates drawn without replacement, each with a chance that grows with its score (Kirsch et al.
+    2023): `power` p ~ score^beta (scores >= 0; a score of 0 only once the rest are drawn), `softmax`
+    p ~ exp(beta x score), `softrank` p ~ rank^-beta; `top` the n highest. The draw is Gumbel-top-k (Kool et
+    al. 2019): the n largest of log p + Gumbel noise, one draw of `rng` per candidate."""
+    scores = np.asarray(scores, dtype=np.float64)
+    if batch == "top":
+        return top(scores, n)
+    if batch == "power":
+        with np.errstate(divide="ignore"):
+            log_p = beta * np.log(np.clip(scores, 0.0, None))
+    elif batch == "softmax":
+        log_p = beta * scores
+    elif batch == "softrank":
+        ranks = np.empty(len(scores))
+        ranks[np.argsort(-scores, kind="stable")] = np.arange(1, len(scores) + 1)
+        log_p = -beta * np.log(ranks)
+    else:
+        raise ValueError(f"unknown batch draw {batch!r}")
+    keys = log_p + rng.gumbel(size=len(scores))
+    return np.sort(np.argsort(-keys, kind="stable")[:n])
+
+
 def top_two_margin(proba: np.ndarray) -> np.ndarray:
     """The gap between each row's two highest probabilities: small where the model hesitates."""
     top2 = np.sort(proba, axis=1)[:, -2:]
@@ -53,10 +81,17 @@ class _PrecomputedProba:
         return self.proba[rows]
 
 
-def from_modal(sampling_function) -> Callable[[QueryInputs], np.ndarray]:
-    """A selection function that runs one of modAL's samplers on the probabilities the loop computed."""
+def from_modal(
+    sampling_function, acquisition: Callable[[np.ndarray], np.ndarray]
+) -> Callable[[QueryInputs], np.ndarray]:
+    """A selection function that runs one of modAL's samplers on the probabilities the loop computed, or,
+    with a stochastic `batch` option (BatchOptions), draws by `acquisition` (the same measure, higher
+    first)."""
 
     def select(inputs: QueryInputs) -> np.ndarray:
+        batch, beta = draw_of(inputs.options)
+        if batch != "top":
+            return drawn(acquisition(inputs.proba), inputs.n_instances, inputs.rng, batch, beta)
         rows = np.arange(len(inputs.proba))
         # random_tie_break=False keeps modAL off numpy's global generator: picks depend only on proba.
         query_idx, _ = sampling_function(_PrecomputedProba(inputs.proba), rows, n_instances=inputs.n_instances)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from modAL.uncertainty import margin_sampling
 
-from alstudy.strategies._base import Need, register
+from alstudy.strategies._base import BatchOptions, Need, register
 from alstudy.strategies._scores import from_modal, top_two_margin
 
 margin = register(
     "margin",
     needs={Need.PROBA},
+    options=BatchOptions,
     summary="smallest gap between the two most likely classes (modAL)",
     score=lambda proba, mc_proba: top_two_margin(proba),
-)(from_modal(margin_sampling))
+)(from_modal(margin_sampling, lambda proba: 1.0 - top_two_margin(proba)))  # a draw wants high = pick first
