@@ -25,6 +25,10 @@ def pytest_configure(config):
     from alstudy.learning.model import configure_tensorflow
 
     configure_tensorflow(1)
+    # pytest-xdist reorders --dist loadfile's files by their number of tests unless told not to, which put
+    # the one-test end-to-end file last; keep LONGEST_FIRST's order (below) instead.
+    if hasattr(config.option, "loadscopereorder"):
+        config.option.loadscopereorder = False
 
 
 @pytest.fixture
