@@ -37,12 +37,13 @@ def test_crash_after_a_round_then_resume_equals_uninterrupted(tmp_path, monkeypa
 # random draws, come back from the checkpoint); in this process, as no TensorFlow start-up is needed.
 @pytest.mark.parametrize("strategy", list(strategies.STRATEGIES))
 def test_every_strategy_resumes_to_the_uninterrupted_numbers(tmp_path, monkeypatch, strategy):
-    overrides = {"al": {**TINY["al"], "log_models": "last"}}
+    # Two query rounds: the crash comes after round 1's checkpoint, so round 2 is the resumed one.
+    overrides = {"al": {**TINY["al"], "rounds": 2, "log_models": "last"}}
     reference = run_al(make_project(tmp_path / "ref", overrides), monkeypatch, strategy=strategy)
     project = make_project(tmp_path / "crash", overrides)
     resumed = crash_and_resume(project, monkeypatch, strategy=strategy)
     assert comparable(resumed) == comparable(reference)
-    assert_one_finished_run(project, TINY["al"]["rounds"])
+    assert_one_finished_run(project, 2)
 
 
 def test_sigkill_mid_run_resumes_in_the_same_mlflow_run(tmp_path, monkeypatch, strategy="badge"):

@@ -102,9 +102,9 @@ def data(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def sequential(tmp_path_factory, data):
-    """The reference: a plain sequential `dvc repro` of the tiny grid."""
+    """The reference: a plain sequential `dvc repro` of the tiny grid's cells (and the stages before them)."""
     project = make_project(tmp_path_factory.mktemp("sequential") / "project", *data)
-    done = dvc(["repro"], project)
+    done = dvc(["repro", "al"], project)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return results(project)
 

@@ -30,7 +30,7 @@ def postgres(tmp_path_factory):
         yield uri
 
 
-OUTAGE_ROUNDS = 4
+OUTAGE_ROUNDS = 3
 
 
 def start_cell(project, url: str, strategy: str, log_file):
