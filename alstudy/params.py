@@ -481,6 +481,44 @@ class StoppingParams(_Section):
     window: int = Field(3, ge=1, description="rounds in a row with stable predictions before the criterion says stop")
 
 
+class SequentialParams(_Section):
+    """A study that asks for verdicts rather than a number of seeds: `alstudy grid` adds seeds in steps."""
+
+    seeds_per_look: int = Field(
+        5,
+        ge=2,
+        description=(
+            "seeds added at each step; after each, the verdicts are tested again (group-sequential, O'Brien-Fleming "
+            "alpha spending, so looking again does not inflate the error rate) and the grid stops once every "
+            "comparison is decided"
+        ),
+    )
+    max_seeds: int = Field(
+        15,
+        ge=2,
+        description=(
+            "the most seeds the study will run; alpha is spent over this plan, so raising it later makes the "
+            "verdicts already reached slightly harder to reach"
+        ),
+    )
+    max_hours: float = Field(
+        4.0,
+        gt=0,
+        description=(
+            "`alstudy grid` starts no step that the time of its last step says would end past this many hours "
+            "from its start; rerun it to go on"
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _step_fits(self) -> "SequentialParams":
+        if self.seeds_per_look > self.max_seeds:
+            raise ValueError(
+                f"seeds_per_look ({self.seeds_per_look}) is more than max_seeds ({self.max_seeds}); lower it"
+            )
+        return self
+
+
 class StudyParams(_Section):
     """How the study reaches its verdicts (alstudy/study/verdicts.py; read by the plot, verdicts and report stages)."""
 
@@ -525,6 +563,15 @@ class StudyParams(_Section):
         ),
     )
 
+    sequential: SequentialParams | None = Field(
+        SequentialParams(),
+        description=(
+            "null: the verdicts of the seeds in al.seeds; a block (seeds_per_look, max_seeds, max_hours): "
+            "`alstudy grid` adds seeds to al.seeds in params.yaml, a step at a time, until every comparison is "
+            "decided or a cap is reached"
+        ),
+    )
+
     _baseline = field_validator("baseline")(_known_strategy)
 
     @field_validator("metrics")
@@ -545,6 +592,16 @@ class Params(_Section):
     plot: PlotParams = PlotParams()
     study: StudyParams = StudyParams()
     label: LabelParams = LabelParams()
+
+    @model_validator(mode="after")
+    def _seeds_within_the_plan(self) -> "Params":
+        plan = self.study.sequential
+        if plan is not None and len(self.al.seeds) > plan.max_seeds:
+            raise ValueError(
+                f"al.seeds: {len(self.al.seeds)} seeds, more than study.sequential.max_seeds ({plan.max_seeds}); "
+                "raise the cap or drop seeds"
+            )
+        return self
 
     @model_validator(mode="after")
     def _mc_dropout_has_dropout(self) -> "Params":

@@ -46,13 +46,12 @@ def rgb(image: np.ndarray, index: int) -> Image.Image:
     return Image.fromarray(pixels, "RGB").resize((SIZE, SIZE), Image.Resampling.BILINEAR)
 
 
-def write_images(work: Path, n_images: int) -> dict[str, str]:
-    """The three folders (kept between runs when the count matches); the unlabelled images' truth."""
-    truth_file = work / "truth.json"
-    if truth_file.is_file():
-        truth = json.loads(truth_file.read_text())
-        if len(truth) == n_images:
-            return truth
+def write_images(work: Path, n_images: int, n_labelled: int = 200, n_test: int = 500) -> dict[str, str]:
+    """The three folders (kept between runs when the counts match); the unlabelled images' truth."""
+    truth_file, counts = work / "truth.json", work / "counts.json"
+    wanted = {"unlabelled": n_images, "labelled": n_labelled, "test": n_test}
+    if truth_file.is_file() and counts.is_file() and json.loads(counts.read_text()) == wanted:
+        return json.loads(truth_file.read_text())
     shutil.rmtree(work, ignore_errors=True)
     x_train, y_train, x_test, y_test = read_fashion_mnist(FASHION)
     truth, start = {}, time.perf_counter()
@@ -64,12 +63,13 @@ def write_images(work: Path, n_images: int) -> dict[str, str]:
         truth[str(path)] = CLASSES[int(y_train[j])]
         if (i + 1) % 10000 == 0:
             print(f"  wrote {i + 1} / {n_images} images ({time.perf_counter() - start:.0f} s)", flush=True)
-    for folder, images, labels, count in (("labelled", x_train, y_train, 200), ("test", x_test, y_test, 500)):
+    for folder, images, labels, count in (("labelled", x_train, y_train, n_labelled), ("test", x_test, y_test, n_test)):
         for i in range(count):
             target = work / "project/data" / folder / CLASSES[int(labels[i])] / f"{folder}-{i:04d}.png"
             target.parent.mkdir(parents=True, exist_ok=True)
             rgb(images[i], i).save(target)
     truth_file.write_text(json.dumps(truth))
+    counts.write_text(json.dumps(wanted))
     return truth
 
 
@@ -133,13 +133,15 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=int, default=100_000, help="unlabelled images (default 100000)")
     parser.add_argument("--work", type=Path, default=Path("/tmp/alstudy-label-bench"), help="where the images go")
+    parser.add_argument("--labelled", type=int, default=200, help="labelled images to start from (at most 700)")
+    parser.add_argument("--test", type=int, default=500, help="labelled test images (at most 10000)")
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--min-steps", type=int, default=500, help="the suggestion model's (default 500)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args(argv)
 
     print(f"images: {args.images} unlabelled {SIZE}x{SIZE} RGB PNGs under {args.work}", flush=True)
-    truth = write_images(args.work, args.images)
+    truth = write_images(args.work, args.images, args.labelled, args.test)
     project = args.work / "project"
     write_project(project, args.batch_size, args.min_steps)
     (project / "bench.log").unlink(missing_ok=True)

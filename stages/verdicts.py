@@ -40,7 +40,11 @@ def main(argv: list[str] | None = None) -> None:
     aubcs = {dataset: load_aubcs(dataset) for dataset in datasets}
     margin = study.equivalence_margin / 100  # points -> a fraction of AUBC
     comparisons = verdicts.pairs(params.al.strategies, study.baseline)
-    results = verdicts.study_verdicts(aubcs, comparisons, study.alpha, study.power, study.max_seeds, margin)
+    plan = study.sequential
+    sequential = None if plan is None else (plan.seeds_per_look, plan.max_seeds)
+    results = verdicts.study_verdicts(
+        aubcs, comparisons, study.alpha, study.power, study.max_seeds, margin, sequential=sequential
+    )
     family = results[0].family if results else verdicts.Family(study.alpha, 0, study.power, study.max_seeds, margin)
     for dataset in datasets:
         save_json(VERDICTS_DIR / f"{dataset}.json", verdicts.dataset_metrics(results, dataset, family))
@@ -61,6 +65,12 @@ def main(argv: list[str] | None = None) -> None:
             v.p_equivalence_holm,
             v.decision,
             100 * v.replication,
+        )
+    if family.looks:
+        log.info(
+            "looks after %s of at most %d seeds: each p is its group-sequential p (O'Brien-Fleming spending)",
+            ", ".join(map(str, family.looks)),
+            family.planned,
         )
     log.info(
         "%d comparisons (%d hypotheses) corrected together; wrote %s/", family.size, family.hypotheses, VERDICTS_DIR

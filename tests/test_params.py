@@ -265,6 +265,8 @@ def test_the_schemas_defaults_are_params_yamls():
         default = field.get_default(call_default_factory=True)
         if isinstance(default, dict):  # named entries with defaults (data.imbalanced): as params.yaml writes them
             default = {k: v.model_dump() for k, v in default.items()}
+        if isinstance(default, BaseModel):  # a block (study.sequential)
+            default = default.model_dump()
         if (list(default) if isinstance(default, tuple) else default) != raw[section][name]:
             differ.append((key, default, raw[section][name]))
     for name, values in raw["al"]["strategy_options"].items():

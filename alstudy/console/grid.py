@@ -7,6 +7,9 @@
 The numbers are those of `dvc repro` (each run uses model.threads threads either way);
 dvc.lock, `dvc status`, `dvc metrics show`, the plots and the report see every cell as
 if `dvc repro` had run it. See alstudy/scale/grid.py and alstudy/scale/cluster.py.
+With `study.sequential` in params.yaml (the default study), it then adds seeds to
+al.seeds, a step at a time, until every verdict is in or a cap is reached
+(alstudy/scale/looks.py); on a Ray cluster it stops after each step for a commit.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import logging
 from alstudy.params import load_params
 from alstudy.paths import project_root
 from alstudy.runner import run_stage
-from alstudy.scale.grid import available_cores, local_launcher, run_grid
+from alstudy.scale.grid import available_cores, local_launcher, run_grid, run_study
 
 log = logging.getLogger("grid")
 
@@ -54,7 +57,11 @@ def main(argv: list[str] | None = None) -> None:
         jobs = args.jobs or max(1, available_cores() // threads)
         launch = local_launcher(jobs)
         where = f"{jobs} at a time on this machine ({threads} TensorFlow thread{'s' * (threads > 1)} each)"
-    run_grid(root, launch, where)
+    plan = params.study.sequential
+    if plan is None:
+        run_grid(root, launch, where)
+    else:
+        run_study(root, launch, where, plan, one_look=bool(args.ray))
 
 
 if __name__ == "__main__":

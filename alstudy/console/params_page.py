@@ -42,6 +42,8 @@ def default_text(field) -> str:
     value = field.get_default(call_default_factory=True)
     if isinstance(value, dict):  # named entries: shown as params.yaml holds them
         value = {k: v.model_dump() if isinstance(v, BaseModel) else v for k, v in value.items()}
+    if isinstance(value, BaseModel):  # a block of its own: its keys have rows below
+        return "a block"
     if isinstance(value, tuple):
         value = list(value)
     return f"`{json.dumps(value)}`" if not isinstance(value, str) or value == "" else f"`{value}`"
@@ -54,6 +56,9 @@ def rows(prefix: str, model: type[BaseModel]) -> list[str]:
         description = (field.description or "").replace("|", "\\|")
         out.append(f"| `{key}` | {default_text(field)} | {description} |")
         section, _, _ = prefix.partition(".")
+        default = field.get_default(call_default_factory=True) if not field.is_required() else None
+        if isinstance(default, BaseModel):
+            out += rows(key, type(default))
         if (section, name) in NAMED:
             placeholder, entry = NAMED[(section, name)]
             out += rows(f"{key}.{placeholder}", entry)

@@ -10,6 +10,9 @@ machine with more cores most of them idle. The runner:
    writer), so dvc.lock, `dvc status` and `dvc metrics show` read as after `dvc repro`;
 4. ends with `dvc repro`, which finds the cells up to date and makes plots and report.
 
+With `study.sequential` set, `run_study` repeats this, adding seeds, until the verdicts
+are in (alstudy/scale/looks.py).
+
 A failed cell stops no other: the rest finish and are recorded, then the runner names
 the failures and stops. Rerunning goes on from there (cells resume from checkpoints).
 """
@@ -28,8 +31,10 @@ from typing import Callable, Iterator
 from dvc.repo import Repo
 
 from alstudy.errors import PipelineError
+from alstudy.params import SequentialParams, load_params
 from alstudy.scale import process_lock
 from alstudy.scale.cell_task import Cell, run_command, venv_env
+from alstudy.scale.looks import Outcome, run_looks
 
 log = logging.getLogger("grid")
 GRID_STAGE = "al"
@@ -110,6 +115,21 @@ def run_grid(root: Path, launch: Launcher, where: str) -> None:
     """The grid, one at a time per workspace: a second grid would run the same cells into the same runs."""
     with process_lock.hold(root / GRID_LOCK, f"alstudy grid in {root}"):
         _run_grid(root, launch, where)
+
+
+def run_study(root: Path, launch: Launcher, where: str, plan: SequentialParams, *, one_look: bool = False) -> Outcome:
+    """The grid, look after look, adding seeds until every verdict is decided or a cap is reached."""
+    from alstudy.study.replication import study_verdicts
+
+    with process_lock.hold(root / GRID_LOCK, f"alstudy grid in {root}"):
+        return run_looks(
+            root,
+            run_look=lambda: _run_grid(root, launch, where),
+            read_verdicts=lambda: study_verdicts(root),
+            read_seeds=lambda: load_params(root / "params.yaml").al.seeds,
+            plan=plan,
+            one_look=one_look,
+        )
 
 
 def _run_grid(root: Path, launch: Launcher, where: str) -> None:

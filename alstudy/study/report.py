@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from alstudy.study.report_detail import cross_dataset_table, dataset_section
 from alstudy.study.report_format import METRIC_NAMES, DatasetResults, p_is, p_text, plural, points
-from alstudy.study.verdicts import DECISIONS, FRAGILE, Verdict, pairs
+from alstudy.study.verdicts import DECISIONS, FRAGILE, Family, Verdict, pairs
 from alstudy.tracking.metric_names import CLASS_KEYS_TAG, F1, QUERIED, STOPPING, SUMMARY, TIME, metric_name
 
 
@@ -112,6 +112,7 @@ def headline(results: list[DatasetResults], baseline: str) -> list[str]:
     lines += [
         "In all: " + ", ".join(f"{n} {d}" for d, n in counts.items()) + f"; {fragile} of them fragile.",
         "",
+        *design_lines(family, counts["undecided"]),
     ]
     if against:
         lines += [f"### Against `{baseline}`", "", *verdict_table(against), ""]
@@ -119,6 +120,28 @@ def headline(results: list[DatasetResults], baseline: str) -> list[str]:
     if between:
         lines += ["### Between strategies", "", *verdict_table(between), ""]
     return lines
+
+
+def design_lines(family: Family, undecided: int) -> list[str]:
+    """How many seeds the study ran and why: a fixed number, or looks until decided (study.sequential)."""
+    if not family.looks:
+        return []
+    n, planned, looks = family.looks[-1], family.planned, len(family.looks)
+    if undecided == 0:
+        state = f"every comparison is decided, so the study stopped at {n} of at most {planned} seeds"
+    elif n >= planned:
+        state = f"the seed cap ({planned}) is reached with {plural(undecided, 'comparison')} still undecided"
+    else:
+        state = (
+            f"{plural(undecided, 'comparison')} still undecided at {n} of at most {planned} seeds: "
+            "`alstudy grid` adds the next seeds"
+        )
+    return [
+        f"Seeds: the study added them in steps and looked after {', '.join(map(str, family.looks))} seeds "
+        f"({plural(looks, 'look')}); each p is its group-sequential p (O'Brien-Fleming alpha spending over "
+        f"{planned} planned seeds), so looking again did not raise the error rate. Now {state}.",
+        "",
+    ]
 
 
 def statistics_used(results: list[DatasetResults], alpha: float, baseline: str) -> list[str]:
@@ -143,6 +166,12 @@ def statistics_used(results: list[DatasetResults], alpha: float, baseline: str) 
         "The chance of any false 'better', 'worse' or 'equivalent' in the whole study "
         f"is at most alpha = {alpha:g}. A pair whose per-seed differences are all 0 has no difference test "
         "(it counts with p = 1) and is equivalent.",
+        "- Seeds added in steps (`study.sequential`): after each step the tests are repeated on every seed in "
+        "hand, and each hypothesis's p is replaced by its group-sequential p, the smallest level at which a test "
+        "with Lan and DeMets' (1983) O'Brien-Fleming-type alpha spending over the planned seeds would have "
+        "stopped by this look (boundaries applied as nominal levels to the t-tests' p, Jennison and Turnbull "
+        "2000); Holm over those keeps the study's error rate under the repeated looks (Maurer and Bretz 2013). "
+        "Early looks need overwhelming evidence; the last one nearly the full level.",
         "- Seeds needed (for an undecided comparison): the smallest number of seeds at which the t-test, or "
         "TOST where the observed difference is inside the margin, would reach the stated power if the true "
         "effect were the observed one (d = mean / SD of the per-seed differences), from the noncentral t "

@@ -28,6 +28,12 @@ when its non-equivalence null falls (the 1 - 2 alpha interval inside the margin)
 and *undecided* otherwise; a difference that is significant but smaller than the
 margin reads as better or worse. "Not significant" is never a verdict.
 
+Seeds added in steps. A study that adds seeds until its verdicts are in
+(``study.sequential``) looks at its tests after every step; each hypothesis's p
+is then its group-sequential p (alstudy/study/sequential.py: O'Brien-Fleming
+alpha spending over the planned seeds, the looks taking ``al.seeds`` in order),
+and Holm corrects those. With one look it is the plain p.
+
 Seeds needed. Where a comparison is undecided, ``seeds_needed`` is the smallest
 number of seeds at which the t-test, or TOST where the observed difference is
 inside the margin, would reach power ``study.power`` if the true effect were the
@@ -57,6 +63,7 @@ from itertools import combinations
 import numpy as np
 from scipy import stats
 
+from alstudy.study.sequential import Looks, final_nominal, sequential_p
 from alstudy.study.summary import t_half_width
 
 MIN_SEEDS = 2
@@ -74,6 +81,8 @@ class Family:
     power: float
     max_seeds: int  # seeds_needed beyond this is reported as "more than max_seeds"
     margin: float = 0.005  # the equivalence margin, as a fraction of AUBC (study.equivalence_margin / 100)
+    looks: tuple[int, ...] = ()  # seeds in hand at each look; one look (or none recorded): a fixed design
+    planned: int = 0  # the seeds the sequential design plans at most (alpha is spent by looks / planned)
 
     @property
     def hypotheses(self) -> int:
@@ -106,6 +115,8 @@ class Verdict:
     likely: str | None  # what those seeds would likely decide: better, worse or equivalent
     replication: float  # the chance that a rerun with as many new seeds gives the same verdict
     family: Family
+    p_sequential: float | None = None  # over the looks (the p Holm corrects); None: a fixed design, the p itself
+    p_equivalence_sequential: float | None = None
 
     @property
     def n_seeds(self) -> int:
@@ -133,6 +144,8 @@ class Verdict:
             "p_holm": self.p_holm,
             "p_equivalence": self.p_equivalence,
             "p_equivalence_holm": self.p_equivalence_holm,
+            "p_sequential": self.p_sequential,
+            "p_equivalence_sequential": self.p_equivalence_sequential,
             "verdict": self.decision,
             "replication": self.replication,
             "fragile": self.fragile,
@@ -266,14 +279,18 @@ def level_met(p: float | None, p_holm: float, alpha: float, strictest: float) ->
     return alpha * p / p_holm
 
 
+def paired_p(diff: np.ndarray) -> float | None:
+    """The paired two-sided t-test's p on per-seed differences; None where they are all 0 (nothing to test)."""
+    if np.ptp(diff) == 0:  # no spread: the t statistic is 0/0 (no test) or c/0 (certain)
+        return None if diff[0] == 0 else 0.0
+    return float(stats.ttest_1samp(diff, 0.0).pvalue)
+
+
 def _paired(a: np.ndarray, b: np.ndarray) -> dict:
     diff = a - b
     mean, sd = float(diff.mean()), float(diff.std(ddof=1))
     half = float(t_half_width(diff)) if sd > 0 else 0.0
-    if np.ptp(diff) == 0:  # no spread: the t statistic is 0/0 (no test) or c/0 (certain)
-        p = None if diff[0] == 0 else 0.0
-    else:
-        p = float(stats.ttest_rel(a, b).pvalue)
+    p = paired_p(diff)
     return {
         "differences": diff.tolist(),
         "mean": mean,
@@ -291,12 +308,14 @@ def study_verdicts(
     target_power: float = 0.8,
     max_seeds: int = 100,
     margin: float = 0.005,
+    sequential: tuple[int, int] | None = None,
 ) -> list[Verdict]:
     """Every comparison of the study, its difference and non-equivalence hypotheses Holm-corrected together.
 
     aubcs: dataset -> metric -> strategy -> per-seed AUBC (the same seeds in the same order for every
-    strategy of a dataset); margin: the equivalence margin, as a fraction of AUBC. Datasets with fewer
-    than two seeds have no test and are left out."""
+    strategy of a dataset); margin: the equivalence margin, as a fraction of AUBC; sequential: (seeds per
+    look, seeds planned at most) for a study that added its seeds in steps, None for a fixed number.
+    Datasets with fewer than two seeds have no test and are left out."""
     tests = []
     for dataset, by_metric in aubcs.items():
         for metric, by_strategy in by_metric.items():
@@ -307,12 +326,30 @@ def study_verdicts(
                     np.asarray(by_strategy[a], dtype=np.float64), np.asarray(by_strategy[b], dtype=np.float64)
                 )
                 tests.append({"dataset": dataset, "metric": metric, "a": a, "b": b, **paired})
+    n_seeds = len(tests[0]["differences"]) if tests else 0
+    looks = Looks.fixed(n_seeds) if sequential is None else Looks.every(sequential[0], n_seeds, sequential[1])
     for test in tests:
-        test["p_equivalence"] = tost_p(np.asarray(test["differences"]), margin)
-    family = Family(alpha=alpha, size=len(tests), power=target_power, max_seeds=max_seeds, margin=margin)
+        differences = np.asarray(test["differences"])
+        test["p_equivalence"] = tost_p(differences, margin)
+        if sequential is not None:
+            test["p_sequential"], test["p_equivalence_sequential"] = _over_looks(differences, looks, margin)
+    family = Family(
+        alpha=alpha,
+        size=len(tests),
+        power=target_power,
+        max_seeds=max_seeds,
+        margin=margin,
+        looks=looks.seeds if sequential is not None else (),
+        planned=looks.planned if sequential is not None else 0,
+    )
+
+    def corrected(t: dict, key: str) -> float:
+        p = t.get(f"{key}_sequential", t[key] if key != "p" else t["p_value"])
+        return 1.0 if p is None else p
+
     # A comparison's no-difference and non-equivalence hypotheses cannot both be true: one group each.
     adjusted = holm(
-        [1.0 if t["p_value"] is None else t["p_value"] for t in tests] + [t["p_equivalence"] for t in tests],
+        [corrected(t, "p") for t in tests] + [corrected(t, "p_equivalence") for t in tests],
         groups=list(range(len(tests))) * 2,
     )
     verdicts = []
@@ -323,11 +360,14 @@ def study_verdicts(
             needed, likely = seeds_to_decide(
                 test["mean"], test["sd"], margin, family.power_alpha, target_power, max_seeds
             )
+        # The levels met, on the scale of the p Holm corrected, then as the last look's nominal level.
+        difference_level = level_met(corrected(test, "p"), p_holm, alpha, family.power_alpha)
+        equivalence_level = level_met(corrected(test, "p_equivalence"), p_equivalence_holm, alpha, family.power_alpha)
         chance = replication(
             np.asarray(test["differences"]),
             margin,
-            level_met(test["p_value"], p_holm, alpha, family.power_alpha),
-            level_met(test["p_equivalence"], p_equivalence_holm, alpha, family.power_alpha),
+            final_nominal(looks, difference_level, two_sided=True) if sequential else difference_level,
+            final_nominal(looks, equivalence_level, two_sided=False) if sequential else equivalence_level,
             verdict,
         )
         verdicts.append(
@@ -344,6 +384,17 @@ def study_verdicts(
     return verdicts
 
 
+def _over_looks(differences: np.ndarray, looks: Looks, margin: float) -> tuple[float, float]:
+    """The group-sequential p of the difference and the non-equivalence hypotheses, from each look's tests
+    on the seeds in hand then (the first n of the study's seed order)."""
+    p_difference = [paired_p(differences[:n]) for n in looks.seeds]
+    p_equivalence = [tost_p(differences[:n], margin) for n in looks.seeds]
+    return (
+        sequential_p([1.0 if p is None else p for p in p_difference], looks, two_sided=True),
+        sequential_p(p_equivalence, looks, two_sided=False),
+    )
+
+
 def dataset_metrics(verdicts: list[Verdict], dataset: str, family: Family) -> dict:
     """metrics/verdicts/<dataset>.json: the family's settings and, per comparison and metric, the numbers,
     nested as <a>.vs_<b>.<metric> so that `dvc metrics show` names a column `margin.vs_random.accuracy.p_holm`."""
@@ -356,6 +407,8 @@ def dataset_metrics(verdicts: list[Verdict], dataset: str, family: Family) -> di
             "equivalence_margin": family.margin,
             "power_alpha": family.power_alpha,
             "max_seeds": family.max_seeds,
+            "looks": list(family.looks),
+            "planned_seeds": family.planned,
         }
     }
     for v in verdicts:
@@ -372,6 +425,8 @@ def from_metrics(data: dict, dataset: str) -> list[Verdict]:
         power=data["family"]["power"],
         max_seeds=data["family"]["max_seeds"],
         margin=data["family"]["equivalence_margin"],
+        looks=tuple(data["family"].get("looks", ())),  # absent in studies from before sequential looks
+        planned=data["family"].get("planned_seeds", 0),
     )
     verdicts = []
     for a, against in data.items():
@@ -398,6 +453,8 @@ def from_metrics(data: dict, dataset: str) -> list[Verdict]:
                         likely=row["likely"],
                         replication=row["replication"],
                         family=family,
+                        p_sequential=row.get("p_sequential"),
+                        p_equivalence_sequential=row.get("p_equivalence_sequential"),
                     )
                 )
     return verdicts

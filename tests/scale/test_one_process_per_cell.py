@@ -4,6 +4,7 @@ ends with one MLflow run per cell and every round logged exactly once."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -56,6 +57,8 @@ def project(tmp_path_factory) -> Path:
         strategies=STRATEGIES, seeds=SEEDS, initial_size=10, query_size=5, rounds=ROUNDS, pool_subsample=40
     )
     params["al"]["log_models"] = "every"  # a model upload per round: rounds long enough to kill one mid-run
+    # The grid asks for verdicts: one seed tests nothing, so it adds a step of seeds, up to the cap of 2.
+    params["study"]["sequential"] = {"seeds_per_look": 2, "max_seeds": 2, "max_hours": 1.0}
     (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     git(["commit", "-qam", "tiny grid"], dest)
     return dest
@@ -141,8 +144,17 @@ def test_a_second_grid_and_a_second_cell_process_stop_in_one_line(project, tmp_p
         .startswith(f"error: al@fashion_mnist-margin-0: already running in process {holder.process.pid} on ")
     )
     for strategy in STRATEGIES:
-        for seed in SEEDS:
+        for seed in [*SEEDS, 1]:
             assert_logged_once(project, f"fashion_mnist-{strategy}-s{seed}")
+    # After its look at seed 0 the grid added seed 1 to params.yaml, ran its cells, and stopped at the cap.
+    assert yaml.safe_load((project / "params.yaml").read_text())["al"]["seeds"] == [0, 1]
+    log = (tmp_path / "grid.log").read_text()
+    assert "look at 1 seed: too few seeds to test" in log and "added seed 1 to al.seeds in params.yaml" in log
+    assert "seed cap (study.sequential.max_seeds 2) reached" in log or "every comparison is decided at 2" in log
+    verdicts = json.loads((project / "metrics/verdicts/fashion_mnist.json").read_text())
+    assert (
+        verdicts["family"]["looks"] == [2] and verdicts["margin"]["vs_random"]["accuracy"]["p_sequential"] is not None
+    )
 
 
 def test_dvc_repro_force_of_a_finished_cell_replaces_its_run(project):

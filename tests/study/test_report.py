@@ -273,3 +273,19 @@ def test_the_report_says_where_the_stopping_criterion_would_have_stopped():
     assert f"| fashion_mnist | {second} | 0 of 3 | not within 2,200 labels | | |" in section
     # Without the criterion's numbers (an older summary) there is no such section.
     assert "When to stop" not in render(with_verdicts([dataset("fashion_mnist")]), [], alpha=ALPHA, stopping=(0.99, 3))
+
+
+def test_a_sequential_study_says_how_many_seeds_it_ran_and_what_stayed_open():
+    datasets = [dataset("fashion_mnist")]
+    looked = study_verdicts(
+        {"fashion_mnist": {"accuracy": aubcs([0, 1, 2], GAPS)}}, pairs(STRATEGIES, "random"), ALPHA, sequential=(3, 9)
+    )
+    text = render(
+        [DatasetResults(d.name, d.summary, d.statistics, d.figures, looked) for d in datasets], [], alpha=ALPHA
+    )
+    undecided = sum(v.decision == "undecided" for v in looked)
+    assert undecided and "looked after 3 seeds (1 look)" in text
+    assert f"{undecided} comparisons still undecided at 3 of at most 9 seeds: `alstudy grid` adds the next" in text
+    assert "O'Brien-Fleming alpha spending over 9 planned seeds" in text
+    fixed = render(with_verdicts(datasets), [], alpha=ALPHA)
+    assert "looked after" not in fixed

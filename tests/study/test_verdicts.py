@@ -262,6 +262,8 @@ def test_metrics_files_round_trip_and_mlflow_names_are_valid():
         "power": 0.8,
         "power_alpha": 0.05 / 6,
         "max_seeds": 100,
+        "looks": [],
+        "planned_seeds": 0,
     }
     assert data["margin"]["vs_random"]["accuracy"]["verdict"] == "equivalent"
     assert set(data["class_balanced"]["vs_random"]) == {"accuracy", "f1_macro"}
