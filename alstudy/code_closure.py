@@ -24,6 +24,7 @@ PLUMBING = frozenset(
         "alstudy/runner.py",
         "alstudy/code_closure.py",
         "alstudy/hardware.py",
+        "alstudy/learning/__init__.py",  # sets Keras' backend from params.yaml (recorded with each run)
         "alstudy/console/__init__.py",  # the `alstudy` command table, which stages/label.py passes
         "alstudy/scale/__init__.py",
         "alstudy/scale/process_lock.py",  # one process per cell: changes who runs a cell, never its outputs
@@ -103,11 +104,14 @@ def strategy_modules(root: Path | None = None) -> set[str]:
     return {f"{STRATEGIES_DIR}/{p.name}" for p in (root / STRATEGIES_DIR).glob("*.py") if not p.name.startswith("_")}
 
 
-def cell_code(stage_file: str, strategy_module: str, root: Path | None = None) -> list[Path]:
-    """The code that shapes an al cell's numbers: the stage, what it imports, and its own strategy's
-    module (not the other strategies')."""
+def cell_code(
+    stage_file: str, strategy_module: str, root: Path | None = None, backend_module: str | None = None
+) -> list[Path]:
+    """The code that shapes an al cell's numbers: the stage, what it imports, its own strategy's module
+    (not the other strategies') and the module of the Keras backend it runs on (loaded by name, so no
+    import names it)."""
     files = {f for f in closure(stage_file, root) - strategy_modules(root) if not is_face(f, root)}
-    files |= {stage_file, strategy_module}
+    files |= {stage_file, strategy_module} | ({backend_module} if backend_module else set())
     return [Path(f) for f in sorted(files)]
 
 

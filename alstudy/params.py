@@ -282,8 +282,24 @@ class ModelParams(_Section):
         1,
         ge=1,
         description=(
-            "TensorFlow threads per run; part of the numbers (the thread count splits float sums differently); "
+            "threads per run (on JAX: 1, or XLA's own pool for more); part of the numbers (the thread count splits "
+            "float sums differently); "
             "`alstudy grid` runs cores // threads cells at once"
+        ),
+    )
+    backend: Literal["tensorflow", "jax"] = Field(
+        "tensorflow",
+        description=(
+            "Keras 3's backend: `tensorflow` (the default install) or `jax` (`pip install -e '.[jax]'`); the same "
+            "CNN, its epoch and inference compiled per backend; part of the numbers (curves agree within seed "
+            "noise, not bit for bit), recorded with each run"
+        ),
+    )
+    device: Literal["auto", "cpu", "gpu"] = Field(
+        "auto",
+        description=(
+            "`auto`: a GPU where the backend sees one, else the CPU; `gpu` stops in one line where there is none; "
+            "the device used is recorded with each run (MLflow tag `device`) and in its checkpoint"
         ),
     )
     precision: Literal["auto", "float32", "bfloat16"] = Field(

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import logging
 import mmap
+from typing import Callable
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from alstudy.data.preprocess import model_input
 from alstudy.errors import PipelineError
 from alstudy.hardware import cpu_has_bfloat16
+from alstudy.learning import backends
 from alstudy.learning.learner import Inference
 from alstudy.learning.training import Trainer
 from alstudy.params import ModelParams
@@ -20,40 +20,39 @@ from alstudy.params import ModelParams
 POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16"}
 
 
-def configure(params: ModelParams) -> None:
-    """Set up TensorFlow for a run with these model params; call it before the first op.
+def configure(params: ModelParams) -> str:
+    """Set up the backend for a run with these model params, before the first op; return the device it
+    computes on (`cpu` or `gpu`).
 
-    A bfloat16 run on a CPU without bfloat16 units stops here, in one line: TensorFlow would
-    emulate the arithmetic, slower than float32 and with other numbers.
+    Each of these stops in one line: a backend that is not installed, Keras already running on another
+    one (KERAS_BACKEND in the environment), a GPU asked for and not there, and a bfloat16 run on a CPU
+    without bfloat16 units (TensorFlow would emulate the arithmetic, slower than float32 and with other
+    numbers).
     """
-    if params.precision == "bfloat16" and not cpu_has_bfloat16():
+    if not backends.installed(params.backend):
+        raise PipelineError(
+            f"model.backend: {params.backend} is not installed; {backends.BACKENDS[params.backend].install}"
+        )
+    if backends.running() != params.backend:
+        raise PipelineError(
+            f"model.backend: {params.backend}, but Keras already runs on {backends.running()} in this process "
+            f"(KERAS_BACKEND={backends.os.environ.get('KERAS_BACKEND', '')} in the environment?); unset "
+            "KERAS_BACKEND, or set model.backend to match it"
+        )
+    device = backends.configure(params.threads, params.device)
+    if device == "cpu" and params.precision == "bfloat16" and not cpu_has_bfloat16():
         raise PipelineError(
             "model.precision: bfloat16 needs a CPU with AVX512-BF16 or AMX-BF16 "
             "(this one has neither); set model.precision: float32 (or auto: the best this machine has)"
         )
-    configure_tensorflow(params.threads)
+    return device
 
 
 def configure_tensorflow(threads: int) -> None:
-    """TensorFlow as every run uses it: deterministic kernels (same seed, same numbers on CPU) on
-    `threads` threads. The one place TensorFlow's global settings change; call it before the first op."""
-    tf.config.experimental.enable_op_determinism()
-    configure_threads(threads)
+    """TensorFlow as the tests use it in-process: deterministic kernels on `threads` threads."""
+    from alstudy.learning.backends import tensorflow
 
-
-def configure_threads(threads: int) -> None:
-    """Run TensorFlow's kernels on `threads` threads (only possible before its first op)."""
-    try:
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(threads)
-    except RuntimeError:  # TensorFlow already running in this process (tests call stages in-process)
-        current = tf.config.threading.get_intra_op_parallelism_threads()
-        if current != threads:
-            logging.getLogger("model").warning(
-                "TensorFlow already runs with %s intra-op threads here; model.threads=%d applies to new processes",
-                current or "default",
-                threads,
-            )
+    tensorflow.configure(threads, "cpu")
 
 
 def set_seed(seed: int) -> None:
@@ -112,7 +111,7 @@ class CNN:
         self.model.set_weights(fresh.get_weights())
         for variable in self.model.optimizer.variables:
             if not variable.path.endswith("learning_rate"):
-                variable.assign(tf.zeros_like(variable))
+                variable.assign(np.zeros(variable.shape, variable.dtype))
 
     def fit(self, x: np.ndarray, y: np.ndarray, seed: int) -> int:
         """Train on the labelled set; return the number of epochs run (fewer with early stopping)."""
@@ -198,8 +197,10 @@ class Predictor:
     request serves every call.
 
     In bfloat16 the masks are cast to bfloat16 and multiply the bfloat16
-    activations, as Keras' dropout does in training (tf.nn.dropout scales by
-    1 / keep in the activations' dtype); every output comes back float32.
+    activations, as Keras' dropout does in training (it scales by 1 / keep in
+    the activations' dtype); every output comes back float32. The function is
+    compiled per backend (alstudy/learning/backends/); where it is compiled for
+    one batch shape, the last batch is padded to the batch size.
     """
 
     def __init__(self, model: keras.Model, batch_size: int, dropout: float = 0.0):
@@ -210,13 +211,13 @@ class Predictor:
         self._trunk = model.layers[: flatten + 1]
         self._hidden, self._output = model.get_layer("hidden"), model.get_layer("output")
         self._n_features = int(np.prod(model.get_layer("flatten").output.shape[1:]))
-        self._functions: dict[tuple[bool, bool], tf.types.experimental.GenericFunction] = {}
+        self._backend = backends.current()
+        self._functions: dict[tuple[bool, bool], Callable] = {}
 
     def _function(self, embeddings: bool, mc: bool):
         key = (embeddings, mc)
         if key not in self._functions:
-            images = tf.TensorSpec(shape=(None, *self.model.input_shape[1:]), dtype=tf.float32)
-            masks = tf.TensorSpec(shape=(None, None), dtype=tf.float32)
+            ops = keras.ops
 
             def forward(x, feature_masks, hidden_masks):
                 features = x
@@ -225,14 +226,14 @@ class Predictor:
                 hidden = self._hidden(features)
                 out = {"proba": self._output(hidden)}
                 if embeddings:
-                    out["embeddings"] = tf.cast(hidden, tf.float32)
+                    out["embeddings"] = ops.cast(hidden, "float32")
                 if mc:  # T x B x F: every pass's mask on every image, then the head as one batched matmul
-                    dropped = self._hidden(features[None] * tf.cast(feature_masks, features.dtype)[:, None, :])
-                    passes = self._output(dropped * tf.cast(hidden_masks, dropped.dtype)[:, None, :])
-                    out["mc_proba"] = tf.transpose(passes, [1, 2, 0])  # B x C x T, Baal's order
+                    dropped = self._hidden(features[None] * ops.cast(feature_masks, features.dtype)[:, None, :])
+                    passes = self._output(dropped * ops.cast(hidden_masks, dropped.dtype)[:, None, :])
+                    out["mc_proba"] = ops.transpose(passes, [1, 2, 0])  # B x C x T, Baal's order
                 return out
 
-            self._functions[key] = tf.function(forward, input_signature=[images, masks, masks])
+            self._functions[key] = self._backend.compile_forward(self.model, forward)
         return self._functions[key]
 
     def _masks(self, passes: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -263,11 +264,14 @@ class Predictor:
         out: dict[str, np.ndarray] = {}
         for start in range(0, n, self.batch_size):
             stop = min(start + self.batch_size, n)
-            batch = images[start:stop] if rows is None else images[rows[start:stop]]
-            result = forward(model_input(batch), feature_masks, hidden_masks)
+            batch = model_input(images[start:stop] if rows is None else images[rows[start:stop]])
+            if self._backend.FIXED_SHAPES:  # few compiled shapes: a power of two up to the batch size
+                padded = min(self.batch_size, 1 << (len(batch) - 1).bit_length())
+                batch = np.concatenate([batch, np.zeros((padded - len(batch), *batch.shape[1:]), batch.dtype)])
+            result = forward(batch, feature_masks, hidden_masks)
             release_mapped_pages(images)
             for name, value in result.items():
-                value = value.numpy()
+                value = value[: stop - start]
                 if name not in out:
                     out[name] = np.empty((n, *value.shape[1:]), dtype=np.float32)
                 out[name][start:stop] = value

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from alstudy import code_closure, strategies
 from alstudy.data.preprocess import SPLIT_FILES, load_splits
-from alstudy.learning import checkpoint
+from alstudy.learning import backends, checkpoint
 from alstudy.learning.loop import check_budget, run_loop
 from alstudy.learning.model import CNN
 from alstudy.params import Params
@@ -29,12 +29,22 @@ STAGE = "stages/al.py"
 def cell_code(strategy: str) -> list[Path]:
     """What shapes the cell's numbers (its checkpoint fingerprint): this stage's import closure and its own
     strategy's module; a fix to another strategy resumes this cell."""
-    return code_closure.cell_code(STAGE, f"alstudy/strategies/{strategies.canonical(strategy)}.py")
+    return code_closure.cell_code(
+        STAGE,
+        f"alstudy/strategies/{strategies.canonical(strategy)}.py",
+        backend_module=f"alstudy/learning/backends/{backends.running()}.py",
+    )
 
 
 def run_config(params: Params, dataset: str, strategy: str, seed: int) -> dict:
     """What shapes this run's numbers: its own strategy's options, not the other strategies'."""
-    return {"dataset": dataset, "strategy": strategy, "seed": seed, **params.run_settings([strategy])}
+    return {
+        "dataset": dataset,
+        "strategy": strategy,
+        "seed": seed,
+        **params.run_settings([strategy]),
+        "compute": backends.compute(),  # the backend and device this process computes on (configure() set it)
+    }
 
 
 def run_cell(dataset: str, strategy: str, seed: int, params: Params) -> None:

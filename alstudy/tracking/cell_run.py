@@ -105,6 +105,7 @@ def tracked(
             "strategy": strategy,
             "seed": str(seed),
             "config": key,
+            **config.get("compute", {}),  # backend and device
             **study_runs.cell_tags(params, dataset, parent_id),
             **metric_names.class_tags(class_names, n_classes),
         },

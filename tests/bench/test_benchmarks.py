@@ -141,3 +141,17 @@ def test_label_benchmark_runs_next_twice_and_the_second_decodes_nothing(tmp_path
     assert figures["first_next_peak_mb"] > 100 and figures["first_next_seconds"] > 0
     assert len(list((tmp_path / "work/project/data/unlabelled").rglob("*.png"))) == 60
     assert "second next:" in capsys.readouterr().out
+
+
+def test_backend_benchmark_measures_every_installed_backend_in_its_own_process(tmp_path, capsys):
+    from alstudy.learning import backends
+    from benchmarks import bench_backends
+
+    out = tmp_path / "backends.json"
+    bench_backends.main(["--labeled", "64", "--candidates", "96", "--data-dir", str(tmp_path), "--json", str(out)])
+    rows = json.loads(out.read_text())
+    assert [r["backend"] for r in rows] == [b for b in backends.names() if backends.installed(b)]
+    for row in rows:
+        assert row["device"] == "cpu" and row["labeled"] == 64 and row["candidates"] == 96
+        assert row["fit_s"] > 0 and row["score_s"] > 0 and row["mc_s"] > 0 and row["mc_passes"] == 20
+    assert "fit 64 x 10 epochs" in capsys.readouterr().out

@@ -136,3 +136,36 @@ def test_unknown_strategy_is_refused_in_one_line(al_project):
     )
     assert result.returncode == 2
     assert "invalid choice: 'qbc'" in result.stderr and "class_balanced" in result.stderr
+
+
+def run_cell_process(project, strategy: str, seed: int) -> subprocess.CompletedProcess:
+    """`python -m stages.al` as DVC runs it: a process of its own, so Keras takes params.yaml's backend."""
+    env = {k: v for k, v in os.environ.items() if k not in ("KERAS_BACKEND", "XLA_FLAGS", "PYTHONPATH")}
+    env["MLFLOW_TRACKING_URI"] = f"sqlite:///{project / 'mlflow.db'}"
+    return subprocess.run(
+        [sys.executable, "-m", "stages.al", "--dataset", "fashion_mnist", "--strategy", strategy, "--seed", str(seed)],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def test_a_cell_on_jax_is_reproducible_and_records_its_backend(tmp_path):
+    pytest.importorskip("jax")
+    overrides = {"model": {**TINY["model"], "backend": "jax", "epochs": 15, "learning_rate": 0.01}}
+    outs = []
+    for name in ("a", "b"):
+        project = make_project(tmp_path / name, overrides)
+        done = run_cell_process(project, "bald", 2)  # MC-dropout passes and the compiled epoch, on JAX
+        assert done.returncode == 0, done.stderr[-3000:]
+        outs.append(project / "results/fashion_mnist/bald/s2")
+    a, b = outs
+    assert read_csv(a / "queries.csv") == read_csv(b / "queries.csv")
+    scores = [[(r["accuracy"], r["f1_macro"]) for r in json.loads((o / "rounds.json").read_text())] for o in outs]
+    assert scores[0] == scores[1]
+    (run,) = runs_of(tmp_path / "a", "cell")
+    assert run.data.tags["backend"] == "jax" and run.data.tags["device"] == "cpu"
+    assert run.data.params["model.backend"] == "jax"
+    assert json.loads((a / "metrics.json").read_text())["accuracy"] > 0.3  # it learns (chance: 0.1)
