@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import mmap
+import os
 from typing import Callable
 
 import keras
@@ -36,7 +37,7 @@ def configure(params: ModelParams) -> str:
     if backends.running() != params.backend:
         raise PipelineError(
             f"model.backend: {params.backend}, but Keras already runs on {backends.running()} in this process "
-            f"(KERAS_BACKEND={backends.os.environ.get('KERAS_BACKEND', '')} in the environment?); unset "
+            f"(KERAS_BACKEND={os.environ.get('KERAS_BACKEND', '')} in the environment?); unset "
             "KERAS_BACKEND, or set model.backend to match it"
         )
     device = backends.configure(params.threads, params.device)
