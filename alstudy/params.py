@@ -309,17 +309,22 @@ class ModelParams(_Section):
             "`auto`, `float32` or `bfloat16`: bfloat16 arithmetic with float32 weights and a float32 softmax output "
             "and loss (Keras' `mixed_bfloat16`) in training, pool scoring, MC passes and evaluation; part of the "
             "numbers, like `threads`. bfloat16 needs a CPU with AVX512-BF16 or AMX-BF16 (`lscpu` lists "
-            "`avx512_bf16` or `amx_bf16`); asked for on another, a run stops at start in one line. `auto` takes "
-            "bfloat16 where the CPU has those units and float32 elsewhere, and each run records the one it used "
+            "`avx512_bf16` or `amx_bf16`) or a GPU from Ampere on; asked for on a CPU without them, a run stops at "
+            "start in one line. `auto` takes bfloat16 where the run's device (a GPU where it computes on one, "
+            "else the CPU) has those units and float32 elsewhere, and each run records the one it used "
             "(float32's results are within the seed noise of bfloat16's, docs/explanation/speed.md)"
         ),
     )
 
-    @field_validator("precision")
+    @model_validator(mode="before")
     @classmethod
-    def _resolve_auto(cls, precision: str) -> str:
-        # Resolved here, once, so that every run, fingerprint and MLflow record holds the precision used.
-        return best_precision() if precision == "auto" else precision
+    def _resolve_auto_precision(cls, data):
+        # Resolved here, once, so that every run, fingerprint and MLflow record holds the precision used;
+        # before the fields, as the device the run computes on decides it.
+        if isinstance(data, dict) and data.get("precision", "auto") == "auto":
+            backend, device = data.get("backend", "tensorflow"), data.get("device", "auto")
+            data = {**data, "precision": best_precision(str(backend), str(device))}
+        return data
 
     @field_validator("filters")
     @classmethod

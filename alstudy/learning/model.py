@@ -11,7 +11,7 @@ import numpy as np
 
 from alstudy.data.preprocess import model_input
 from alstudy.errors import PipelineError
-from alstudy.hardware import cpu_has_bfloat16
+from alstudy.hardware import BFLOAT16_GPU, cpu_has_bfloat16, visible_gpus
 from alstudy.learning import backends
 from alstudy.learning.learner import Inference
 from alstudy.learning.training import Trainer
@@ -45,6 +45,12 @@ def configure(params: ModelParams) -> str:
         raise PipelineError(
             "model.precision: bfloat16 needs a CPU with AVX512-BF16 or AMX-BF16 "
             "(this one has neither); set model.precision: float32 (or auto: the best this machine has)"
+        )
+    old_gpus = [gpu.name for gpu in visible_gpus() if gpu.compute_capability < BFLOAT16_GPU]
+    if device == "gpu" and params.precision == "bfloat16" and old_gpus:
+        raise PipelineError(
+            f"model.precision: bfloat16 needs a GPU from Ampere on ({', '.join(sorted(set(old_gpus)))} has no "
+            "bfloat16 units); set model.precision: float32 (or auto: the best this machine has)"
         )
     return device
 

@@ -20,6 +20,9 @@ from pathlib import Path
 
 PR_SET_PDEATHSIG = 1
 WORKDIR_ENV = "AL_GRID_WORKDIR"  # a worker node's working folder (clones, DVC cache)
+# Cells that share a GPU take its memory as they need it: JAX (XLA) and TensorFlow would each take
+# most of the device at start, and the second cell on it would find none left.
+SHARED_GPU_ENV = {"XLA_PYTHON_CLIENT_PREALLOCATE": "false", "TF_FORCE_GPU_ALLOW_GROWTH": "true"}
 
 
 class CellFailed(Exception):
@@ -71,6 +74,11 @@ def run_command(cell: Cell, cwd: Path, env: dict[str, str] | None = None) -> Non
         raise CellFailed(f"{cell.stage} failed (exit {code}); its error is in the output above")
 
 
+def on_gpu_env(gpu: str) -> dict[str, str]:
+    """The environment of a cell that computes on GPU `gpu` (an index), beside other cells."""
+    return {"CUDA_VISIBLE_DEVICES": gpu, **SHARED_GPU_ENV}
+
+
 def _run(args: list[str], cwd: Path) -> None:
     done = subprocess.run(args, cwd=cwd, env=venv_env(), capture_output=True, text=True)
     if done.returncode != 0:
@@ -110,5 +118,6 @@ def execute(job: RemoteJob) -> dict[str, bytes]:
     workdir = Path(os.environ.get(WORKDIR_ENV) or Path.home() / ".cache" / "al-grid").resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     clone = prepare_clone(workdir, job)
-    run_command(job.cell, clone, {"MLFLOW_TRACKING_URI": job.tracking_uri})
+    # Ray has set CUDA_VISIBLE_DEVICES to the GPU (or share of one) it reserved for this task.
+    run_command(job.cell, clone, {"MLFLOW_TRACKING_URI": job.tracking_uri, **SHARED_GPU_ENV})
     return {out: (clone / out).read_bytes() for out in job.cell.outs}

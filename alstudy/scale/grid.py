@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import subprocess
 import sys
 import time
@@ -33,7 +34,7 @@ from dvc.repo import Repo
 from alstudy.errors import PipelineError
 from alstudy.params import SequentialParams, load_params
 from alstudy.scale import process_lock
-from alstudy.scale.cell_task import Cell, run_command, venv_env
+from alstudy.scale.cell_task import Cell, on_gpu_env, run_command, venv_env
 from alstudy.scale.looks import Outcome, run_looks
 
 log = logging.getLogger("grid")
@@ -99,12 +100,24 @@ def stale_cells(root: Path, cells: list[Cell]) -> list[Cell]:
     return [cell for cell in cells if cell.stage in changed]
 
 
-def local_launcher(jobs: int) -> Launcher:
-    """Cells as processes on this machine, `jobs` at a time."""
+def local_launcher(jobs: int, gpus: list[str] | None = None) -> Launcher:
+    """Cells as processes on this machine, `jobs` at a time; with `gpus` (a GPU index per slot,
+    alstudy/scale/gpu_plan.py), as many at a time as slots, each cell on its slot's GPU."""
 
     def launch(root: Path, cells: list[Cell]) -> Iterator[tuple[Cell, Exception | None]]:
-        with ThreadPoolExecutor(max_workers=jobs) as pool:
-            futures = {pool.submit(run_command, cell, root): cell for cell in cells}
+        slots: queue.Queue[str | None] = queue.Queue()
+        for slot in gpus or [None] * jobs:
+            slots.put(slot)
+
+        def run(cell: Cell) -> None:
+            gpu = slots.get()
+            try:
+                run_command(cell, root, None if gpu is None else on_gpu_env(gpu))
+            finally:
+                slots.put(gpu)
+
+        with ThreadPoolExecutor(max_workers=len(gpus) if gpus else jobs) as pool:
+            futures = {pool.submit(run, cell): cell for cell in cells}
             for future in as_completed(futures):
                 yield futures[future], future.exception()
 

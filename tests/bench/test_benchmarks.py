@@ -8,6 +8,7 @@ import json
 import pytest
 
 from alstudy.data.preprocess import write_splits
+from alstudy.errors import PipelineError
 from alstudy.learning.model import cpu_has_bfloat16
 from alstudy.params import ModelParams, load_params
 from helpers.formats import debian_fashion_mnist_installed
@@ -155,3 +156,31 @@ def test_backend_benchmark_measures_every_installed_backend_in_its_own_process(t
         assert row["device"] == "cpu" and row["labeled"] == 64 and row["candidates"] == 96
         assert row["fit_s"] > 0 and row["score_s"] > 0 and row["mc_s"] > 0 and row["mc_passes"] == 20
     assert "fit 64 x 10 epochs" in capsys.readouterr().out
+
+
+@pytest.mark.skipif(not debian_fashion_mnist_installed(), reason="apt-get install dataset-fashion-mnist")
+def test_gpu_benchmark_runs_the_study_at_each_packing_with_the_same_numbers(tmp_path, capsys):
+    """The GPU check's steps on the CPU cores (this machine has no GPU): a tiny study run 1 and then 2 cells
+    at once, each in its own clone on one DVC cache, compared as `--cpu-results` would be."""
+    from benchmarks import bench_gpu
+    from helpers.repo import copy_repo
+
+    project, work, out = tmp_path / "project", tmp_path / "work", tmp_path / "gpu.json"
+    project.mkdir()
+    copy_repo(project)
+    tiny = ["data.datasets=[fashion_mnist]", "al.strategies=[margin]", "al.seeds=[0, 1]", "al.rounds=1"]
+    tiny += ["al.initial_size=20", "al.query_size=10", "al.pool_subsample=200", "model.epochs=1"]
+    bench_gpu.main(
+        ["--project", str(project), "--workdir", str(work), "--device", "cpu", "--cells-per-gpu", "1", "2"]
+        + ["--skip-single", "--cpu-results", str(work / "n1" / "results"), "--json", str(out)]
+        + [arg for item in tiny for arg in ("--set", item)]
+    )
+    runs = json.loads(out.read_text())["runs"]
+    assert [(r["cells"], r["per_device"]) for r in runs] == [(2, 1), (2, 2)]
+    assert runs[0]["aubc"] == runs[1]["aubc"] and set(runs[0]["aubc"]) == {"fashion_mnist/margin"}
+    assert "| fashion_mnist | `margin` | 2 | AUBC accuracy |" in runs[1]["compare"][2]
+    assert "+0.00 (+0.00 to +0.00)" in runs[1]["compare"][2]  # packed cells compute the same numbers
+    printed = capsys.readouterr().out
+    assert "| study, 2 per cpu | 2 |" in printed
+    with pytest.raises(PipelineError, match="--workdir .* is not empty"):
+        bench_gpu.main(["--project", str(project), "--workdir", str(work), "--device", "cpu"])
