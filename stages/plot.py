@@ -15,7 +15,7 @@ import logging
 
 from alstudy.fileio import save_json
 from alstudy.params import load_params
-from alstudy.paths import METRICS_DIR, PLOTS_DIR, STATISTICS_DIR, prepared_dir
+from alstudy.paths import METRICS_DIR, PLOTS_DIR, STATISTICS_DIR, prepared_dir, run_dir
 from alstudy.runner import run_stage
 from alstudy.study import paired, plotting, results
 from alstudy.study.summary import METRICS, summarise
@@ -39,6 +39,8 @@ def main(argv: list[str] | None = None) -> None:
     for metric in METRICS:
         results.write_wide_csv(out / f"{metric}.csv", curves, metric)
     stats = paired.paired_statistics(curves, out, dataset, params.study)
+    cells = [run_dir(dataset, s, seed) for s in params.al.strategies for seed in params.al.seeds]
+    stats["compute"] = results.setups(cells)  # the report says whether the cells it pairs ran alike
     save_json(statistics_file := STATISTICS_DIR / f"{dataset}.json", stats)
 
     # "Labels random needs" is about random sampling itself, whichever strategy is the study's baseline.

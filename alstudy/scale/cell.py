@@ -78,7 +78,8 @@ def run_cell(dataset: str, strategy: str, seed: int, params: Params) -> None:
             on_round=on_round,
             stop_set_size=params.stopping.stop_set,
         )
-        metrics = results.write(run_dir(dataset, strategy, seed), state, pool.labels)
+        compute = {**config["compute"], "precision": params.model.precision, "threads": params.model.threads}
+        metrics = results.write(run_dir(dataset, strategy, seed), state, pool.labels, compute)
         run.finish(run_dir(dataset, strategy, seed), metrics)
     checkpoint.discard(folder)
     log.info(

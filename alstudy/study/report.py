@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from alstudy.study.report_detail import cross_dataset_table, dataset_section
 from alstudy.study.report_format import METRIC_NAMES, DatasetResults, p_is, p_text, plural, points
+from alstudy.study.results import setups_text
 from alstudy.study.verdicts import DECISIONS, FRAGILE, Family, Verdict, pairs
 from alstudy.tracking.metric_names import CLASS_KEYS_TAG, F1, QUERIED, STOPPING, SUMMARY, TIME, metric_name
 
@@ -255,6 +256,15 @@ def stopping_section(results: list[DatasetResults], threshold: float, window: in
     return lines + [""]
 
 
+def compute_setups(results: list[DatasetResults]) -> dict[str, int]:
+    """How many of the study's cells ran on each compute setup (backend, device, precision, threads)."""
+    counts: dict[str, int] = {}
+    for r in results:
+        for setup, n in r.statistics.get("compute", {}).items():
+            counts[setup] = counts.get(setup, 0) + n
+    return counts
+
+
 def render(
     results: list[DatasetResults],
     configuration: list[str],
@@ -277,6 +287,17 @@ def render(
         "",
     ]
     lines += headline(results, baseline)
+    setups = compute_setups(results)
+    if len(setups) > 1:
+        lines += [
+            f"**Mixed setups**: the cells ran on {setups_text(setups)}. The comparisons pair seeds across "
+            "them as they are, so a difference may partly be the setup's (a backend, device or precision "
+            "changes the numbers within seed noise, not bit for bit); rerun the odd cells on one setup "
+            "(`dvc repro -f al@<cell>` there) for a clean comparison.",
+            "",
+        ]
+    if setups:
+        configuration = [*configuration, f"compute: {setups_text(setups)}"]
     lines += ["## Configuration", "", *[f"- {line}" for line in configuration], ""]
     lines += statistics_used(results, alpha, baseline)
     if experiment is not None:

@@ -28,11 +28,14 @@ CURVE = "curve.csv"
 QUERIES = "queries.csv"
 ROUNDS = "rounds.json"
 METRICS = "metrics.json"
+NOT_RECORDED = "setup not recorded (cells from before it was)"
 CURVE_COLUMNS = ["round", "n_labeled", "accuracy", "balanced_accuracy", "f1_macro", "seconds", "agreement"]
 
 
-def write(out: Path, state: LoopState, pool_labels) -> dict:
-    """The cell's four files from its loop state; returns the final metrics."""
+def write(out: Path, state: LoopState, pool_labels, compute: dict | None = None) -> dict:
+    """The cell's four files from its loop state; returns the final metrics. `compute`: what the run
+    computed with (backend, device, precision, threads), kept in metrics.json so a study can say whether
+    all its cells ran alike."""
     out.mkdir(parents=True, exist_ok=True)
     with atomic_path(out / CURVE) as tmp, open(tmp, "w", newline="") as stream:
         writer = csv.writer(stream)
@@ -58,9 +61,37 @@ def write(out: Path, state: LoopState, pool_labels) -> dict:
         "n_labeled": last.n_labeled,
         "rounds": last.round,
         "mean_round_seconds": sum(r.seconds for r in state.history) / len(state.history),
+        **(compute or {}),
     }
     save_json(out / METRICS, metrics)
     return metrics
+
+
+def setup_of(metrics: dict) -> str:
+    """A cell's compute setup in words, from its metrics.json: "tensorflow, cpu, float32, 1 thread"."""
+    if "backend" not in metrics:
+        return NOT_RECORDED
+    threads = metrics.get("threads", 1)
+    return f"{metrics['backend']}, {metrics['device']}, {metrics['precision']}, {threads} thread{'s' * (threads != 1)}"
+
+
+def setups(cell_dirs) -> dict[str, int]:
+    """How many of these cells ran on each compute setup (the cells' metrics.json)."""
+    counts: dict[str, int] = {}
+    for folder in cell_dirs:
+        path = Path(folder) / METRICS
+        setup = setup_of(json.loads(path.read_text())) if path.exists() else NOT_RECORDED
+        counts[setup] = counts.get(setup, 0) + 1
+    return counts
+
+
+def setups_text(counts: dict[str, int]) -> str:
+    """ "every cell on X" or "2 setups: X (40 cells), Y (10 cells)"."""
+    if len(counts) == 1:
+        only = next(iter(counts))
+        return only if only == NOT_RECORDED else f"every cell on {only}"
+    parts = ", ".join(f"{setup} ({n} cell{'s' * (n != 1)})" for setup, n in sorted(counts.items()))
+    return f"{len(counts)} setups: {parts}"
 
 
 def load_curves(dataset: str, strategies: list[str], seeds: list[int]) -> dict[str, Curves]:

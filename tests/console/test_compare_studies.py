@@ -37,3 +37,34 @@ def test_a_constant_gain_of_one_point_and_identical_studies(tmp_path):
 def test_different_protocols_are_refused(tmp_path):
     with pytest.raises(PipelineError, match="label different counts per round"):
         compare(write_study(tmp_path / "a", 0.0), write_study(tmp_path / "b", 0.0, n_labeled=(10, 20, 40)), None)
+
+
+def test_every_row_is_also_holm_corrected_and_each_studys_setup_is_said(tmp_path, capsys):
+    import json
+
+    from scipy.stats import ttest_rel
+
+    from alstudy.console.compare_studies import main
+
+    base = write_study(tmp_path / "a", 0.0, seeds=(0, 1, 2, 3))
+    other = tmp_path / "b" / "results/fashion_mnist/margin"
+    for seed, gain in zip((0, 1, 2, 3), (0.004, 0.012, -0.002, 0.009)):  # a noisy gain: p between 0 and 1
+        write_study(tmp_path / f"b{seed}", gain, seeds=(seed,))
+        (other / f"s{seed}").parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / f"b{seed}/results/fashion_mnist/margin/s{seed}").rename(other / f"s{seed}")
+    rows = compare(base, tmp_path / "b" / "results", None)[2:]
+    p = [float(row.split("|")[-3]) for row in rows]
+    plain = ttest_rel([0.004, 0.012, -0.002, 0.009], [0, 0, 0, 0]).pvalue
+    assert p[0] == pytest.approx(plain, rel=0.05)  # printed to two figures
+    smallest = min(p)
+    assert float(rows[p.index(smallest)].split("|")[-2]) == pytest.approx(min(1, 3 * smallest), rel=0.05)
+    for seed in (0, 1, 2, 3):
+        setup = {"backend": "jax" if seed == 3 else "tensorflow", "device": "cpu", "precision": "float32", "threads": 1}
+        (other / f"s{seed}" / "metrics.json").write_text(json.dumps({"accuracy": 0.5, **setup}))
+    main([str(base), str(tmp_path / "b" / "results")])
+    printed = capsys.readouterr().out
+    assert f"A ({base}): setup not recorded" in printed
+    assert (
+        "B (" in printed
+        and "2 setups: jax, cpu, float32, 1 thread (1 cell), tensorflow, cpu, float32, 1 thread (3 cells)" in printed
+    )

@@ -155,6 +155,9 @@ def test_dvc_repro_runs_the_whole_study(repro):
         assert name in report
     assert "## Across datasets" in report and "../plots/parts/penalty_accuracy.png" in report
     assert report.index("## Verdicts") < report.index("## Across datasets")  # the headline comes first
+    # every cell recorded what it computed with, and the report says all ran alike
+    assert f"- compute: every cell on tensorflow, cpu, {machine_precision()}, 1 thread" in report
+    assert "Mixed setups" not in report
 
     # the labelling project's first batch (a random draw: no labels yet)
     batch = read_csv(project / "labelling" / LABELLING / "batch-001/manifest.csv")

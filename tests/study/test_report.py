@@ -289,3 +289,16 @@ def test_a_sequential_study_says_how_many_seeds_it_ran_and_what_stayed_open():
     assert "O'Brien-Fleming alpha spending over 9 planned seeds" in text
     fixed = render(with_verdicts(datasets), [], alpha=ALPHA)
     assert "looked after" not in fixed
+
+
+def test_cells_on_more_than_one_compute_setup_are_said_before_the_configuration():
+    alike, mixed = dataset("fashion_mnist"), dataset("parts")
+    alike.statistics["compute"] = {"tensorflow, cpu, float32, 1 thread": 15}
+    mixed.statistics["compute"] = {"tensorflow, cpu, float32, 1 thread": 10, "jax, gpu, bfloat16, 1 thread": 5}
+    one_setup = render(with_verdicts([alike]), ["datasets: fashion_mnist"], alpha=ALPHA)
+    assert "- compute: every cell on tensorflow, cpu, float32, 1 thread" in one_setup
+    assert "Mixed setups" not in one_setup
+    text = render(with_verdicts([alike, mixed]), ["datasets: fashion_mnist, parts"], alpha=ALPHA)
+    setups = "2 setups: jax, gpu, bfloat16, 1 thread (5 cells), tensorflow, cpu, float32, 1 thread (25 cells)"
+    assert f"**Mixed setups**: the cells ran on {setups}." in text
+    assert text.index("**Mixed setups**") < text.index("## Configuration") < text.index(f"- compute: {setups}")
