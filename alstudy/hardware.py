@@ -8,6 +8,7 @@ packs cells onto the GPUs it lists.
 from __future__ import annotations
 
 import functools
+import importlib.metadata
 import importlib.util
 import os
 import shutil
@@ -17,9 +18,8 @@ from pathlib import Path
 
 BFLOAT16_FLAGS = ("avx512_bf16", "amx_bf16")
 BFLOAT16_GPU = (8, 0)  # Ampere: the first NVIDIA GPUs with bfloat16 tensor cores
-# The backends that can compute on a GPU in this project's installs (tensorflow-cpu has no GPU kernels),
-# each with the packages its GPU runtime comes in.
-GPU_RUNTIMES = {"jax": ("jax_cuda12_plugin", "jax_cuda13_plugin")}
+# JAX's CUDA runtime comes as a plugin package (the jax-gpu extra)
+JAX_CUDA_PLUGINS = ("jax_cuda12_plugin", "jax_cuda13_plugin")
 
 
 @dataclass(frozen=True)
@@ -81,7 +81,16 @@ def visible_gpus() -> list[Gpu]:
 
 
 def gpu_runtime_installed(backend: str) -> bool:
-    return any(importlib.util.find_spec(package) for package in GPU_RUNTIMES.get(backend, ()))
+    """Whether this install of the backend can compute on an NVIDIA GPU, without importing it
+    (tensorflow-cpu never can)."""
+    if backend == "jax":
+        return any(importlib.util.find_spec(package) for package in JAX_CUDA_PLUGINS)
+    if backend == "torch":
+        try:
+            return "+cpu" not in importlib.metadata.version("torch")  # PyTorch's CPU wheels say so
+        except importlib.metadata.PackageNotFoundError:
+            return False
+    return False
 
 
 def computes_on_gpu(backend: str, device: str) -> bool:

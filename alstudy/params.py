@@ -287,10 +287,11 @@ class ModelParams(_Section):
             "`alstudy grid` runs cores // threads cells at once"
         ),
     )
-    backend: Literal["tensorflow", "jax"] = Field(
+    backend: Literal["tensorflow", "jax", "torch"] = Field(
         "tensorflow",
         description=(
-            "Keras 3's backend: `tensorflow` (the default install) or `jax` (`pip install -e '.[jax]'`); the same "
+            "Keras 3's backend: `tensorflow` (the default install), `jax` (`pip install -e '.[jax]'`) or `torch` "
+            "(`pip install -e '.[torch]'`); the same "
             "CNN, its epoch and inference compiled per backend; part of the numbers (curves agree within seed "
             "noise, not bit for bit), recorded with each run"
         ),

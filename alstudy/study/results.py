@@ -33,7 +33,7 @@ CURVE_COLUMNS = ["round", "n_labeled", "accuracy", "balanced_accuracy", "f1_macr
 
 
 def write(out: Path, state: LoopState, pool_labels, compute: dict | None = None) -> dict:
-    """The cell's four files from its loop state; returns the final metrics. `compute`: what the run
+    """The cell's four files from its loop state; returns the final scores. `compute`: what the run
     computed with (backend, device, precision, threads), kept in metrics.json so a study can say whether
     all its cells ran alike."""
     out.mkdir(parents=True, exist_ok=True)
@@ -61,9 +61,8 @@ def write(out: Path, state: LoopState, pool_labels, compute: dict | None = None)
         "n_labeled": last.n_labeled,
         "rounds": last.round,
         "mean_round_seconds": sum(r.seconds for r in state.history) / len(state.history),
-        **(compute or {}),
     }
-    save_json(out / METRICS, metrics)
+    save_json(out / METRICS, {**metrics, **(compute or {})})
     return metrics
 
 

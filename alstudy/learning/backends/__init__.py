@@ -40,6 +40,12 @@ class Backend:
 BACKENDS = {
     "tensorflow": Backend("tensorflow", "tensorflow", "the default install (tensorflow-cpu)"),
     "jax": Backend("jax", "jax", "pip install -e '.[jax]' (CPU; on a GPU machine '.[jax-gpu]')"),
+    "torch": Backend(
+        "torch",
+        "torch",
+        "pip install -e '.[torch]' (on a CPU, PyTorch's CPU wheel first: pip install torch --index-url "
+        "https://download.pytorch.org/whl/cpu)",
+    ),
 }
 DEFAULT = "tensorflow"
 _device: str | None = None  # where this process's runs compute, once configure() has said
@@ -53,12 +59,17 @@ def installed(name: str) -> bool:
     return importlib.util.find_spec(BACKENDS[name].package) is not None
 
 
-def activate(name: str, threads: int = 1) -> None:
+def activate(name: str, threads: int = 1, device: str = "auto") -> None:
     """Make `name` Keras' backend, if Keras is not imported yet (afterwards it cannot change), and set the
     environment a backend reads once, at its start (JAX: one CPU thread where threads is 1; float32
-    matmuls rather than TF32 and deterministic ops on a GPU)."""
+    matmuls rather than TF32 and deterministic ops on a GPU; PyTorch: the device Keras puts weights on,
+    deterministic cuBLAS)."""
     if "keras" not in sys.modules:
         os.environ.setdefault("KERAS_BACKEND", name)
+    if os.environ.get("KERAS_BACKEND", name) == "torch" and "keras" not in sys.modules:
+        if device == "cpu":
+            os.environ.setdefault("KERAS_TORCH_DEVICE", "cpu")  # else Keras takes a GPU where torch sees one
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # what deterministic cuBLAS requires
     if os.environ.get("KERAS_BACKEND", name) == "jax" and "jax" not in sys.modules:
         flags = os.environ.get("XLA_FLAGS", "")
         if threads == 1 and "xla_cpu_multi_thread_eigen" not in flags:
@@ -76,9 +87,13 @@ def activate_from_params(path: Path = Path("params.yaml")) -> None:
         model = (yaml.safe_load(path.read_text()) or {}).get("model") or {}
     except (OSError, yaml.YAMLError, AttributeError):
         model = {}
-    name = model.get("backend", DEFAULT) if isinstance(model, dict) else DEFAULT
-    threads = model.get("threads", 1) if isinstance(model, dict) else 1
-    activate(name if name in BACKENDS else DEFAULT, threads if isinstance(threads, int) else 1)
+    model = model if isinstance(model, dict) else {}
+    name, threads, device = model.get("backend", DEFAULT), model.get("threads", 1), model.get("device", "auto")
+    activate(
+        name if name in BACKENDS else DEFAULT,
+        threads if isinstance(threads, int) else 1,
+        device if isinstance(device, str) else "auto",
+    )
 
 
 def running() -> str:
