@@ -6,7 +6,7 @@ N cells to a GPU for each N given. Run by hand, from a clone, on the GPU machine
     python -m benchmarks.bench_gpu --cells-per-gpu 4 8 16 --cpu-results ../cpu-study/results --cpu-minutes 38
 
 Each run is a fresh clone of the project (--project, default: here) in --workdir, its params.yaml the
-project's with model.backend jax and model.device gpu and a fixed design (study.sequential: null), all
+project's with model.backend jax (or --backend torch) and model.device gpu and a fixed design (study.sequential: null), all
 clones sharing one DVC cache (the data are downloaded and prepared once). Timed: `alstudy grid`, the
 grid's cells and the study stages after them (plots, verdicts, report), as a user runs it. Printed per
 run: wall time, cells per minute, and each dataset x strategy's mean AUBC; with --cpu-results (a CPU
@@ -93,6 +93,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cells-per-gpu", type=int, nargs="+", default=[8, 16], help="N per run (default 8 16)")
     parser.add_argument("--skip-single", action="store_true", help="leave out the one-cell run")
     parser.add_argument("--device", choices=["gpu", "cpu"], default="gpu", help="cpu: the same steps on CPU cores")
+    parser.add_argument("--backend", choices=["jax", "torch"], default="jax", help="model.backend (default jax)")
     parser.add_argument("--cpu-results", type=Path, help="a CPU study's results/ to compare each run with")
     parser.add_argument("--cpu-minutes", type=float, help="that CPU study's wall time, for the speed-up")
     parser.add_argument(
@@ -108,9 +109,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.device == "gpu":
         if not hardware.visible_gpus():
             raise PipelineError("bench: no NVIDIA GPU here (nvidia-smi lists none); --device cpu runs the steps on CPU")
-        if not hardware.gpu_runtime_installed("jax"):
-            raise PipelineError("bench: JAX has no CUDA runtime in this environment; pip install -e '.[jax-gpu]'")
-    overrides: dict = {"model": {"backend": "jax", "device": args.device}, "study": {"sequential": None}}
+        if not hardware.gpu_runtime_installed(args.backend):
+            fix = "pip install -e '.[jax-gpu]'" if args.backend == "jax" else "install PyTorch's CUDA build"
+            raise PipelineError(f"bench: {args.backend} has no CUDA runtime in this environment; {fix}")
+    overrides: dict = {"model": {"backend": args.backend, "device": args.device}, "study": {"sequential": None}}
     for item in args.set:
         key, _, value = item.partition("=")
         section, _, name = key.partition(".")
