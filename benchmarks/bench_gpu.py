@@ -5,14 +5,15 @@ N cells to a GPU for each N given. Run by hand, from a clone, on the GPU machine
     python -m benchmarks.bench_gpu                                   # N = 8 and 16, about 10 minutes
     python -m benchmarks.bench_gpu --cells-per-gpu 4 8 16 --cpu-results ../cpu-study/results --cpu-minutes 38
 
-Each run is a fresh clone of the project (--project, default: here) in --workdir, its params.yaml the
-project's with model.backend jax (or --backend torch) and model.device gpu and a fixed design (study.sequential: null), all
-clones sharing one DVC cache (the data are downloaded and prepared once). Timed: `alstudy grid`, the
-grid's cells and the study stages after them (plots, verdicts, report), as a user runs it. Printed per
-run: wall time, cells per minute, and each dataset x strategy's mean AUBC; with --cpu-results (a CPU
-study's results/ folder), `alstudy compare-studies` between it and each GPU run: within seed noise,
-no difference is significant after Holm. Goal: the default study in under 5 minutes on one H200-class
-GPU and at least 10x faster than the 2-core CPU study (--cpu-minutes: its wall time).
+Each run is a fresh clone of the project (--project, default: here) in --workdir, its params.yaml
+the project's with model.backend jax (or --backend torch), model.device gpu and a fixed design
+(study.sequential: null), all clones sharing one DVC cache (the data are downloaded and prepared
+once). Timed: `alstudy grid`, the grid's cells and the study stages after them (plots, verdicts,
+report), as a user runs it. Printed per run: wall time, cells per minute, and each dataset x
+strategy's mean AUBC; with --cpu-results (a CPU study's results/ folder), `alstudy compare-studies`
+between it and each GPU run: within seed noise, no difference is significant after Holm. Goal: the
+default study in under 5 minutes on one H200-class GPU and at least 10x faster than the 2-core CPU
+study (--cpu-minutes: its wall time).
 
 With --device cpu it runs the same steps on the CPU cores (N cells at once), which is how the tests check it.
 """
