@@ -343,17 +343,15 @@ def study_verdicts(
         planned=looks.planned if sequential is not None else 0,
     )
 
-    def corrected(t: dict, key: str) -> float:
-        p = t.get(f"{key}_sequential", t[key] if key != "p" else t["p_value"])
-        return 1.0 if p is None else p
-
+    # What Holm corrects: each hypothesis's p over the looks where the study looked more than once, else
+    # the t-tests' own; a test without a p (no spread) counts as p = 1.
+    p_in = [_or_one(t.get("p_sequential", t["p_value"])) for t in tests]
+    p_equivalence_in = [_or_one(t.get("p_equivalence_sequential", t["p_equivalence"])) for t in tests]
     # A comparison's no-difference and non-equivalence hypotheses cannot both be true: one group each.
-    adjusted = holm(
-        [corrected(t, "p") for t in tests] + [corrected(t, "p_equivalence") for t in tests],
-        groups=list(range(len(tests))) * 2,
-    )
+    adjusted = holm(p_in + p_equivalence_in, groups=list(range(len(tests))) * 2)
     verdicts = []
-    for test, p_holm, p_equivalence_holm in zip(tests, adjusted[: len(tests)], adjusted[len(tests) :]):
+    for i, test in enumerate(tests):
+        p_holm, p_equivalence_holm = adjusted[i], adjusted[len(tests) + i]
         verdict = decide(test["mean"], p_holm, p_equivalence_holm, alpha)
         needed, likely = None, None
         if verdict == "undecided":
@@ -361,8 +359,8 @@ def study_verdicts(
                 test["mean"], test["sd"], margin, family.power_alpha, target_power, max_seeds
             )
         # The levels met, on the scale of the p Holm corrected, then as the last look's nominal level.
-        difference_level = level_met(corrected(test, "p"), p_holm, alpha, family.power_alpha)
-        equivalence_level = level_met(corrected(test, "p_equivalence"), p_equivalence_holm, alpha, family.power_alpha)
+        difference_level = level_met(p_in[i], p_holm, alpha, family.power_alpha)
+        equivalence_level = level_met(p_equivalence_in[i], p_equivalence_holm, alpha, family.power_alpha)
         chance = replication(
             np.asarray(test["differences"]),
             margin,
@@ -382,6 +380,10 @@ def study_verdicts(
             )
         )
     return verdicts
+
+
+def _or_one(p: float | None) -> float:
+    return 1.0 if p is None else p
 
 
 def _over_looks(differences: np.ndarray, looks: Looks, margin: float) -> tuple[float, float]:
