@@ -23,6 +23,8 @@ def configure_logging() -> None:
         datefmt="%H:%M:%S",
         stream=sys.stderr,
     )
+    # JAX says at INFO that it found no TPU library on every start: how it looked, not what happened.
+    logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
 
 
 def run_stage(main: Callable[[list[str] | None], int | None], argv: list[str] | None = None) -> int | None:
