@@ -19,8 +19,9 @@ Cells start before the plot stage exists and side by side (alstudy/console/grid.
 cluster, a shared tracking server), so the parent is found or made by whichever process
 needs it first. On a sqlite store the store's file lock makes that one process at a time.
 No lock spans a tracking server and MLflow has no unique key on runs, so two workers there
-can both find none and both make one: each then looks again, all take the oldest, and a
-maker whose run is not the oldest deletes its own before any cell uses it. What a skewed
+can both find none and both make one: each then waits SETTLE_S for the others' runs to land,
+looks again, all take the oldest, and a maker whose run is not the oldest deletes its own before
+any cell uses it. What a skewed
 clock could still split, the plot stage mends: opening the parent it nests every cell of
 the study under it and deletes any other parent of the same key.
 """
@@ -56,6 +57,9 @@ def study_key(params, dataset: str) -> str:
 
 def parent_name(dataset: str) -> str:
     return f"{dataset}-summary"
+
+
+SETTLE_S = 2.0  # how long a run a concurrent maker created may take to show in a server's searches
 
 
 def cell_tags(params, dataset: str, parent_id: str) -> dict[str, str]:
@@ -98,6 +102,10 @@ def parent_run_id(experiment_id: str, dataset: str, params) -> str:
             tags={"kind": KIND, "dataset": dataset, "config": key, MLFLOW_RUN_NOTE: note},
         )
         client.log_batch(mine.info.run_id, params=_settings_params(config))
+        if store.sqlite_path(mlflow.get_tracking_uri()) is None:
+            # A server: give a maker that started with us time to land its run, so that we see it too (a
+            # maker whose clock stamped its run earlier can otherwise land after our look and keep its own).
+            time.sleep(SETTLE_S)
         oldest = (_parents(experiment_id, dataset, key) or [mine])[0]
         if oldest.info.run_id != mine.info.run_id:  # another worker made one first: use that one
             client.delete_run(mine.info.run_id)
