@@ -28,7 +28,7 @@ FIXED_SHAPES = False  # eager: any batch size, nothing compiled per shape
 def configure(threads: int, device: str) -> str:
     """Deterministic kernels on `threads` CPU threads; the device this run computes on (where Keras put its
     weights: KERAS_TORCH_DEVICE, set from model.device when alstudy.learning was imported)."""
-    on_gpu = str(keras.src.backend.torch.core.get_device()).startswith("cuda")
+    on_gpu = _device().startswith("cuda")
     if device == "gpu" and not on_gpu:
         raise PipelineError(
             "model.device: gpu, but PyTorch sees no CUDA GPU here (torch.cuda.is_available() is False); install "
@@ -72,7 +72,6 @@ class Epochs:
             self._built = True
         parameters = [variable.value for variable in model.trainable_variables]
         order_t = torch.as_tensor(order, dtype=torch.long, device=x.device)
-        total = 0.0
         losses = []  # summed at the end: .item() per step would wait for each step (on a GPU)
         for start in range(0, len(order), self.batch_size):
             rows = order_t[start : start + self.batch_size]
