@@ -21,9 +21,8 @@ needs it first. On a sqlite store the store's file lock makes that one process a
 No lock spans a tracking server and MLflow has no unique key on runs, so two workers there
 can both find none and both make one: each then waits SETTLE_S for the others' runs to land,
 looks again, all take the oldest, and a maker whose run is not the oldest deletes its own before
-any cell uses it. What a skewed
-clock could still split, the plot stage mends: opening the parent it nests every cell of
-the study under it and deletes any other parent of the same key.
+any cell uses it. What a skewed clock could still split, the plot stage mends: opening the
+parent it nests every cell of the study under it and deletes any other parent of the same key.
 """
 
 from __future__ import annotations
@@ -45,6 +44,7 @@ KIND = "summary"
 CELL = "cell"
 DESCRIPTION = "mlflow.note.content"  # the experiment's description, shown above its runs
 BATCH = 1000
+SETTLE_S = 2.0  # how long a run a concurrent maker created may take to show in a server's searches
 
 
 def study_config(params, dataset: str) -> dict:
@@ -57,9 +57,6 @@ def study_key(params, dataset: str) -> str:
 
 def parent_name(dataset: str) -> str:
     return f"{dataset}-summary"
-
-
-SETTLE_S = 2.0  # how long a run a concurrent maker created may take to show in a server's searches
 
 
 def cell_tags(params, dataset: str, parent_id: str) -> dict[str, str]:
