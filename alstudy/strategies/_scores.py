@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from typing import Callable
 
 import numpy as np
@@ -81,25 +82,24 @@ class _PrecomputedProba:
         return self.proba[rows]
 
 
-def from_modal(
-    sampling_function, acquisition: Callable[[np.ndarray], np.ndarray]
-) -> Callable[[QueryInputs], np.ndarray]:
-    """A selection function that runs one of modAL's samplers on the probabilities the loop computed, or,
-    with a stochastic `batch` option (BatchOptions), draws by `acquisition` (the same measure, higher
-    first)."""
+def from_modal(sampler: str, acquisition: Callable[[np.ndarray], np.ndarray]) -> Callable[[QueryInputs], np.ndarray]:
+    """A selection function that runs modAL's sampler `sampler` (a name in modAL.uncertainty) on the
+    probabilities the loop computed, or, with a stochastic `batch` option (BatchOptions), draws by
+    `acquisition` (the same measure, higher first). modAL is imported at the first query: it brings
+    scikit-learn along (1.4 s), which params validation, and so every stage, would otherwise pay."""
 
     def select(inputs: QueryInputs) -> np.ndarray:
         batch, beta = draw_of(inputs.options)
         if batch != "top":
             return drawn(acquisition(inputs.proba), inputs.n_instances, inputs.rng, batch, beta)
+        sampling_function = getattr(importlib.import_module("modAL.uncertainty"), sampler)
         rows = np.arange(len(inputs.proba))
         # random_tie_break=False keeps modAL off numpy's global generator: picks depend only on proba.
         query_idx, _ = sampling_function(_PrecomputedProba(inputs.proba), rows, n_instances=inputs.n_instances)
         return np.sort(np.asarray(query_idx))
 
-    select.__name__ = sampling_function.__name__
+    select.__name__ = sampler
     select.__doc__ = (
-        f"modAL's {sampling_function.__name__} on the probabilities the loop computed "
-        "(uncertainty sampling as surveyed by Settles 2009)."
+        f"modAL's {sampler} on the probabilities the loop computed (uncertainty sampling as surveyed by Settles 2009)."
     )
     return select

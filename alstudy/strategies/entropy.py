@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from modAL.uncertainty import entropy_sampling
-
 from alstudy.strategies._base import BatchOptions, Need, register
 from alstudy.strategies._scores import entropy as class_entropy
 from alstudy.strategies._scores import from_modal
@@ -14,4 +12,4 @@ entropy = register(
     options=BatchOptions,
     summary="highest entropy of the class probabilities (modAL)",
     score=lambda proba, mc_proba: class_entropy(proba),
-)(from_modal(entropy_sampling, class_entropy))
+)(from_modal("entropy_sampling", class_entropy))

@@ -5,8 +5,6 @@
 
 from __future__ import annotations
 
-from modAL.uncertainty import uncertainty_sampling
-
 from alstudy.strategies._base import BatchOptions, Need, register
 from alstudy.strategies._scores import from_modal
 
@@ -22,4 +20,4 @@ least_confidence = register(
     options=BatchOptions,
     summary="lowest top-class probability (modAL's uncertainty_sampling)",
     score=lambda proba, mc_proba: uncertainty(proba),
-)(from_modal(uncertainty_sampling, uncertainty))
+)(from_modal("uncertainty_sampling", uncertainty))

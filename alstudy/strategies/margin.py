@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from modAL.uncertainty import margin_sampling
-
 from alstudy.strategies._base import BatchOptions, Need, register
 from alstudy.strategies._scores import from_modal, top_two_margin
 
@@ -13,4 +11,4 @@ margin = register(
     options=BatchOptions,
     summary="smallest gap between the two most likely classes (modAL)",
     score=lambda proba, mc_proba: top_two_margin(proba),
-)(from_modal(margin_sampling, lambda proba: 1.0 - top_two_margin(proba)))  # a draw wants high = pick first
+)(from_modal("margin_sampling", lambda proba: 1.0 - top_two_margin(proba)))  # a draw wants high = pick first
