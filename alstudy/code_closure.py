@@ -105,13 +105,17 @@ def strategy_modules(root: Path | None = None) -> set[str]:
 
 
 def cell_code(
-    stage_file: str, strategy_module: str, root: Path | None = None, backend_module: str | None = None
+    stage_file: str,
+    strategy_module: str,
+    root: Path | None = None,
+    backend_module: str | None = None,
+    recipe_modules: tuple[str, ...] = (),
 ) -> list[Path]:
     """The code that shapes an al cell's numbers: the stage, what it imports, its own strategy's module
-    (not the other strategies') and the module of the Keras backend it runs on (loaded by name, so no
-    import names it)."""
+    (not the other strategies'), the module of the Keras backend it runs on and those of its recipe's
+    network and augmentations (loaded by name, so no import names them)."""
     files = {f for f in closure(stage_file, root) - strategy_modules(root) if not is_face(f, root)}
-    files |= {stage_file, strategy_module} | ({backend_module} if backend_module else set())
+    files |= {stage_file, strategy_module, *recipe_modules} | ({backend_module} if backend_module else set())
     return [Path(f) for f in sorted(files)]
 
 

@@ -17,6 +17,8 @@ from alstudy import strategies as strategy_registry
 from alstudy.data import datasets as dataset_registry
 from alstudy.errors import PipelineError
 from alstudy.hardware import best_precision
+from alstudy.recipes import augmentations as augmentation_registry
+from alstudy.recipes import networks as network_registry
 
 
 class _Section(BaseModel):
@@ -247,6 +249,22 @@ class ModelParams(_Section):
         max_length=3,
         description=("the three Conv2D layers' filters, each layer followed by 2x2 max-pooling"),
     )
+    network: str = Field(
+        network_registry.DEFAULT,
+        description=(
+            "the trunk under the head (flatten, dropout, `dense_units`, dropout, softmax): `cnn` (the seed's: "
+            "`filters`, `kernel_size`), `resnet` (a small CIFAR-style ResNet) or `pretrained` (frozen ImageNet "
+            "features of a Keras application); docs/user-guide/recipes.md"
+        ),
+    )
+    network_options: dict = Field({}, description="the network's own options (`{}`: its defaults); see `network`")
+    augmentation: dict[str, dict] = Field(
+        {},
+        description=(
+            "augmentations of each epoch's training images, applied in the order listed, each with its options: "
+            "`shift` ({pixels, fill}), `flip` ({}), `cutout` ({size}); `{}` trains on the images as they are"
+        ),
+    )
     kernel_size: int = Field(3, ge=1, description='Conv2D kernel size ("same" padding)')
     dense_units: int = Field(128, ge=1, description="the hidden Dense layer before the softmax output")
     epochs: int = Field(10, ge=1, description="training epochs per round")
@@ -326,6 +344,49 @@ class ModelParams(_Section):
             backend, device = data.get("backend", "tensorflow"), data.get("device", "auto")
             data = {**data, "precision": best_precision(str(backend), str(device))}
         return data
+
+    @field_validator("network")
+    @classmethod
+    def _known_network(cls, name: str) -> str:
+        if name not in network_registry.names():
+            raise ValueError(f"unknown network {name!r}; allowed: {', '.join(network_registry.names())}")
+        return name
+
+    @field_validator("network_options")
+    @classmethod
+    def _network_options(cls, options: dict, info: ValidationInfo) -> dict:
+        name = info.data.get("network")
+        if name is not None:
+            try:
+                network_registry.get(name).options.model_validate(options)
+            except ValidationError as error:
+                raise ValueError(_describe(error.errors()[0])) from None
+        return options
+
+    @field_validator("augmentation", mode="before")
+    @classmethod
+    def _known_augmentations(cls, spec) -> dict:
+        if not isinstance(spec, dict):
+            raise ValueError("expected a mapping from augmentation name to its options, e.g. {shift: {}, flip: {}}")
+        for name, options in spec.items():
+            if name not in augmentation_registry.names():
+                raise ValueError(f"unknown augmentation {name!r}; allowed: {', '.join(augmentation_registry.names())}")
+            try:
+                augmentation_registry.get(name).options.model_validate(options or {})
+            except ValidationError as error:
+                raise ValueError(f"{name}.{_describe(error.errors()[0])}") from None
+        return {name: dict(options or {}) for name, options in spec.items()}
+
+    def settings(self) -> dict:
+        """The fields, less the network and augmentation where they are the seed's (the `cnn`, no augmentation):
+        runs of the seed's recipe keep the checkpoint fingerprints, study keys and MLflow params they had
+        before networks and augmentations were params."""
+        seed_recipe = {"network": network_registry.DEFAULT, "network_options": {}, "augmentation": {}}
+        return {k: v for k, v in self.model_dump().items() if k not in seed_recipe or v != seed_recipe[k]}
+
+    def network_settings(self):
+        """The network's validated options, defaults filled in."""
+        return network_registry.get(self.network).options.model_validate(self.network_options)
 
     @field_validator("filters")
     @classmethod
@@ -641,7 +702,7 @@ class Params(_Section):
         names = self.al.strategies if strategies is None else strategies
         al = self.al.model_dump(exclude={"strategies", "seeds", "log_models", "strategy_options"})
         al["strategy_options"] = {n: self.al.options(n).model_dump() for n in names}
-        return {"al": al, "model": self.model.model_dump(), "stop_set": self.stopping.stop_set}
+        return {"al": al, "model": self.model.settings(), "stop_set": self.stopping.stop_set}
 
 
 # Sections that moved: where to now, for a params.yaml written for an earlier version.

@@ -16,6 +16,7 @@ from alstudy.learning import backends
 from alstudy.learning.learner import Inference
 from alstudy.learning.training import Trainer
 from alstudy.params import ModelParams
+from alstudy.recipes import augmentations, networks
 
 # Keras' dtype policy per model.precision: the layer's compute dtype, with float32 variables.
 POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16"}
@@ -68,7 +69,8 @@ def set_seed(seed: int) -> None:
 
 
 def build_cnn(input_shape: tuple[int, ...], n_classes: int, params: ModelParams) -> keras.Model:
-    """Three Conv2D + max-pooling blocks, Flatten, a hidden Dense layer, a softmax Dense output.
+    """The network's trunk (model.network: the seed's three Conv2D + max-pooling blocks by default), then
+    Flatten, a hidden Dense layer and a softmax Dense output.
 
     With model.dropout > 0, dropout sits before each Dense layer, where Gal et al. (2017) put it:
     it regularises training and gives BALD its MC passes. With 0 there is no dropout layer at all.
@@ -76,12 +78,9 @@ def build_cnn(input_shape: tuple[int, ...], n_classes: int, params: ModelParams)
     changes); the output layer, and so the softmax and the loss, stays float32.
     """
     policy = POLICIES[params.precision]
+    network = networks.get(params.network)
     layers: list = [keras.Input(shape=input_shape)]
-    for filters in params.filters:
-        layers += [
-            keras.layers.Conv2D(filters, params.kernel_size, padding="same", activation="relu", dtype=policy),
-            keras.layers.MaxPooling2D(2, dtype=policy),
-        ]
+    layers += network.trunk(tuple(input_shape), params, params.network_settings(), policy)
     layers.append(keras.layers.Flatten(name="flatten", dtype=policy))
     if params.dropout:
         layers.append(keras.layers.Dropout(params.dropout, name="dropout_features", dtype=policy))
@@ -109,7 +108,7 @@ class CNN:
         self.params = params
         self.model = model if model is not None else build_cnn(input_shape, n_classes, params)
         self._predictor = Predictor(self.model, params.predict_batch_size, params.dropout)
-        self._trainer = Trainer(self.model, params.batch_size)
+        self._trainer = Trainer(self.model, params.batch_size, augmentations.pipeline(params.augmentation))
 
     def reinitialize(self, seed: int) -> None:
         """Weights as a model freshly built under `seed` would have, and a fresh optimizer state."""
@@ -183,11 +182,20 @@ def release_mapped_pages(array: np.ndarray) -> None:
 ACTIVATION_BUDGET_BYTES = 512 * 2**20
 
 
+def _conv_layers(model: keras.Model) -> list:
+    """The model's Conv2D layers, those inside a nested trunk (a ResNet, an application) included."""
+    found = []
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Conv2D):
+            found.append(layer)
+        elif hasattr(layer, "layers"):
+            found += _conv_layers(layer)
+    return found
+
+
 def inference_batch(model: keras.Model, batch_size: int) -> int:
     """model.predict_batch_size, lowered where one batch's convolution outputs would pass the budget."""
-    per_image = sum(
-        4 * int(np.prod(layer.output.shape[1:])) for layer in model.layers if isinstance(layer, keras.layers.Conv2D)
-    )
+    per_image = sum(4 * int(np.prod(layer.output.shape[1:])) for layer in _conv_layers(model))
     return max(1, min(batch_size, ACTIVATION_BUDGET_BYTES // max(1, per_image)))
 
 

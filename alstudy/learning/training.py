@@ -2,23 +2,31 @@
 
 Same protocol as `fit(shuffle=True)`: the model's own loss and optimizer, the batch size,
 a fresh seeded order every epoch (the last batch may be smaller), dropout active, and
-early stopping on a held-out slice that keeps the best weights. One compiled epoch per
-backend (alstudy/learning/backends/): the labelled set is handed over once per round.
+early stopping on a held-out slice that keeps the best weights. With a recipe's augmentations,
+each epoch trains on freshly augmented copies of the labelled images (the held-out slice stays as
+it is). One compiled epoch per backend (alstudy/learning/backends/): the labelled set is handed
+over once per round (once per epoch when augmented).
 """
 
 from __future__ import annotations
+
+from typing import Callable
 
 import keras
 import numpy as np
 
 from alstudy.learning import backends
 
+# (images, generator) -> augmented images of the same shape (alstudy/recipes/augmentations).
+Augment = Callable[[np.ndarray, np.random.Generator], np.ndarray]
+AUGMENT_STREAM = 7  # tells the augmentations' generator apart from the order's, seeded by the same round seed
+
 
 class Trainer:
     """Trains one model; the compiled epoch is traced once and serves every round."""
 
-    def __init__(self, model: keras.Model, batch_size: int):
-        self.model, self.batch_size = model, batch_size
+    def __init__(self, model: keras.Model, batch_size: int, augment: Augment | None = None):
+        self.model, self.batch_size, self.augment = model, batch_size, augment
         self.loss = keras.losses.CategoricalCrossentropy()
         self._epochs = backends.current().Epochs(model, self.loss, batch_size)
 
@@ -49,6 +57,8 @@ class Trainer:
         x_held, y_held = compiled.held(x), compiled.held(y)
         best, best_weights, waited = np.inf, None, 0
         for epoch in range(epochs):
+            if self.augment is not None:  # its own generator: the batch order draws stay those of no augmentation
+                x_held = compiled.held(self.augment(x, np.random.default_rng([seed, epoch, AUGMENT_STREAM])))
             compiled.epoch(x_held, y_held, rng.permutation(len(x)).astype(np.int32))
             if val is None:
                 continue

@@ -17,7 +17,7 @@ from alstudy.data.preprocess import SPLIT_FILES, load_splits
 from alstudy.learning import backends, checkpoint
 from alstudy.learning.loop import check_budget, run_loop
 from alstudy.learning.model import CNN
-from alstudy.params import Params
+from alstudy.params import ModelParams, Params
 from alstudy.paths import checkpoint_dir, prepared_dir, run_dir
 from alstudy.study import results
 from alstudy.tracking import cell_run
@@ -26,13 +26,18 @@ log = logging.getLogger("al")
 STAGE = "stages/al.py"
 
 
-def cell_code(strategy: str) -> list[Path]:
-    """What shapes the cell's numbers (its checkpoint fingerprint): this stage's import closure and its own
-    strategy's module; a fix to another strategy resumes this cell."""
+def cell_code(strategy: str, model: ModelParams) -> list[Path]:
+    """What shapes the cell's numbers (its checkpoint fingerprint): this stage's import closure, its own
+    strategy's module and its recipe's network and augmentation modules; a fix to another strategy or
+    network resumes this cell."""
     return code_closure.cell_code(
         STAGE,
         f"alstudy/strategies/{strategies.canonical(strategy)}.py",
         backend_module=f"alstudy/learning/backends/{backends.running()}.py",
+        recipe_modules=(
+            f"alstudy/recipes/networks/{model.network}.py",
+            *(f"alstudy/recipes/augmentations/{name}.py" for name in model.augmentation),
+        ),
     )
 
 
@@ -54,7 +59,7 @@ def run_cell(dataset: str, strategy: str, seed: int, params: Params) -> None:
     names, n_classes = json.loads((data_dir / "meta.json").read_text()).get("class_names", []), pool.y.shape[1]
     config = run_config(params, dataset, strategy, seed)
     folder = checkpoint_dir(dataset, strategy, seed)
-    fp = checkpoint.fingerprint(config, [data_dir / f for f in SPLIT_FILES], cell_code(strategy))
+    fp = checkpoint.fingerprint(config, [data_dir / f for f in SPLIT_FILES], cell_code(strategy, params.model))
     saved = checkpoint.load(folder, fp, f"{dataset}-{strategy}-s{seed}")
     resumed = cell_run.Resumed(saved.run_id, saved.state.history, saved.model) if saved else None
     with cell_run.tracked(params, dataset, strategy, seed, config, names, n_classes, resumed) as run:

@@ -114,7 +114,7 @@ def tracked(
             "strategy": strategy,
             "seed": seed,
             **runs.flat_params("al", al, {"strategy_options"}),
-            **runs.flat_params("model", params.model),
+            **{f"model.{key}": value for key, value in params.model.settings().items()},
             **runs.flat_params(f"al.strategy_options.{strategy}", al.options(strategy)),
         },
     )

@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from alstudy import code_closure
+from alstudy.params import ModelParams
 
 REPO = Path(__file__).resolve().parents[2]
 STRATEGY_MODULES = code_closure.strategy_modules(REPO)
@@ -81,12 +82,19 @@ def test_the_checkpoint_fingerprint_reads_the_closure_the_cell_depends_on(monkey
 
     monkeypatch.chdir(REPO)
     deps = [d.replace("${item.strategy}", "margin") for d in deps_of(stages()["al"])]
-    fingerprinted = {str(p) for p in cell_code("margin")}
+    fingerprinted = {str(p) for p in cell_code("margin", ModelParams(precision="float32"))}
     needed = {f for f in closure("stages/al.py") if f not in STRATEGY_MODULES and not is_face(f)}
     running = "alstudy/learning/backends/tensorflow.py"  # loaded by name: no import names it
-    assert needed | {"stages/al.py", "alstudy/strategies/margin.py", running} == fingerprinted  # the closure
+    cnn = "alstudy/recipes/networks/cnn.py"  # the recipe's network, by name too
+    assert needed | {"stages/al.py", "alstudy/strategies/margin.py", running, cnn} == fingerprinted  # the closure
     assert "alstudy/learning/backends/jax.py" not in fingerprinted
     assert all(covered(f, deps) for f in fingerprinted)
     assert "alstudy/strategies/entropy.py" not in fingerprinted
+    assert not any(f.startswith("alstudy/recipes/augmentations/") and "_" not in f for f in fingerprinted)
+    augmented = ModelParams(precision="float32", network="resnet", augmentation={"flip": {}, "cutout": {}})
+    recipe = {str(p) for p in cell_code("margin", augmented)} - fingerprinted
+    assert recipe == {
+        f"alstudy/recipes/{m}.py" for m in ("networks/resnet", "augmentations/flip", "augmentations/cutout")
+    }
     # What the loop imports is in it, with no one listing it (a hand-kept list once missed stopping.py).
     assert {"alstudy/learning/stopping.py", "alstudy/learning/model.py", "alstudy/learning/loop.py"} <= fingerprinted
