@@ -396,6 +396,26 @@ class ModelParams(_Section):
         return filters
 
 
+# What a recipe may set: how the learner is trained, not where or how precisely it computes (a machine's
+# settings, the same for every recipe of a study).
+RECIPE_KEYS = (
+    "network",
+    "network_options",
+    "augmentation",
+    "filters",
+    "kernel_size",
+    "dense_units",
+    "dropout",
+    "epochs",
+    "batch_size",
+    "learning_rate",
+    "retrain_from_scratch",
+    "validation_fraction",
+    "early_stopping_patience",
+)
+DEFAULT_RECIPE = "default"
+
+
 class ALParams(_Section):
     """The active-learning grid: strategies, seeds and the labelling budget."""
 
@@ -670,6 +690,13 @@ class Params(_Section):
     data: DataParams
     download: DownloadParams
     model: ModelParams = ModelParams()
+    recipes: dict[str, dict] = Field(
+        {DEFAULT_RECIPE: {}},
+        description=(
+            "named training recipes, each a set of `model` keys it changes (" + ", ".join(RECIPE_KEYS) + "); "
+            "`default: {}` is the `model` section as it is; docs/user-guide/recipes.md"
+        ),
+    )
     al: ALParams
     stopping: StoppingParams = StoppingParams()
     plot: PlotParams = PlotParams()
@@ -695,6 +722,39 @@ class Params(_Section):
                     f"set model.dropout (e.g. 0.25) or take {name} out of al.strategies"
                 )
         return self
+
+    @field_validator("recipes", mode="before")
+    @classmethod
+    def _valid_recipes(cls, recipes, info: ValidationInfo) -> dict:
+        if not isinstance(recipes, dict):
+            raise ValueError("expected a mapping from recipe name to the model keys it changes")
+        model = info.data.get("model")
+        for name, changes in recipes.items():
+            if not isinstance(name, str) or not re.fullmatch(r"[a-z][a-z0-9_]*", name):
+                raise ValueError(f"{name!r}: a recipe's name is lowercase letters, digits and _ (it names files)")
+            changes = changes or {}
+            if not isinstance(changes, dict):
+                raise ValueError(f"{name}: expected the model keys the recipe changes, e.g. {{epochs: 20}}")
+            for key in changes:
+                if key not in RECIPE_KEYS:
+                    raise ValueError(
+                        f"{name}.{key}: not a recipe key (a recipe sets how the learner trains: "
+                        f"{', '.join(RECIPE_KEYS)}); set it under model for every recipe"
+                    )
+            if model is not None:
+                try:
+                    ModelParams.model_validate({**model.model_dump(), **changes})
+                except ValidationError as error:
+                    raise ValueError(f"{name}.{_describe(error.errors()[0])}") from None
+        if DEFAULT_RECIPE in recipes and recipes[DEFAULT_RECIPE]:
+            raise ValueError(f"{DEFAULT_RECIPE}: is the model section as it is; write `{DEFAULT_RECIPE}: {{}}`")
+        return {name: dict(changes or {}) for name, changes in recipes.items()}
+
+    def recipe(self, name: str) -> ModelParams:
+        """The model params of the named recipe: the `model` section with the recipe's changes."""
+        if name not in self.recipes and name != DEFAULT_RECIPE:
+            raise PipelineError(f"recipe {name!r} is not in params.yaml's recipes ({', '.join(self.recipes)})")
+        return ModelParams.model_validate({**self.model.model_dump(), **self.recipes.get(name, {})})
 
     def run_settings(self, strategies: list[str] | None = None) -> dict:
         """The settings that shape the numbers of runs of these strategies (default: the grid's):

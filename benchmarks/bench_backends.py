@@ -41,13 +41,14 @@ def images(data_dir: Path, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return rng.random((n, 28, 28, 1), dtype=np.float32), np.eye(10, dtype=np.float32)[rng.integers(0, 10, n)]
 
 
-def child(backend: str, labeled: int, candidates: int, data_dir: Path) -> dict:
-    """One backend's figures, in this process (Keras takes KERAS_BACKEND, set by the parent)."""
+def child(backend: str, labeled: int, candidates: int, data_dir: Path, recipe: str | None = None) -> dict:
+    """One backend's figures, in this process (Keras takes KERAS_BACKEND, set by the parent); the model of
+    params.yaml's `recipe` if named (benchmarks/bench_recipes.py), else the `model` section."""
     from alstudy.learning.model import CNN, configure
     from benchmarks.common import project_params
 
     params = project_params()
-    model = params.model.model_copy(update={"backend": backend})
+    model = (params.recipe(recipe) if recipe else params.model).model_copy(update={"backend": backend})
     device = configure(model)
     x, y = images(data_dir, labeled, 0)
     pool, _ = images(data_dir, candidates, 1)
@@ -70,6 +71,7 @@ def child(backend: str, labeled: int, candidates: int, data_dir: Path) -> dict:
         timings["mc_s"] = time.perf_counter() - start
     return {
         "backend": backend,
+        "recipe": recipe,
         "device": device,
         "precision": model.precision,
         "labeled": len(x),
@@ -80,12 +82,15 @@ def child(backend: str, labeled: int, candidates: int, data_dir: Path) -> dict:
     }
 
 
-def measure(backend: str, labeled: int, candidates: int, data_dir: Path, core: int | None) -> dict:
+def measure(
+    backend: str, labeled: int, candidates: int, data_dir: Path, core: int | None, recipe: str | None = None
+) -> dict:
     """One backend in a fresh process (Keras fixes its backend per process), pinned to one core."""
     env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS",)}
     env["KERAS_BACKEND"] = backend
     command = [sys.executable, "-m", "benchmarks.bench_backends", "--child", backend]
     command += ["--labeled", str(labeled), "--candidates", str(candidates), "--data-dir", str(data_dir)]
+    command += ["--recipe", recipe] if recipe else []
     if core is not None:
         command = ["taskset", "-c", str(core), *command]
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
@@ -103,9 +108,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--core", type=int, default=0, help="the core each process is pinned to (-1: none)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--child", help=argparse.SUPPRESS)  # internal: one backend, in its own process
+    parser.add_argument("--recipe", help=argparse.SUPPRESS)  # internal: that recipe's model
     args = parser.parse_args(argv)
     if args.child:
-        print(json.dumps(child(args.child, args.labeled, args.candidates, args.data_dir)))
+        print(json.dumps(child(args.child, args.labeled, args.candidates, args.data_dir, args.recipe)))
         return
     chosen = args.backend or [name for name in backends.names() if backends.installed(name)]
     rows = []

@@ -17,6 +17,7 @@ from pydantic_core import PydanticUndefined
 
 from alstudy import strategies
 from alstudy.params import FolderParams, ImbalancedParams, LabelProject, Params
+from alstudy.recipes import augmentations, networks
 
 INTRO = """# Parameters
 
@@ -72,10 +73,24 @@ def strategy_option_rows() -> list[str]:
     return out
 
 
+def recipe_option_rows() -> list[str]:
+    """The options of each registered network (`model.network_options`) and augmentation."""
+    out = []
+    for name, network in networks.NETWORKS.items():
+        out += rows(f"model.network_options ({name})", network.options)
+    for name, augmentation in augmentations.AUGMENTATIONS.items():
+        out += rows(f"model.augmentation.{name}", augmentation.options)
+    return out
+
+
 def render() -> str:
     parts = [INTRO]
     for section, field in Params.model_fields.items():
         model = field.annotation
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):  # named entries only (recipes)
+            description = (field.description or "").replace("|", "\\|")
+            parts += [f"## `{section}`", "", description, "", f"Default: {default_text(field)}", ""]
+            continue
         parts += [
             f"## `{section}`",
             "",
@@ -87,6 +102,8 @@ def render() -> str:
         ]
         if section == "al":
             parts += strategy_option_rows()
+        if section == "model":
+            parts += recipe_option_rows()
         parts.append("")
     return "\n".join(parts).rstrip() + "\n"
 

@@ -39,6 +39,7 @@ class Trainer:
         seed: int,
         validation_fraction: float = 0.0,
         patience: int = 3,
+        after_epoch: Callable[[int], None] | None = None,
     ) -> int:
         """Train for `epochs` epochs (fewer with early stopping); return the number run.
 
@@ -60,6 +61,8 @@ class Trainer:
             if self.augment is not None:  # its own generator: the batch order draws stay those of no augmentation
                 x_held = compiled.held(self.augment(x, np.random.default_rng([seed, epoch, AUGMENT_STREAM])))
             compiled.epoch(x_held, y_held, rng.permutation(len(x)).astype(np.int32))
+            if after_epoch is not None:  # e.g. a benchmark reading the model after each epoch
+                after_epoch(epoch + 1)
             if val is None:
                 continue
             loss = compiled.val_loss(*val)

@@ -184,3 +184,29 @@ def test_gpu_benchmark_runs_the_study_packed_and_compares_it(tmp_path, capsys):
     assert "| study, 2 per cpu | 2 |" in capsys.readouterr().out
     with pytest.raises(PipelineError, match="--workdir .* is not empty"):
         bench_gpu.main(["--project", str(project), "--workdir", str(work), "--device", "cpu"])
+
+
+def test_recipe_benchmark_costs_each_recipe_and_reads_accuracy_after_each_epoch(tmp_path, capsys, monkeypatch):
+    """A recipe's cost is bench_backends' round on that recipe's model; the epochs sweep reads test accuracy
+    after each epoch of one fit, and picks the fewest epochs within the tolerance of the best."""
+    from benchmarks import bench_recipes
+
+    data = tiny_prepared(tmp_path / "data")
+    out = tmp_path / "recipes.json"
+    bench_recipes.main(
+        ["--recipe", "augmented", "--labeled", "40", "--candidates", "64", "--epochs", "1", "3", "--sizes", "40"]
+        + ["--seeds", "0", "--data-dir", str(data), "--json", str(out)]
+    )
+    (row,) = json.loads(out.read_text())
+    assert row["recipe"] == "augmented" and row["epochs"] == load_params().recipe("augmented").epochs
+    assert row["fit_s"] > 0 and row["score_s"] > 0
+    accuracy = row["epochs_test_accuracy"]["40"]
+    assert set(accuracy) == {"1", "3"} and all(0 <= a[0] <= 100 for a in accuracy.values())
+    assert row["chosen_epochs"] in (1, 3)
+    printed = capsys.readouterr().out
+    assert "augmented    cnn" in printed and "40 labels, test accuracy % after epochs 1:" in printed
+    assert bench_recipes.chosen_epochs({"200": {"10": [80.0], "20": [84.0], "30": [84.3]}}, 0.5) == 20
+    both = {"200": {"10": [80.0], "20": [84.0], "30": [84.0]}, "2200": {"10": [88.0], "20": [89.0], "30": [90.0]}}
+    assert bench_recipes.chosen_epochs(both, 0.5) == 30  # within the tolerance at every size
+    with pytest.raises(PipelineError, match="recipe 'tuned' is not in params.yaml's recipes"):
+        bench_recipes.main(["--recipe", "tuned", "--data-dir", str(data)])
