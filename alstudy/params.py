@@ -17,6 +17,7 @@ from alstudy import strategies as strategy_registry
 from alstudy.data import datasets as dataset_registry
 from alstudy.errors import PipelineError
 from alstudy.hardware import best_precision
+from alstudy.paths import DEFAULT_RECIPE
 from alstudy.recipes import augmentations as augmentation_registry
 from alstudy.recipes import networks as network_registry
 
@@ -413,7 +414,6 @@ RECIPE_KEYS = (
     "validation_fraction",
     "early_stopping_patience",
 )
-DEFAULT_RECIPE = "default"
 
 
 class ALParams(_Section):
@@ -436,6 +436,14 @@ class ALParams(_Section):
     )
     log_models: Literal["every", "last", "never"] = Field(
         "every", description=("`every`, `last` or `never`: which rounds' models go to MLflow")
+    )
+    recipes: list[str] = Field(
+        [],
+        description=(
+            "recipes (names under `recipes`) the grid also runs, each for every dataset, strategy and seed; "
+            "`default` (the model section) always runs, the reference each recipe is measured against; "
+            "a recipe's cells write results/<dataset>/recipes/<recipe>/<strategy>/s<seed>/"
+        ),
     )
     strategy_options: dict[str, dict] = Field(
         {},
@@ -704,6 +712,25 @@ class Params(_Section):
     label: LabelParams = LabelParams()
 
     @model_validator(mode="after")
+    def _grid_recipes_are_named(self) -> "Params":
+        listed = self.al.recipes
+        if len(set(listed)) != len(listed):
+            raise ValueError("al.recipes: lists a recipe twice")
+        if DEFAULT_RECIPE in listed:
+            raise ValueError(f"al.recipes: `{DEFAULT_RECIPE}` always runs; list only the other recipes")
+        unknown = [name for name in listed if name not in self.recipes]
+        if unknown:
+            raise ValueError(
+                f"al.recipes: {', '.join(unknown)} not under recipes ({', '.join(self.recipes)}); "
+                "add it there, or take it out of al.recipes"
+            )
+        return self
+
+    def for_recipe(self, name: str) -> "Params":
+        """These params with the named recipe's model: what a cell of that recipe runs with."""
+        return self if name == DEFAULT_RECIPE else self.model_copy(update={"model": self.recipe(name)})
+
+    @model_validator(mode="after")
     def _seeds_within_the_plan(self) -> "Params":
         plan = self.study.sequential
         if plan is not None and len(self.al.seeds) > plan.max_seeds:
@@ -760,7 +787,7 @@ class Params(_Section):
         """The settings that shape the numbers of runs of these strategies (default: the grid's):
         not which cells run, nor what is logged, nor other strategies' options."""
         names = self.al.strategies if strategies is None else strategies
-        al = self.al.model_dump(exclude={"strategies", "seeds", "log_models", "strategy_options"})
+        al = self.al.model_dump(exclude={"strategies", "seeds", "log_models", "strategy_options", "recipes"})
         al["strategy_options"] = {n: self.al.options(n).model_dump() for n in names}
         return {"al": al, "model": self.model.settings(), "stop_set": self.stopping.stop_set}
 

@@ -25,17 +25,26 @@ def prepared_dir(dataset: str) -> Path:
     return PREPARED_DIR / dataset
 
 
-def run_dir(dataset: str, strategy: str, seed: int) -> Path:
-    return RESULTS_DIR / dataset / strategy / f"s{seed}"
+# The seed's recipe (params.yaml's `model` section as it is): its cells keep the paths they had before
+# recipes were an axis; another recipe's cells sit under recipes/<name>/ in their dataset's folder.
+DEFAULT_RECIPE = "default"
 
 
-def checkpoint_dir(dataset: str, strategy: str, seed: int) -> Path:
-    return CHECKPOINTS_DIR / dataset / strategy / f"s{seed}"
+def _cell(dataset: str, strategy: str, recipe: str) -> Path:
+    return Path(dataset) if recipe == DEFAULT_RECIPE else Path(dataset) / "recipes" / recipe
 
 
-def cell_lock(dataset: str, strategy: str, seed: int) -> Path:
+def run_dir(dataset: str, strategy: str, seed: int, recipe: str = DEFAULT_RECIPE) -> Path:
+    return RESULTS_DIR / _cell(dataset, strategy, recipe) / strategy / f"s{seed}"
+
+
+def checkpoint_dir(dataset: str, strategy: str, seed: int, recipe: str = DEFAULT_RECIPE) -> Path:
+    return CHECKPOINTS_DIR / _cell(dataset, strategy, recipe) / strategy / f"s{seed}"
+
+
+def cell_lock(dataset: str, strategy: str, seed: int, recipe: str = DEFAULT_RECIPE) -> Path:
     """Held by the process running the cell; beside its checkpoint folder, which a fresh start removes."""
-    return CHECKPOINTS_DIR / dataset / strategy / f"s{seed}.lock"
+    return CHECKPOINTS_DIR / _cell(dataset, strategy, recipe) / strategy / f"s{seed}.lock"
 
 
 def project_root(start: Path | None = None) -> Path:

@@ -18,7 +18,7 @@ from alstudy.learning import backends, checkpoint
 from alstudy.learning.loop import check_budget, run_loop
 from alstudy.learning.model import CNN
 from alstudy.params import ModelParams, Params
-from alstudy.paths import checkpoint_dir, prepared_dir, run_dir
+from alstudy.paths import DEFAULT_RECIPE, checkpoint_dir, prepared_dir, run_dir
 from alstudy.study import results
 from alstudy.tracking import cell_run
 
@@ -41,28 +41,39 @@ def cell_code(strategy: str, model: ModelParams) -> list[Path]:
     )
 
 
-def run_config(params: Params, dataset: str, strategy: str, seed: int) -> dict:
-    """What shapes this run's numbers: its own strategy's options, not the other strategies'."""
+def cell_stage(dataset: str, strategy: str, seed: int, recipe: str = DEFAULT_RECIPE) -> str:
+    """The cell's DVC stage, as dvc.yaml's matrices name it."""
+    if recipe == DEFAULT_RECIPE:
+        return f"al@{dataset}-{strategy}-{seed}"
+    return f"al_recipe@{dataset}-{recipe}-{strategy}-{seed}"
+
+
+def run_config(params: Params, dataset: str, strategy: str, seed: int, recipe: str = DEFAULT_RECIPE) -> dict:
+    """What shapes this run's numbers: its own strategy's options, not the other strategies'; its recipe's
+    model (`params` are the recipe's, Params.for_recipe), and its name where it is not the default."""
     return {
         "dataset": dataset,
         "strategy": strategy,
         "seed": seed,
+        **({"recipe": recipe} if recipe != DEFAULT_RECIPE else {}),
         **params.run_settings([strategy]),
         "compute": backends.compute(),  # the backend and device this process computes on (configure() set it)
     }
 
 
-def run_cell(dataset: str, strategy: str, seed: int, params: Params) -> None:
+def run_cell(dataset: str, strategy: str, seed: int, params: Params, recipe: str = DEFAULT_RECIPE) -> None:
+    """Run (or resume) one cell; `params` are its recipe's (Params.for_recipe)."""
     data_dir = prepared_dir(dataset)
     pool, test = load_splits(data_dir)
     check_budget(params.al, len(pool.x), dataset)
     names, n_classes = json.loads((data_dir / "meta.json").read_text()).get("class_names", []), pool.y.shape[1]
-    config = run_config(params, dataset, strategy, seed)
-    folder = checkpoint_dir(dataset, strategy, seed)
+    config = run_config(params, dataset, strategy, seed, recipe)
+    folder = checkpoint_dir(dataset, strategy, seed, recipe)
     fp = checkpoint.fingerprint(config, [data_dir / f for f in SPLIT_FILES], cell_code(strategy, params.model))
-    saved = checkpoint.load(folder, fp, f"{dataset}-{strategy}-s{seed}")
+    cell = cell_run.CellId(dataset, strategy, seed, recipe)
+    saved = checkpoint.load(folder, fp, cell.name)
     resumed = cell_run.Resumed(saved.run_id, saved.state.history, saved.model) if saved else None
-    with cell_run.tracked(params, dataset, strategy, seed, config, names, n_classes, resumed) as run:
+    with cell_run.tracked(params, cell, config, names, n_classes, resumed) as run:
 
         def on_round(state, result, cnn: CNN) -> None:  # checkpoint first: the commit point of a round
             checkpoint.save(folder, state, cnn.model, run.run_id, fp)
@@ -84,8 +95,9 @@ def run_cell(dataset: str, strategy: str, seed: int, params: Params) -> None:
             stop_set_size=params.stopping.stop_set,
         )
         compute = {**config["compute"], "precision": params.model.precision, "threads": params.model.threads}
-        metrics = results.write(run_dir(dataset, strategy, seed), state, pool.labels, compute)
-        run.finish(run_dir(dataset, strategy, seed), metrics)
+        out = run_dir(dataset, strategy, seed, recipe)
+        metrics = results.write(out, state, pool.labels, compute)
+        run.finish(out, metrics)
     checkpoint.discard(folder)
     log.info(
         "%s: done; final accuracy %.4f, F1 %.4f with %d labels",

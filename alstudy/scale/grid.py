@@ -38,7 +38,7 @@ from alstudy.scale.cell_task import Cell, on_gpu_env, run_command, venv_env
 from alstudy.scale.looks import Outcome, run_looks
 
 log = logging.getLogger("grid")
-GRID_STAGE = "al"
+GRID_STAGES = ("al", "al_recipe")  # dvc.yaml's cell matrices: the default recipe's, the other recipes'
 GRID_LOCK = Path(".dvc") / "tmp" / "alstudy-grid.lock"  # DVC's scratch folder: ignored by git
 
 # Runs the given cells somewhere; yields each cell when it has finished, with its error if it failed.
@@ -78,7 +78,8 @@ def grid_cells(root: Path) -> tuple[list[Cell], list[str]]:
         graph = repo.index.graph  # edges run from a stage to the stages it depends on
         cells, upstream = [], set()
         for stage in repo.index.stages:
-            if not getattr(stage, "name", "").startswith(GRID_STAGE + "@"):
+            name = getattr(stage, "name", "")
+            if "@" not in name or name.split("@", 1)[0] not in GRID_STAGES:
                 continue
             before = upstream_of(graph, stage)
             upstream |= {s.addressing for s in before}

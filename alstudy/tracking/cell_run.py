@@ -1,6 +1,6 @@
 """A cell's MLflow run from start to finish: one context manager for the al stage.
 
-    with cell_run.tracked(params, dataset, strategy, seed, config, class_names, n_classes, resumed) as run:
+    with cell_run.tracked(params, CellId(dataset, strategy, seed, recipe), config, names, n_classes, resumed) as run:
         ... run.log_round(result, model) after each round's checkpoint ...
         run.finish(results_dir, metrics)
 
@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
+from alstudy.paths import DEFAULT_RECIPE
 from alstudy.tracking import metric_names, runs, study_runs
 
 if TYPE_CHECKING:  # types only: tracking does not need the learning code to run
@@ -27,6 +28,23 @@ if TYPE_CHECKING:  # types only: tracking does not need the learning code to run
     from alstudy.params import Params
 
 log = logging.getLogger("al")
+
+
+@dataclass(frozen=True)
+class CellId:
+    """Which cell: a dataset, strategy and seed under a recipe (`default`: params.yaml's model section)."""
+
+    dataset: str
+    strategy: str
+    seed: int
+    recipe: str = DEFAULT_RECIPE
+
+    @property
+    def name(self) -> str:
+        """The MLflow run's name: <dataset>-<strategy>-s<seed>, the recipe after the dataset if not the default."""
+        if self.recipe == DEFAULT_RECIPE:
+            return runs.run_name(self.dataset, self.strategy, self.seed)
+        return runs.run_name(f"{self.dataset}-{self.recipe}", self.strategy, self.seed)
 
 
 @dataclass(frozen=True)
@@ -78,18 +96,18 @@ class CellRun:
 @contextmanager
 def tracked(
     params: Params,
-    dataset: str,
-    strategy: str,
-    seed: int,
+    cell: CellId,
     config: dict,
     class_names: list[str],
     n_classes: int,
     resumed: Resumed | None,
 ) -> Iterator[CellRun]:
-    al, name = params.al, runs.run_name(dataset, strategy, seed)
+    """The cell's run; `params` are its recipe's (Params.for_recipe)."""
+    al, name, dataset, strategy, seed = params.al, cell.name, cell.dataset, cell.strategy, cell.seed
     experiment_id = runs.setup(params.base)
     study_runs.describe_experiment(experiment_id, params)
-    parent_id = study_runs.parent_run_id(experiment_id, dataset, params)  # made by the study's first cell
+    # Made by the study's first cell; a recipe's cells have one of their own.
+    parent_id = study_runs.parent_run_id(experiment_id, dataset, params, cell.recipe)
     key = runs.config_key(config)
     if resumed is None:
         for run_id in runs.remove_unfinished_runs(experiment_id, name, key):
@@ -104,6 +122,7 @@ def tracked(
             "dataset": dataset,
             "strategy": strategy,
             "seed": str(seed),
+            "recipe": cell.recipe,
             "config": key,
             **config.get("compute", {}),  # backend and device
             **study_runs.cell_tags(params, dataset, parent_id),
@@ -113,16 +132,17 @@ def tracked(
             "dataset": dataset,
             "strategy": strategy,
             "seed": seed,
-            **runs.flat_params("al", al, {"strategy_options"}),
+            **({"recipe": cell.recipe} if cell.recipe != DEFAULT_RECIPE else {}),
+            **runs.flat_params("al", al, {"strategy_options", "recipes"}),
             **{f"model.{key}": value for key, value in params.model.settings().items()},
             **runs.flat_params(f"al.strategy_options.{strategy}", al.options(strategy)),
         },
     )
     classes = metric_names.class_keys(class_names, n_classes)
     with runs.ending(run):
-        cell = CellRun(run.info.run_id, name, classes, al.rounds, al.log_models)
+        open_run = CellRun(run.info.run_id, name, classes, al.rounds, al.log_models)
         if resumed is not None:
-            cell.log_missing(resumed)
-        yield cell
-    for earlier in runs.remove_superseded_runs(experiment_id, name, key, keep=cell.run_id):
+            open_run.log_missing(resumed)
+        yield open_run
+    for earlier in runs.remove_superseded_runs(experiment_id, name, key, keep=open_run.run_id):
         log.info("%s: replaced the MLflow run %s of an earlier run of this cell (`dvc repro -f`)", name, earlier)

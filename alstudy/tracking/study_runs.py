@@ -36,6 +36,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NOTE
 
+from alstudy.paths import DEFAULT_RECIPE
 from alstudy.tracking import metric_names, store
 from alstudy.tracking.outage import patient, patiently
 from alstudy.tracking.runs import config_key
@@ -55,8 +56,8 @@ def study_key(params, dataset: str) -> str:
     return config_key(study_config(params, dataset))
 
 
-def parent_name(dataset: str) -> str:
-    return f"{dataset}-summary"
+def parent_name(dataset: str, recipe: str = DEFAULT_RECIPE) -> str:
+    return f"{dataset}-summary" if recipe == DEFAULT_RECIPE else f"{dataset}-{recipe}-summary"
 
 
 def cell_tags(params, dataset: str, parent_id: str) -> dict[str, str]:
@@ -80,8 +81,9 @@ def _settings_params(config: dict) -> list[Param]:
     return [Param(key, str(value)) for key, value in flat.items()]
 
 
-def parent_run_id(experiment_id: str, dataset: str, params) -> str:
-    """The study's parent run: found, or made now (see the module docstring for the race)."""
+def parent_run_id(experiment_id: str, dataset: str, params, recipe: str = DEFAULT_RECIPE) -> str:
+    """The study's parent run: found, or made now (see the module docstring for the race). A recipe's
+    cells (their params the recipe's, so another configuration) have a parent of their own."""
     config = study_config(params, dataset)
     key = config_key(config)
     with store.exclusive(mlflow.get_tracking_uri()):
@@ -89,14 +91,18 @@ def parent_run_id(experiment_id: str, dataset: str, params) -> str:
         if found:
             return found[0].info.run_id
         client = MlflowClient()
+        default = recipe == DEFAULT_RECIPE
+        cells = f"{dataset}-<strategy>-s<seed>" if default else f"{dataset}-{recipe}-<strategy>-s<seed>"
         note = (
-            f"The {dataset} study: its cells ({dataset}-<strategy>-s<seed>) are nested below. This run holds "
-            "the summary and verdict metrics (summary/...), the figures (plots/) and the report (study.md)."
+            f"The {dataset} study{'' if default else f' under the {recipe} recipe'}: its cells ({cells}) are "
+            "nested below. This run holds the summary and verdict metrics (summary/...), the figures (plots/) "
+            "and the report (study.md)."
         )
+        tags = {"kind": KIND, "dataset": dataset, "config": key, MLFLOW_RUN_NOTE: note}
         mine = client.create_run(
             experiment_id,
-            run_name=parent_name(dataset),
-            tags={"kind": KIND, "dataset": dataset, "config": key, MLFLOW_RUN_NOTE: note},
+            run_name=parent_name(dataset, recipe),
+            tags=tags if default else {**tags, "recipe": recipe},
         )
         client.log_batch(mine.info.run_id, params=_settings_params(config))
         if store.sqlite_path(mlflow.get_tracking_uri()) is None:
