@@ -520,6 +520,13 @@ class LabelProject(_Section):
     unlabelled: str = Field(min_length=1, description="the folder of images to label (searched at any depth)")
     classes: list[str] = Field(min_length=2, description="the class names a person chooses from")
     strategy: str = Field("margin", description="the registered strategy that picks each batch")
+    recipe: str = Field(
+        DEFAULT_RECIPE,
+        description=(
+            "the recipe (a name under `recipes`) the suggestion model trains with, e.g. `pretrained`: "
+            "frozen ImageNet features for photos"
+        ),
+    )
     batch_size: int = Field(20, ge=1, description="images per batch")
     image_size: tuple[int, int] = Field(description="[height, width] the images are resized to for the CNN")
     color_mode: Literal["rgb", "grayscale"] = Field("rgb", description="`rgb` or `grayscale`")
@@ -724,6 +731,16 @@ class Params(_Section):
                 f"al.recipes: {', '.join(unknown)} not under recipes ({', '.join(self.recipes)}); "
                 "add it there, or take it out of al.recipes"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _project_recipes_are_named(self) -> "Params":
+        for name, project in self.label.projects.items():
+            if project.recipe not in self.recipes and project.recipe != DEFAULT_RECIPE:
+                raise ValueError(
+                    f"label.projects.{name}.recipe: {project.recipe} is not under recipes "
+                    f"({', '.join(self.recipes)}); add it there or name one of those"
+                )
         return self
 
     def for_recipe(self, name: str) -> "Params":

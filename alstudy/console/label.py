@@ -65,7 +65,9 @@ def log_step(params: Params, name: str, batch) -> None:
     experiment_id = tracking.setup(params.base)
     run_id = tracking.labelling_run(experiment_id, name)
     with mlflow.start_run(run_id=run_id):
-        mlflow.set_tags(metric_names.class_tags(params.label.projects[name].classes))  # what labelled/<class> is
+        project = params.label.projects[name]
+        mlflow.set_tags(metric_names.class_tags(project.classes))  # what labelled/<class> is
+        mlflow.set_tag("recipe", project.recipe)  # the suggestion model's, as of the latest batch
         # n_labelled: the name labelling runs used before the study's spelling became the only one
         if batch.number in tracking.logged_steps(run_id, metric_names.N_LABELED) | tracking.logged_steps(
             run_id, "n_labelled"
@@ -173,6 +175,7 @@ def main(argv: list[str] | None = None) -> None:
     harvest(name, project, batches)
     from alstudy.learning.model import configure  # TensorFlow only where a model is trained
 
+    params = params.for_recipe(project.recipe)  # the suggestion model trains with the project's recipe
     configure(params.model)
     batch = next_batch(name, project, params, batches)
     if batch is None:

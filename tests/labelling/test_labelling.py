@@ -588,3 +588,24 @@ def test_images_still_out_are_carried_once_and_never_drawn_again(tmp_path, monke
     label(project, monkeypatch, "next")
     second = [r["path"] for r in csv.DictReader(open(project / "labelling/parts/batch-002/manifest.csv"))]
     assert second == [r["path"] for r in first[1:]]  # the five still out, once each, and no image twice
+
+
+def test_a_project_naming_a_recipe_trains_its_suggestions_with_it(tmp_path, monkeypatch):
+    project, truth = make_label_project(tmp_path)
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["recipes"]["small_resnet"] = {"network": "resnet", "network_options": {"widths": [4, 8]}, "epochs": 2}
+    params["label"]["projects"]["parts"]["recipe"] = "small_resnet"
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    label(project, monkeypatch, "next")
+    batch1 = project / "labelling/parts/batch-001"
+    label(project, monkeypatch, "import", str(fill_manifest(batch1 / "manifest.csv", truth, tmp_path / "b1.csv")))
+    label(project, monkeypatch, "next")  # the first batch with suggestions: a model trained under the recipe
+
+    mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow.db'}")
+    (run,) = mlflow.search_runs(
+        experiment_names=["deep-active-learning"], output_format="list", filter_string="tags.kind = 'labelling'"
+    )
+    assert run.data.tags["recipe"] == "small_resnet"
+    (model,) = mlflow.search_logged_models(experiment_ids=[run.info.experiment_id], output_format="list")
+    loaded = mlflow.keras.load_model(f"models:/{model.model_id}")
+    assert loaded.layers[0].name == "resnet6"  # the recipe's network: a stem and one block per stage of two

@@ -66,3 +66,12 @@ def test_recipe_keys_are_model_keys_and_leave_the_machine_out():
 
     assert set(RECIPE_KEYS) < set(ModelParams.model_fields)
     assert not {"threads", "backend", "device", "precision", "predict_batch_size"} & set(RECIPE_KEYS)
+
+
+def test_a_labelling_project_names_a_recipe_that_exists(raw):
+    project = {"unlabelled": "data/u", "classes": ["a", "b"], "image_size": [32, 32], "recipe": "pretrained"}
+    raw["label"]["projects"] = {"photos": project}
+    assert parse_params(raw).label.projects["photos"].recipe == "pretrained"
+    raw["label"]["projects"]["photos"]["recipe"] = "tuned"
+    with pytest.raises(PipelineError, match=r"^params.yaml: label.projects.photos.recipe: tuned is not under recipes"):
+        parse_params(raw)
