@@ -40,7 +40,7 @@ def test_the_default_recipe_keeps_its_paths_and_names_and_a_recipe_nests_under_i
 @pytest.mark.parametrize(
     "recipes, message",
     [
-        (["tuned"], "al.recipes: tuned not under recipes (default, augmented,"),
+        (["tuned"], "al.recipes: tuned not under recipes (default, longer, augmented,"),
         (["default"], "al.recipes: `default` always runs; list only the other recipes"),
         (["augmented", "augmented"], "al.recipes: lists a recipe twice"),
     ],
