@@ -5,16 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
+
+from alstudy.recipes._registry import NoOptions, Registry
 
 if TYPE_CHECKING:  # Keras and the params are the caller's; importing them here would start a backend
     from alstudy.params import ModelParams
-
-
-class NoOptions(BaseModel):
-    """A network's options, validated from `network_options`; this one takes none."""
-
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
 # trunk(input_shape, model params, the network's validated options, the layers' dtype policy) -> the layers
@@ -29,25 +25,14 @@ class Network:
     summary: str
 
 
-NETWORKS: dict[str, Network] = {}
+_REGISTRY: Registry[Network] = Registry("network")
+NETWORKS = _REGISTRY.entries
+names, get = _REGISTRY.names, _REGISTRY.get
 
 
 def register(name: str, *, options: type[BaseModel] = NoOptions, summary: str) -> Callable[[Trunk], Trunk]:
     def decorator(trunk: Trunk) -> Trunk:
-        if name in NETWORKS:
-            raise ValueError(f"network {name!r} is registered twice")
-        NETWORKS[name] = Network(trunk, options, summary)
+        _REGISTRY.add(name, Network(trunk, options, summary))
         return trunk
 
     return decorator
-
-
-def names() -> list[str]:
-    return list(NETWORKS)
-
-
-def get(name: str) -> Network:
-    try:
-        return NETWORKS[name]
-    except KeyError:
-        raise ValueError(f"unknown network {name!r}; allowed: {', '.join(NETWORKS)}") from None
