@@ -349,8 +349,7 @@ class ModelParams(_Section):
     @field_validator("network")
     @classmethod
     def _known_network(cls, name: str) -> str:
-        if name not in network_registry.names():
-            raise ValueError(f"unknown network {name!r}; allowed: {', '.join(network_registry.names())}")
+        network_registry.get(name)  # "unknown network ...; allowed: ..." where it is not registered
         return name
 
     @field_validator("network_options")
@@ -370,10 +369,9 @@ class ModelParams(_Section):
         if not isinstance(spec, dict):
             raise ValueError("expected a mapping from augmentation name to its options, e.g. {shift: {}, flip: {}}")
         for name, options in spec.items():
-            if name not in augmentation_registry.names():
-                raise ValueError(f"unknown augmentation {name!r}; allowed: {', '.join(augmentation_registry.names())}")
+            augmentation = augmentation_registry.get(name)  # "unknown augmentation ...; allowed: ..."
             try:
-                augmentation_registry.get(name).options.model_validate(options or {})
+                augmentation.options.model_validate(options or {})
             except ValidationError as error:
                 raise ValueError(f"{name}.{_describe(error.errors()[0])}") from None
         return {name: dict(options or {}) for name, options in spec.items()}
@@ -414,6 +412,11 @@ RECIPE_KEYS = (
     "validation_fraction",
     "early_stopping_patience",
 )
+
+
+def _with_changes(model: ModelParams, changes: dict) -> ModelParams:
+    """The model params with a recipe's changes, validated as a whole."""
+    return ModelParams.model_validate({**model.model_dump(), **changes})
 
 
 class ALParams(_Section):
@@ -787,7 +790,7 @@ class Params(_Section):
                     )
             if model is not None:
                 try:
-                    ModelParams.model_validate({**model.model_dump(), **changes})
+                    _with_changes(model, changes)
                 except ValidationError as error:
                     raise ValueError(f"{name}.{_describe(error.errors()[0])}") from None
         if DEFAULT_RECIPE in recipes and recipes[DEFAULT_RECIPE]:
@@ -798,7 +801,7 @@ class Params(_Section):
         """The model params of the named recipe: the `model` section with the recipe's changes."""
         if name not in self.recipes and name != DEFAULT_RECIPE:
             raise PipelineError(f"recipe {name!r} is not in params.yaml's recipes ({', '.join(self.recipes)})")
-        return ModelParams.model_validate({**self.model.model_dump(), **self.recipes.get(name, {})})
+        return _with_changes(self.model, self.recipes.get(name, {}))
 
     def run_settings(self, strategies: list[str] | None = None) -> dict:
         """The settings that shape the numbers of runs of these strategies (default: the grid's):

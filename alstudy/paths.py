@@ -30,21 +30,21 @@ def prepared_dir(dataset: str) -> Path:
 DEFAULT_RECIPE = "default"
 
 
-def _cell(dataset: str, strategy: str, recipe: str) -> Path:
+def _recipe_folder(dataset: str, recipe: str) -> Path:
     return Path(dataset) if recipe == DEFAULT_RECIPE else Path(dataset) / "recipes" / recipe
 
 
 def run_dir(dataset: str, strategy: str, seed: int, recipe: str = DEFAULT_RECIPE) -> Path:
-    return RESULTS_DIR / _cell(dataset, strategy, recipe) / strategy / f"s{seed}"
+    return RESULTS_DIR / _recipe_folder(dataset, recipe) / strategy / f"s{seed}"
 
 
 def checkpoint_dir(dataset: str, strategy: str, seed: int, recipe: str = DEFAULT_RECIPE) -> Path:
-    return CHECKPOINTS_DIR / _cell(dataset, strategy, recipe) / strategy / f"s{seed}"
+    return CHECKPOINTS_DIR / _recipe_folder(dataset, recipe) / strategy / f"s{seed}"
 
 
 def cell_lock(dataset: str, strategy: str, seed: int, recipe: str = DEFAULT_RECIPE) -> Path:
     """Held by the process running the cell; beside its checkpoint folder, which a fresh start removes."""
-    return CHECKPOINTS_DIR / _cell(dataset, strategy, recipe) / strategy / f"s{seed}.lock"
+    return checkpoint_dir(dataset, strategy, seed, recipe).with_name(f"s{seed}.lock")
 
 
 def project_root(start: Path | None = None) -> Path:

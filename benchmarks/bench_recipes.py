@@ -62,7 +62,7 @@ def epochs_child(recipe: str, sizes: list[int], epochs: list[int], seeds: list[i
                     found.setdefault(str(epoch), []).append(round(100 * float(correct.mean()), 2))
 
             cnn.reinitialize(seed)
-            cnn._trainer.fit(x, y, epochs=max(epochs), seed=seed, after_epoch=read)
+            cnn.fit(x, y, seed=seed, after_epoch=read)  # the model's epochs are max(epochs)
             print(f"bench: {recipe}, {size} labels, seed {seed}: {found}", file=sys.stderr, flush=True)
     return {"recipe": recipe, "accuracy": accuracy}
 

@@ -119,8 +119,9 @@ class CNN:
             if not variable.path.endswith("learning_rate"):
                 variable.assign(np.zeros(variable.shape, variable.dtype))
 
-    def fit(self, x: np.ndarray, y: np.ndarray, seed: int) -> int:
-        """Train on the labelled set; return the number of epochs run (fewer with early stopping)."""
+    def fit(self, x: np.ndarray, y: np.ndarray, seed: int, after_epoch: Callable[[int], None] | None = None) -> int:
+        """Train on the labelled set; return the number of epochs run (fewer with early stopping).
+        after_epoch(n) is called after epoch n (benchmarks/bench_recipes.py reads test accuracy there)."""
         set_seed(seed)
         seed_dropout(self.model, seed)
         return self._trainer.fit(
@@ -130,6 +131,7 @@ class CNN:
             seed=seed,
             validation_fraction=self.params.validation_fraction,
             patience=self.params.early_stopping_patience,
+            after_epoch=after_epoch,
         )
 
     def infer(
