@@ -498,6 +498,20 @@ class ALParams(_Section):
         """The strategy's validated options, defaults filled in."""
         return strategy_registry.get(strategy).options.model_validate(self.strategy_options.get(strategy, {}))
 
+    @property
+    def all_recipes(self) -> list[str]:
+        """Every recipe the grid runs: the default first, then `recipes` in their order."""
+        return [DEFAULT_RECIPE, *self.recipes]
+
+    def check_recipe(self, name: str) -> str:
+        """`name`, if the grid runs it; a stage asked for another recipe stops in one line."""
+        if name not in self.all_recipes:
+            raise PipelineError(
+                f"recipe {name!r} is not in params.yaml's al.recipes ({', '.join(self.recipes) or 'none'}); "
+                "add it there"
+            )
+        return name
+
     @field_validator("seeds")
     @classmethod
     def _non_negative_unique(cls, seeds: list[int]) -> list[int]:

@@ -10,6 +10,8 @@ RESULTS_DIR = Path("results")
 METRICS_DIR = Path("metrics")
 PLOTS_DIR = Path("plots")
 REPORT_FILE = Path("report") / "study.md"
+# The report's own figures (what each recipe and each strategy buys), beside it: linked as figures/<file>.
+RECIPE_FIGURES = REPORT_FILE.parent / "figures"
 # Paired statistics per dataset: nested JSON, so beside the metrics rather than among `dvc plots` data.
 STATISTICS_DIR = METRICS_DIR / "statistics"
 # The study's curve-level verdicts per dataset (Holm-corrected over all datasets): the headline metrics.
@@ -28,6 +30,21 @@ def prepared_dir(dataset: str) -> Path:
 # The seed's recipe (params.yaml's `model` section as it is): its cells keep the paths they had before
 # recipes were an axis; another recipe's cells sit under recipes/<name>/ in their dataset's folder.
 DEFAULT_RECIPE = "default"
+
+
+# A study unit is a dataset under one recipe: its figures, statistics, summary and verdicts are written
+# under its name, the dataset's alone for the default recipe (today's files), `<dataset>~<recipe>` otherwise.
+UNIT_SEPARATOR = "~"  # in neither a dataset's name nor a recipe's
+
+
+def study_unit(dataset: str, recipe: str = DEFAULT_RECIPE) -> str:
+    return dataset if recipe == DEFAULT_RECIPE else f"{dataset}{UNIT_SEPARATOR}{recipe}"
+
+
+def unit_parts(unit: str) -> tuple[str, str]:
+    """(dataset, recipe) of a study unit's name."""
+    dataset, _, recipe = unit.partition(UNIT_SEPARATOR)
+    return dataset, recipe or DEFAULT_RECIPE
 
 
 def _recipe_folder(dataset: str, recipe: str) -> Path:

@@ -15,7 +15,17 @@ import logging
 from alstudy.errors import PipelineError
 from alstudy.fileio import atomic_path
 from alstudy.params import Params, load_params
-from alstudy.paths import METRICS_DIR, PLOTS_DIR, REPORT_FILE, STATISTICS_DIR, VERDICTS_DIR
+from alstudy.paths import (
+    DEFAULT_RECIPE,
+    METRICS_DIR,
+    PLOTS_DIR,
+    RECIPE_FIGURES,
+    REPORT_FILE,
+    STATISTICS_DIR,
+    VERDICTS_DIR,
+    study_unit,
+    unit_parts,
+)
 from alstudy.runner import run_stage
 from alstudy.study.report import DatasetResults, plural, render
 from alstudy.study.verdicts import from_metrics
@@ -45,26 +55,32 @@ def configuration(params: Params) -> list[str]:
     ]
 
 
-def load_results(dataset: str) -> DatasetResults:
-    summary_file = METRICS_DIR / "summary" / f"{dataset}.json"
-    statistics_file = STATISTICS_DIR / f"{dataset}.json"
-    verdicts_file = VERDICTS_DIR / f"{dataset}.json"
-    for path, stage in ((summary_file, "plot"), (statistics_file, "plot"), (verdicts_file, "verdicts")):
+def load_results(unit: str) -> DatasetResults:
+    """One study unit's results: a dataset under one recipe (alstudy.paths.study_unit)."""
+    summary_file = METRICS_DIR / "summary" / f"{unit}.json"
+    statistics_file = STATISTICS_DIR / f"{unit}.json"
+    verdicts_file = VERDICTS_DIR / f"{unit}.json"
+    plot = "plot" if unit_parts(unit)[1] == DEFAULT_RECIPE else "plot_recipe"
+    for path, stage in ((summary_file, plot), (statistics_file, plot), (verdicts_file, "verdicts")):
         if not path.exists():
             raise PipelineError(f"{path}: missing; run `dvc repro {stage}` first")
     return DatasetResults(
-        dataset,
+        unit,
         json.loads(summary_file.read_text()),
         json.loads(statistics_file.read_text()),
-        sorted(p.name for p in (PLOTS_DIR / dataset).glob("*.png")),
-        from_metrics(json.loads(verdicts_file.read_text()), dataset),
+        sorted(p.name for p in (PLOTS_DIR / unit).glob("*.png")),
+        from_metrics(json.loads(verdicts_file.read_text()), unit),
     )
 
 
 def main(argv: list[str] | None = None) -> None:
     argparse.ArgumentParser(description=__doc__).parse_args(argv)
     params = load_params()
-    results = [load_results(dataset) for dataset in params.data.datasets]
+    units = [(d, r) for d in params.data.datasets for r in params.al.all_recipes]
+    results = [load_results(study_unit(d, r)) for d, r in units]
+    RECIPE_FIGURES.mkdir(parents=True, exist_ok=True)  # a DVC output: there even when no recipe draws in it
+    for stale in RECIPE_FIGURES.glob("*.png"):
+        stale.unlink()
     text = render(
         results,
         configuration(params),
@@ -73,14 +89,19 @@ def main(argv: list[str] | None = None) -> None:
         baseline=params.study.baseline,
         experiment=params.base.experiment,
         stopping=(params.stopping.threshold, params.stopping.window),
+        recipe_figures=RECIPE_FIGURES if params.al.recipes else None,
     )
     with atomic_path(REPORT_FILE) as tmp:
         tmp.write_text(text)
 
     experiment_id = tracking.setup(params.base)
-    for dataset in params.data.datasets:
-        study_runs.publish(experiment_id, dataset, params, artifacts=[(REPORT_FILE, None)])
-    log.info("wrote %s (%d datasets); logged to each dataset's MLflow study run", REPORT_FILE, len(results))
+    figures = [(figure, "plots") for figure in sorted(RECIPE_FIGURES.glob("*.png"))] if params.al.recipes else []
+    for dataset, recipe in units:
+        mine = [(path, folder) for path, folder in figures if path.name.startswith(f"{dataset}-recipes-")]
+        study_runs.publish(
+            experiment_id, dataset, params.for_recipe(recipe), artifacts=[(REPORT_FILE, None), *mine], recipe=recipe
+        )
+    log.info("wrote %s (%d study units); logged to each one's MLflow study run", REPORT_FILE, len(results))
 
 
 if __name__ == "__main__":

@@ -204,3 +204,45 @@ def dataset_figures(curves: dict, meta: dict, dataset: str, out: Path) -> None:
     queried_classes(curves, counts, names, dataset, out / "queried_classes.png")
     per_class_f1(curves, names, dataset, out / "per_class_f1.png")
     rare_classes(curves, counts, names, dataset, out / "rare_classes.png")
+
+
+def recipe_gains(
+    gains: dict[str, dict[str, tuple[float, float, float]]], metric: str, dataset: str, path: Path
+) -> None:
+    """What each recipe buys beside what each strategy buys on top of it, in AUBC points with 95% CIs.
+
+    gains: recipe -> bar -> (mean, ci_low, ci_high) as fractions; a bar is `recipe` (the baseline under
+    the recipe minus under the default recipe) or a strategy (minus the baseline under the same recipe)."""
+    recipes = list(gains)
+    found = list(dict.fromkeys(bar for by_bar in gains.values() for bar in by_bar))  # the grid's order
+    bars = ["recipe"] * ("recipe" in found) + [bar for bar in found if bar != "recipe"]
+    width = 0.8 / max(1, len(bars))
+    fig, ax = _subplots(figsize=(max(7.0, 2.0 + 0.6 * len(recipes) * len(bars)), 5.0), dpi=120)
+    for i, bar in enumerate(bars):
+        x = [r for r, recipe in enumerate(recipes) if bar in gains[recipe]]
+        values = [gains[recipes[r]][bar] for r in x]
+        mean = np.array([100 * v[0] for v in values])
+        errors = np.array([[100 * (v[0] - v[1]) for v in values], [100 * (v[2] - v[0]) for v in values]])
+        label = "the recipe itself" if bar == "recipe" else f"{bar}, on top of the recipe"
+        ax.bar(
+            np.asarray(x) - 0.4 + width * (i + 0.5),
+            mean,
+            width,
+            yerr=errors,
+            capsize=3,
+            color="white" if bar == "recipe" else colour(bar),
+            edgecolor="black",
+            hatch="//" if bar == "recipe" else None,
+            label=label,
+        )
+    ax.axhline(0, color=BASELINE_COLOUR, linewidth=1)
+    ax.set_xticks(range(len(recipes)), recipes)
+    ax.set(xlabel="Training recipe", ylabel=f"AUBC gain, points ({METRIC_LABELS[metric].lower()})")
+    ax.set_title(
+        f"{dataset}: what each recipe buys, and each strategy on top of it\n"
+        "(paired by seed; bars = 95% CI; a bar across 0 is within the noise)",
+        fontsize=10,
+    )
+    ax.grid(axis="y", alpha=0.3)
+    fig.legend(*ax.get_legend_handles_labels(), loc="lower center", ncol=min(len(bars), 4), fontsize="small")
+    _save(fig, path, rect=(0, 0.08, 1, 1))  # room for the legend below the axes

@@ -9,8 +9,12 @@ labelled so. Every verdict claims only what its test supports.
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from alstudy.paths import DEFAULT_RECIPE, unit_parts
 from alstudy.study.report_detail import cross_dataset_table, dataset_section
 from alstudy.study.report_format import METRIC_NAMES, DatasetResults, p_is, p_text, plural, points
+from alstudy.study.report_recipes import recipes_section
 from alstudy.study.results import setups_text
 from alstudy.study.verdicts import DECISIONS, FRAGILE, Family, Verdict, pairs
 from alstudy.tracking.metric_names import CLASS_KEYS_TAG, F1, QUERIED, STOPPING, SUMMARY, TIME, metric_name
@@ -100,7 +104,9 @@ def headline(results: list[DatasetResults], baseline: str) -> list[str]:
         f"points. Each comparison has four possible answers: **better** or **worse** (a paired two-sided "
         f"t-test rejects no difference), **equivalent** (two one-sided tests show the difference within "
         f"±{margin} points, `study.equivalence_margin`) or **undecided** (neither). The {family.hypotheses} "
-        f"p-values ({family.size} comparisons x 2: every dataset, metric and pair of strategies) are "
+        f"p-values ({family.size} comparisons x 2: every dataset, metric and pair of strategies"
+        + (", under every recipe, and what each recipe buys" if _has_recipes(results) else "")
+        + ") are "
         f"Holm-corrected together (Shaffer's refinement: at most {family.size} of them can be true), "
         f"alpha = {family.alpha:g}. An undecided comparison names the seeds that would likely decide it "
         f"(power {family.power:g} at alpha / {family.size} = {family.power_alpha:.2g}); each verdict says how "
@@ -121,6 +127,10 @@ def headline(results: list[DatasetResults], baseline: str) -> list[str]:
     if between:
         lines += ["### Between strategies", "", *verdict_table(between), ""]
     return lines
+
+
+def _has_recipes(results: list[DatasetResults]) -> bool:
+    return any(unit_parts(r.name)[1] != DEFAULT_RECIPE for r in results)
 
 
 def design_lines(family: Family, undecided: int) -> list[str]:
@@ -274,11 +284,14 @@ def render(
     baseline: str = "random",
     experiment: str | None = None,
     stopping: tuple[float, int] | None = None,
+    recipe_figures: Path | None = None,
 ) -> str:
     """The whole report; figure links are `figure_root/<dataset>/<file>`. alpha: study.alpha, the level of the
     per-round detail (the headline's family carries its own, from the verdicts stage). experiment: the MLflow
     experiment, for a section on where the numbers are there. stopping: (threshold, window) of the stopping
-    criterion, for a section on where it would have stopped the runs."""
+    criterion, for a section on where it would have stopped the runs. A study with recipes (units named
+    `<dataset>~<recipe>`) gets a section on whether each verdict survives them, its figures written to
+    `recipe_figures` (linked relative to the report, as `<its folder name>/<file>`; None: no figures)."""
     lines = [
         "# Active-learning study report",
         "",
@@ -287,6 +300,8 @@ def render(
         "",
     ]
     lines += headline(results, baseline)
+    link = recipe_figures.name if recipe_figures is not None else ""
+    lines += recipes_section(results, baseline, recipe_figures, link)
     setups = compute_setups(results)
     if len(setups) > 1:
         lines += [

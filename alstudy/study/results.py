@@ -18,7 +18,7 @@ import numpy as np
 
 from alstudy.errors import PipelineError
 from alstudy.fileio import atomic_path, save_json
-from alstudy.paths import run_dir
+from alstudy.paths import DEFAULT_RECIPE, run_dir
 from alstudy.study.summary import Curves
 
 if TYPE_CHECKING:  # a type only: reading results needs no learning code
@@ -93,16 +93,20 @@ def setups_text(counts: dict[str, int]) -> str:
     return f"{len(counts)} setups: {parts}"
 
 
-def load_curves(dataset: str, strategies: list[str], seeds: list[int]) -> dict[str, Curves]:
-    """Each strategy's curves over the seeds, from the cells' rounds.json; one line for a missing cell."""
+def load_curves(
+    dataset: str, strategies: list[str], seeds: list[int], recipe: str = DEFAULT_RECIPE
+) -> dict[str, Curves]:
+    """Each strategy's curves over the seeds under one recipe, from the cells' rounds.json; one line for a
+    missing cell."""
     curves = {}
     for strategy in strategies:
         runs = {}
         for seed in seeds:
-            path = run_dir(dataset, strategy, seed) / ROUNDS
+            path = run_dir(dataset, strategy, seed, recipe) / ROUNDS
             if not path.exists():
+                stage = "al" if recipe == DEFAULT_RECIPE else "al_recipe"
                 raise PipelineError(
-                    f"{path}: missing; run `dvc repro al` so every dataset x strategy x seed in params.yaml has results"
+                    f"{path}: missing; run `dvc repro {stage}` so every cell in params.yaml has results"
                 )
             runs[seed] = json.loads(path.read_text())
         curves[strategy] = Curves.from_runs(runs)

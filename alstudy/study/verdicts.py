@@ -63,6 +63,7 @@ from itertools import combinations
 import numpy as np
 from scipy import stats
 
+from alstudy.paths import DEFAULT_RECIPE, study_unit, unit_parts
 from alstudy.study.sequential import Looks, final_nominal, sequential_p
 from alstudy.study.summary import t_half_width
 
@@ -169,6 +170,34 @@ def pairs(strategies: list[str], baseline: str) -> list[tuple[str, str]]:
     others = [s for s in strategies if s != baseline]
     against = [(s, baseline) for s in others] if baseline in strategies else []
     return against + list(combinations(others, 2))
+
+
+def under_default(strategy: str) -> str:
+    """The name a strategy's default-recipe AUBC takes inside a recipe's unit, to compare the two."""
+    return f"{strategy}_under_{DEFAULT_RECIPE}"
+
+
+def with_recipe_effects(
+    aubcs: dict[str, dict[str, dict[str, list[float]]]], comparisons: list[tuple[str, str]], baseline: str
+) -> tuple[dict, dict[str, list[tuple[str, str]]]]:
+    """The study's AUBCs and comparisons per unit, with what each recipe buys: in a recipe's unit
+    (`<dataset>~<recipe>`), its baseline against the same baseline under the default recipe, seed by seed
+    (the same seed draws the same initial set under every recipe). The strategies' own comparisons in that
+    unit are then what a strategy buys on top of the recipe."""
+    per_unit, out = {}, {}
+    for unit, by_metric in aubcs.items():
+        dataset, recipe = unit_parts(unit)
+        per_unit[unit] = list(comparisons)
+        out[unit] = by_metric
+        default = aubcs.get(study_unit(dataset))
+        if recipe == DEFAULT_RECIPE or default is None or not all(baseline in s for s in by_metric.values()):
+            continue
+        out[unit] = {
+            metric: {**by_strategy, under_default(baseline): default[metric][baseline]}
+            for metric, by_strategy in by_metric.items()
+        }
+        per_unit[unit] = [(baseline, under_default(baseline)), *comparisons]
+    return out, per_unit
 
 
 def holm(p_values: list[float], groups: list[int] | None = None) -> list[float]:
@@ -303,7 +332,7 @@ def _paired(a: np.ndarray, b: np.ndarray) -> dict:
 
 def study_verdicts(
     aubcs: dict[str, dict[str, dict[str, list[float]]]],
-    comparisons: list[tuple[str, str]],
+    comparisons: list[tuple[str, str]] | dict[str, list[tuple[str, str]]],
     alpha: float,
     target_power: float = 0.8,
     max_seeds: int = 100,
@@ -312,8 +341,10 @@ def study_verdicts(
 ) -> list[Verdict]:
     """Every comparison of the study, its difference and non-equivalence hypotheses Holm-corrected together.
 
-    aubcs: dataset -> metric -> strategy -> per-seed AUBC (the same seeds in the same order for every
-    strategy of a dataset); margin: the equivalence margin, as a fraction of AUBC; sequential: (seeds per
+    aubcs: dataset (or study unit, a dataset under a recipe) -> metric -> strategy -> per-seed AUBC (the
+    same seeds in the same order for every strategy of a dataset); comparisons: the (a, b) pairs of every
+    dataset, or per dataset where they differ (a recipe's unit also compares its baseline with the
+    default recipe's, `recipe_effect`); margin: the equivalence margin, as a fraction of AUBC; sequential: (seeds per
     look, seeds planned at most) for a study that added its seeds in steps, None for a fixed number.
     Datasets with fewer than two seeds have no test and are left out."""
     tests = []
@@ -321,7 +352,7 @@ def study_verdicts(
         for metric, by_strategy in by_metric.items():
             if len(next(iter(by_strategy.values()))) < MIN_SEEDS:
                 continue
-            for a, b in comparisons:
+            for a, b in comparisons[dataset] if isinstance(comparisons, dict) else comparisons:
                 paired = _paired(
                     np.asarray(by_strategy[a], dtype=np.float64), np.asarray(by_strategy[b], dtype=np.float64)
                 )

@@ -2,7 +2,7 @@
 
 MLflow 3 keeps a runs page's view (its chart cards, grouping and filter) in an experiment tag,
 `mlflow.sharedViewState.<key>`, which `#/experiments/<id>?viewStateShareKey=<key>` opens (the
-page's Share button writes such tags). The plot stage writes one per dataset: that dataset's cells,
+page's Share button writes such tags). The plot stage writes one per dataset and recipe: those cells,
 grouped by strategy (the mean over seeds, with its min-max band), and first accuracy and macro-F1
 against labelled images; MLflow lays out its own charts of the other metrics after them.
 """
@@ -13,6 +13,7 @@ import json
 
 from mlflow.tracking import MlflowClient
 
+from alstudy.paths import DEFAULT_RECIPE
 from alstudy.tracking.metric_names import N_LABELED
 from alstudy.tracking.outage import patiently
 
@@ -21,8 +22,9 @@ SECTION = "alstudy-learning-curves"
 CURVES = {"accuracy": "Accuracy against labelled images", "f1_macro": "Macro-F1 against labelled images"}
 
 
-def view_key(dataset: str) -> str:
-    return f"alstudy-learning-curves-{dataset}"
+def view_key(dataset: str, recipe: str = DEFAULT_RECIPE) -> str:
+    suffix = dataset if recipe == DEFAULT_RECIPE else f"{dataset}-{recipe}"
+    return f"alstudy-learning-curves-{suffix}"
 
 
 def line_chart(metric: str, title: str) -> dict:
@@ -51,10 +53,11 @@ def line_chart(metric: str, title: str) -> dict:
     }
 
 
-def view_state(dataset: str) -> dict:
-    """The runs page as the study's link opens it for `dataset`."""
+def view_state(dataset: str, recipe: str = DEFAULT_RECIPE) -> dict:
+    """The runs page as the study's link opens it for `dataset` under `recipe` (each recipe's cells apart:
+    grouped by strategy, another recipe's would be averaged in)."""
     return {
-        "searchFilter": f"tags.kind = 'cell' AND tags.dataset = '{dataset}'",
+        "searchFilter": f"tags.kind = 'cell' AND tags.dataset = '{dataset}' AND tags.recipe = '{recipe}'",
         "compareRunsMode": "CHART",
         "compareRunSections": [
             {"uuid": SECTION, "name": "Learning curves", "display": True, "isReordered": False, "deleted": False}
@@ -69,17 +72,17 @@ def view_state(dataset: str) -> dict:
     }
 
 
-def write(experiment_id: str, dataset: str) -> str:
-    """Store the view of `dataset` in the experiment (an unchanged one is not rewritten), waiting out a
-    store that is away as the study stages do; its key."""
-    key, value = view_key(dataset), json.dumps(view_state(dataset), sort_keys=True)
+def write(experiment_id: str, dataset: str, recipe: str = DEFAULT_RECIPE) -> str:
+    """Store the view of `dataset` under `recipe` in the experiment (an unchanged one is not rewritten),
+    waiting out a store that is away as the study stages do; its key."""
+    key, value = view_key(dataset, recipe), json.dumps(view_state(dataset, recipe), sort_keys=True)
 
     def once() -> None:
         client = MlflowClient()
         if client.get_experiment(experiment_id).tags.get(SHARED_VIEW_TAG + key) != value:
             client.set_experiment_tag(experiment_id, SHARED_VIEW_TAG + key, value)
 
-    patiently(f"storing the {dataset} learning-curves view", once)
+    patiently(f"storing the {key} view", once)
     return key
 
 

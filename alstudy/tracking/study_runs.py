@@ -137,10 +137,12 @@ def publish(
     params,
     metrics: dict[str, float] | None = None,
     artifacts: list[tuple[Path, str | None]] = (),
+    recipe: str = DEFAULT_RECIPE,
 ) -> str:
-    """Log into the study's parent run: summary and verdict metrics under `summary/` (a chart section
-    apart from the cells' per-round ones), and files as (path, artifact folder). For the plot, verdicts
-    and report stages, which run after the cells; it gathers the cells under the parent first.
+    """Log into the study's parent run (a recipe's: `params` are then the recipe's, Params.for_recipe):
+    summary and verdict metrics under `summary/` (a chart section apart from the cells' per-round ones),
+    and files as (path, artifact folder). For the plot, verdicts and report stages, which run after the
+    cells; it gathers the cells under the parent first.
 
     Waits out a store that is away, as the cells do (alstudy/tracking/outage.py), and may be sent again
     whole: the metrics carry one timestamp, so MLflow keeps one copy; artifacts and tags overwrite."""
@@ -148,7 +150,7 @@ def publish(
     metrics = {metric_names.metric_name(metric_names.SUMMARY, key): value for key, value in (metrics or {}).items()}
 
     def once() -> str:
-        run_id = parent_run_id(experiment_id, dataset, params)
+        run_id = parent_run_id(experiment_id, dataset, params, recipe)
         gather_cells(experiment_id, dataset, run_id, study_key(params, dataset))
         client = MlflowClient()
         # Tags, not params: a parent outlives a change of the grid, and a param cannot change its value.
@@ -163,7 +165,7 @@ def publish(
         client.set_terminated(run_id, "FINISHED")
         return run_id
 
-    return patiently(f"logging the {dataset} study's summary", once)
+    return patiently(f"logging the {parent_name(dataset, recipe)} study's summary", once)
 
 
 def description(params) -> str:

@@ -11,8 +11,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
+from mlflow.tracking import MlflowClient
+from scipy import stats
 
 from alstudy.errors import PipelineError
 from alstudy.params import parse_params
@@ -20,7 +23,7 @@ from alstudy.paths import cell_lock, checkpoint_dir, run_dir
 from alstudy.scale.cell import cell_stage
 from alstudy.tracking.cell_run import CellId
 from helpers.repo import REPO_ROOT
-from helpers.runs import make_project, read_csv, runs_of
+from helpers.runs import TINY, make_project, read_csv, runs_of
 
 
 def test_the_default_recipe_keeps_its_paths_and_names_and_a_recipe_nests_under_its_dataset():
@@ -91,20 +94,25 @@ def test_the_grid_runs_each_recipe_of_al_recipes_as_cells_of_their_own(tmp_path,
 
 
 @pytest.mark.slow
-def test_a_recipe_cell_runs_its_recipe_and_reads_as_a_study_of_its_own_in_mlflow(tmp_path, monkeypatch):
+def test_a_recipe_reads_as_a_study_of_its_own_and_the_report_says_whether_each_verdict_survives_it(
+    tmp_path, monkeypatch
+):
     from helpers.runs import empty_store
-    from stages import al
+    from stages import al, plot, report, verdicts
 
-    project = make_project(tmp_path / "p")
+    project = make_project(tmp_path / "p", {"al": {**TINY["al"], "strategies": ["random", "margin"], "seeds": [0, 1]}})
     raw = yaml.safe_load((project / "params.yaml").read_text())
     raw["recipes"] = {"default": {}, "flipped": {"augmentation": {"flip": {}, "cutout": {"size": 6}}, "epochs": 4}}
     raw["al"]["recipes"] = ["flipped"]
+    raw["al"]["strategy_options"] = {"random": {}, "margin": {}}
     (project / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
     empty_store(project / "mlflow.db")
     monkeypatch.chdir(project)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{project / 'mlflow.db'}")
-    al.main(["--dataset", "fashion_mnist", "--strategy", "margin", "--seed", "0"])
-    al.main(["--dataset", "fashion_mnist", "--strategy", "margin", "--seed", "0", "--recipe", "flipped"])
+    for recipe in ("default", "flipped"):
+        for strategy in ("random", "margin"):
+            for seed in ("0", "1"):
+                al.main(["--dataset", "fashion_mnist", "--strategy", strategy, "--seed", seed, "--recipe", recipe])
 
     default, recipe = (
         project / "results/fashion_mnist/margin/s0",
@@ -117,17 +125,56 @@ def test_a_recipe_cell_runs_its_recipe_and_reads_as_a_study_of_its_own_in_mlflow
     assert json.loads((recipe / "metrics.json").read_text())["n_labeled"] == 50
 
     cells = {run.info.run_name: run for run in runs_of(project, "cell")}
-    parents = {run.info.run_name: run for run in runs_of(project, "summary")}
-    assert set(cells) == {"fashion_mnist-margin-s0", "fashion_mnist-flipped-margin-s0"}
-    assert set(parents) == {"fashion_mnist-summary", "fashion_mnist-flipped-summary"}
+    assert len(cells) == 8 and "fashion_mnist-margin-s0" in cells
     flipped = cells["fashion_mnist-flipped-margin-s0"]
     assert (
         flipped.data.tags["recipe"] == "flipped" and cells["fashion_mnist-margin-s0"].data.tags["recipe"] == "default"
     )
-    assert flipped.data.tags["mlflow.parentRunId"] == parents["fashion_mnist-flipped-summary"].info.run_id
+    assert flipped.data.params["model.epochs"] == "4" and "flip" in flipped.data.params["model.augmentation"]
+    assert "recipe" not in cells["fashion_mnist-margin-s0"].data.params and "al.recipes" not in flipped.data.params
+
+    # The study stages, per unit (the dataset under a recipe), then the verdicts over the whole study.
+    for argv in (["--dataset", "fashion_mnist"], ["--dataset", "fashion_mnist", "--recipe", "flipped"]):
+        plot.main(argv)
+    verdicts.main([])
+    report.main([])
+    assert (project / "plots/fashion_mnist~flipped/accuracy.png").read_bytes().startswith(b"\x89PNG")
+    statistics = {
+        unit: json.loads((project / f"metrics/statistics/{unit}.json").read_text())["aubc"]["accuracy"]
+        for unit in ("fashion_mnist", "fashion_mnist~flipped")
+    }
+    assert statistics["fashion_mnist"] != statistics["fashion_mnist~flipped"]
+    found = json.loads((project / "metrics/verdicts/fashion_mnist~flipped.json").read_text())
+    # One Holm family: per metric, margin - random in each unit, and what the recipe buys.
+    metrics = parse_params(raw).study.metrics
+    assert found["family"]["comparisons"] == 3 * len(metrics)
+    buys = found["random"]["vs_random_under_default"]["accuracy"]
+    recomputed = np.subtract(statistics["fashion_mnist~flipped"]["random"], statistics["fashion_mnist"]["random"])
+    assert buys["differences"] == pytest.approx(recomputed.tolist())
+    assert buys["p"] == pytest.approx(stats.ttest_rel(*[statistics[u]["random"] for u in statistics][::-1]).pvalue)
+    assert set(found["margin"]) == {"vs_random"}
+    assert set(json.loads((project / "metrics/verdicts/fashion_mnist.json").read_text())["margin"]) == {"vs_random"}
+
+    text = (project / "report/study.md").read_text()
+    assert "## Recipes: does each verdict survive a better training recipe?" in text
+    assert "| the recipe itself (`random`) | reference | " in text and "| `margin` on top | " in text
+    assert re.search(r"- `margin` against `random`: \w+ under the default recipe; ", text)
+    assert "](figures/fashion_mnist-recipes-accuracy.png)" in text
+    assert (project / "report/figures/fashion_mnist-recipes-accuracy.png").read_bytes().startswith(b"\x89PNG")
+    assert "| fashion_mnist~flipped | `margin` − `random` |" in text  # its verdict in the headline table
+
+    parents = {run.info.run_name: run for run in runs_of(project, "summary")}
+    assert set(parents) == {"fashion_mnist-summary", "fashion_mnist-flipped-summary"}
+    mine = parents["fashion_mnist-flipped-summary"]
+    assert mine.data.tags["recipe"] == "flipped"
+    assert flipped.data.tags["mlflow.parentRunId"] == mine.info.run_id
     assert (
         cells["fashion_mnist-margin-s0"].data.tags["mlflow.parentRunId"] == parents["fashion_mnist-summary"].info.run_id
     )
-    assert flipped.data.params["model.epochs"] == "4" and "flip" in flipped.data.params["model.augmentation"]
-    assert "recipe" not in cells["fashion_mnist-margin-s0"].data.params and "al.recipes" not in flipped.data.params
-    assert parents["fashion_mnist-flipped-summary"].data.tags["recipe"] == "flipped"
+    assert mine.data.metrics["summary/random.aubc_accuracy_vs_random_under_default"] == pytest.approx(
+        float(np.mean(recomputed))
+    )
+    assert "summary/margin.aubc_accuracy" in mine.data.metrics
+    assert "summary/random.aubc_accuracy_vs_random_under_default" not in parents["fashion_mnist-summary"].data.metrics
+    artifacts = {a.path for a in MlflowClient().list_artifacts(mine.info.run_id, "plots")}
+    assert {"plots/accuracy.png", "plots/fashion_mnist-recipes-accuracy.png"} <= artifacts

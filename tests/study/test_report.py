@@ -302,3 +302,43 @@ def test_cells_on_more_than_one_compute_setup_are_said_before_the_configuration(
     setups = "2 setups: jax, gpu, bfloat16, 1 thread (5 cells), tensorflow, cpu, float32, 1 thread (25 cells)"
     assert f"**Mixed setups**: the cells ran on {setups}." in text
     assert text.index("**Mixed setups**") < text.index("## Configuration") < text.index(f"- compute: {setups}")
+
+
+def test_the_recipe_section_says_which_verdicts_survive_each_recipe_from_one_holm_family(tmp_path):
+    from alstudy.study.verdicts import under_default, with_recipe_effects
+
+    seeds = [0, 1, 2, 3, 4]
+    random = [0.80, 0.81, 0.79, 0.80, 0.82]
+    # margin: clearly better under the default recipe; under `augmented` the lead is gone, while the
+    # recipe itself lifts random by about 3 points on every seed.
+    unit_aubcs = {
+        "fmnist": {"accuracy": {"random": random, "margin": [r + g for r, g in zip(random, GAPS["margin"] * 2)]}},
+        "fmnist~augmented": {
+            "accuracy": {
+                "random": [r + 0.03 + e for r, e in zip(random, [0.001, -0.002, 0.0, 0.002, -0.001])],
+                "margin": [r + 0.03 + e for r, e in zip(random, [0.004, -0.006, 0.001, -0.002, 0.003])],
+            }
+        },
+    }
+    aubcs, comparisons = with_recipe_effects(unit_aubcs, pairs(["random", "margin"], "random"), "random")
+    assert comparisons["fmnist"] == [("margin", "random")]
+    assert comparisons["fmnist~augmented"] == [("random", under_default("random")), ("margin", "random")]
+    assert aubcs["fmnist~augmented"]["accuracy"][under_default("random")] == random
+    found = study_verdicts(aubcs, comparisons, ALPHA)
+    assert found[0].family.size == 3  # every unit's comparisons and the recipe's own, corrected together
+    shown = [dataset(unit, seeds) for unit in aubcs]
+    results = [
+        DatasetResults(d.name, d.summary, d.statistics, d.figures, [v for v in found if v.dataset == d.name])
+        for d in shown
+    ]
+    text = render(results, [], alpha=ALPHA, recipe_figures=tmp_path / "figures")
+    section = text[text.index("## Recipes") : text.index("## Configuration")]
+    assert "| the recipe itself (`random`) | reference | +3.0 (" in section and "**better** |" in section
+    assert (
+        "- `margin` against `random`: better under the default recipe; it **does not survive**: "
+        "undecided under `augmented`." in section
+    )
+    assert "![fmnist: recipe and strategy gains, accuracy](figures/fmnist-recipes-accuracy.png)" in section
+    assert (tmp_path / "figures/fmnist-recipes-accuracy.png").read_bytes().startswith(b"\x89PNG")
+    # A study of the default recipe alone has no such section.
+    assert "## Recipes" not in render(results[:1], [], alpha=ALPHA)
