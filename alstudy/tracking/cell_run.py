@@ -122,10 +122,9 @@ def tracked(
             "dataset": dataset,
             "strategy": strategy,
             "seed": str(seed),
-            "recipe": cell.recipe,
             "config": key,
             **config.get("compute", {}),  # backend and device
-            **study_runs.cell_tags(params, dataset, parent_id),
+            **study_runs.cell_tags(params, dataset, parent_id, cell.recipe),
             **metric_names.class_tags(class_names, n_classes),
         },
         params={

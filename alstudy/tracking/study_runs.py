@@ -36,7 +36,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NOTE
 
-from alstudy.paths import DEFAULT_RECIPE
+from alstudy.paths import DEFAULT_RECIPE, study_unit
 from alstudy.tracking import metric_names, store
 from alstudy.tracking.outage import patient, patiently
 from alstudy.tracking.runs import config_key
@@ -60,9 +60,16 @@ def parent_name(dataset: str, recipe: str = DEFAULT_RECIPE) -> str:
     return f"{dataset}-summary" if recipe == DEFAULT_RECIPE else f"{dataset}-{recipe}-summary"
 
 
-def cell_tags(params, dataset: str, parent_id: str) -> dict[str, str]:
-    """The tags that put a cell into its study: set on a new run and again on a resumed one."""
-    return {"kind": CELL, "dataset": dataset, "study": study_key(params, dataset), MLFLOW_PARENT_RUN_ID: parent_id}
+def cell_tags(params, dataset: str, parent_id: str, recipe: str = DEFAULT_RECIPE) -> dict[str, str]:
+    """The tags that put a cell into its study: set on a new run and again on a resumed one. `recipe`
+    keeps each recipe's cells apart in the study's learning-curves view (alstudy/tracking/curves_view.py)."""
+    return {
+        "kind": CELL,
+        "dataset": dataset,
+        "recipe": recipe,
+        "study": study_key(params, dataset),
+        MLFLOW_PARENT_RUN_ID: parent_id,
+    }
 
 
 def _parents(experiment_id: str, dataset: str, key: str) -> list[Run]:
@@ -115,8 +122,9 @@ def parent_run_id(experiment_id: str, dataset: str, params, recipe: str = DEFAUL
         return oldest.info.run_id
 
 
-def gather_cells(experiment_id: str, dataset: str, parent_id: str, key: str) -> None:
-    """Nest every cell of the study under `parent_id` and delete any other parent of the same key."""
+def gather_cells(experiment_id: str, dataset: str, parent_id: str, key: str, recipe: str = DEFAULT_RECIPE) -> None:
+    """Nest every cell of the study under `parent_id`, tag it with its recipe (cells logged before recipes
+    existed have none) and delete any other parent of the same key."""
     client = MlflowClient()
     cells = mlflow.search_runs(
         [experiment_id],
@@ -126,6 +134,8 @@ def gather_cells(experiment_id: str, dataset: str, parent_id: str, key: str) -> 
     for cell in cells:
         if cell.data.tags.get(MLFLOW_PARENT_RUN_ID) != parent_id:
             client.set_tag(cell.info.run_id, MLFLOW_PARENT_RUN_ID, parent_id)
+        if "recipe" not in cell.data.tags:
+            client.set_tag(cell.info.run_id, "recipe", recipe)
     for other in _parents(experiment_id, dataset, key):
         if other.info.run_id != parent_id:
             client.delete_run(other.info.run_id)
@@ -151,7 +161,7 @@ def publish(
 
     def once() -> str:
         run_id = parent_run_id(experiment_id, dataset, params, recipe)
-        gather_cells(experiment_id, dataset, run_id, study_key(params, dataset))
+        gather_cells(experiment_id, dataset, run_id, study_key(params, dataset), recipe)
         client = MlflowClient()
         # Tags, not params: a parent outlives a change of the grid, and a param cannot change its value.
         tags = {"strategies": ", ".join(params.al.strategies), "seeds": ", ".join(map(str, params.al.seeds))}
@@ -165,7 +175,7 @@ def publish(
         client.set_terminated(run_id, "FINISHED")
         return run_id
 
-    return patiently(f"logging the {parent_name(dataset, recipe)} study's summary", once)
+    return patiently(f"logging the {study_unit(dataset, recipe)} study's summary", once)
 
 
 def description(params) -> str:

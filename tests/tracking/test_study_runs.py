@@ -106,6 +106,16 @@ def test_the_plot_stage_gathers_cells_a_split_race_left_under_another_parent(par
     assert stored.data.tags["seeds"] == ", ".join(map(str, params.al.seeds))
 
 
+def test_publishing_tags_cells_logged_before_recipes_with_the_default_recipe(params, experiment):
+    """The learning-curves view selects a recipe's cells by their `recipe` tag, which older cells lack."""
+    client = MlflowClient()
+    parent = study_runs.parent_run_id(experiment, "fashion_mnist", params)
+    tags = {k: v for k, v in study_runs.cell_tags(params, "fashion_mnist", parent).items() if k != "recipe"}
+    old = client.create_run(experiment, run_name="fashion_mnist-random-s0", tags=tags).info.run_id
+    study_runs.publish(experiment, "fashion_mnist", params)
+    assert client.get_run(old).data.tags["recipe"] == "default"
+
+
 def test_the_experiment_describes_the_grid(params, experiment):
     study_runs.describe_experiment(experiment, params)
     text = MlflowClient().get_experiment(experiment).tags["mlflow.note.content"]
