@@ -100,9 +100,10 @@ def test_a_recipe_reads_as_a_study_of_its_own_and_the_report_says_whether_each_v
     from helpers.runs import empty_store
     from stages import al, plot, report, verdicts
 
-    project = make_project(tmp_path / "p", {"al": {**TINY["al"], "strategies": ["random", "margin"], "seeds": [0, 1]}})
+    small = {"al": {**TINY["al"], "strategies": ["random", "margin"], "seeds": [0, 1], "rounds": 2}}
+    project = make_project(tmp_path / "p", {**small, "model": {**TINY["model"], "epochs": 2}})
     raw = yaml.safe_load((project / "params.yaml").read_text())
-    raw["recipes"] = {"default": {}, "flipped": {"augmentation": {"flip": {}, "cutout": {"size": 6}}, "epochs": 4}}
+    raw["recipes"] = {"default": {}, "flipped": {"augmentation": {"flip": {}, "cutout": {"size": 6}}, "epochs": 3}}
     raw["al"]["recipes"] = ["flipped"]
     raw["al"]["strategy_options"] = {"random": {}, "margin": {}}
     (project / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
@@ -122,7 +123,7 @@ def test_a_recipe_reads_as_a_study_of_its_own_and_the_report_says_whether_each_v
         r["n_labeled"] for r in read_csv(recipe / "curve.csv")
     ]
     assert read_csv(default / "curve.csv") != read_csv(recipe / "curve.csv")  # another recipe, other numbers
-    assert json.loads((recipe / "metrics.json").read_text())["n_labeled"] == 50
+    assert json.loads((recipe / "metrics.json").read_text())["n_labeled"] == 40
 
     cells = {run.info.run_name: run for run in runs_of(project, "cell")}
     assert len(cells) == 8 and "fashion_mnist-margin-s0" in cells
@@ -130,7 +131,7 @@ def test_a_recipe_reads_as_a_study_of_its_own_and_the_report_says_whether_each_v
     assert (
         flipped.data.tags["recipe"] == "flipped" and cells["fashion_mnist-margin-s0"].data.tags["recipe"] == "default"
     )
-    assert flipped.data.params["model.epochs"] == "4" and "flip" in flipped.data.params["model.augmentation"]
+    assert flipped.data.params["model.epochs"] == "3" and "flip" in flipped.data.params["model.augmentation"]
     assert "recipe" not in cells["fashion_mnist-margin-s0"].data.params and "al.recipes" not in flipped.data.params
 
     # The study stages, per unit (the dataset under a recipe), then the verdicts over the whole study.

@@ -17,6 +17,7 @@ import shutil
 import stat
 import subprocess
 import tempfile
+import time
 import urllib.request
 from contextlib import closing
 from pathlib import Path
@@ -72,15 +73,19 @@ def nobody_posts(url: str, body: dict) -> str:
     return as_nobody(python, "-c", code, url, json.dumps(body)).stdout.strip()
 
 
-def files_holding(secret: str, roots: list[Path]) -> list[str]:
-    """Regular files under `roots` whose bytes contain `secret`."""
+def files_holding(secret: str, roots: list[Path], since: float) -> list[str]:
+    """Regular files under `roots`, written at or after `since` (a time.time()), whose bytes contain `secret`.
+    Only those: /tmp also holds other tests' projects and, in CI, the clone's virtual environments (gigabytes
+    that took a minute of CPU to read, and that no server wrote to)."""
     needle, found = secret.encode(), []
     for root in roots:
         for folder, _, names in os.walk(root):
             for name in names:
                 path = Path(folder) / name
                 try:
-                    if not path.is_symlink() and path.is_file() and needle in path.read_bytes():
+                    if path.is_symlink() or not path.is_file() or path.stat().st_mtime < since:
+                        continue
+                    if needle in path.read_bytes():
                         found.append(str(path))
                 except OSError:
                     continue  # gone meanwhile, or not a file one can read
@@ -93,6 +98,7 @@ def test_another_local_user_gets_nothing_from_the_server_or_its_database(tmp_pat
     psql = str(postgres_bin() / "psql")
     admin = {"MLFLOW_TRACKING_USERNAME": "study-admin", "MLFLOW_TRACKING_PASSWORD": secrets.token_urlsafe(24)}
     temp_roots = sorted({Path("/tmp"), Path(tempfile.gettempdir()), tmp_path})
+    started = time.time() - 2  # before anything holding the password existed (a coarse file clock's margin)
     with postgres_cluster(tmp_path / "pg") as postgres:
         port, cluster = postgres.rsplit(":", 1)[1].split("/")[0], cluster_folder(postgres)
         # Over TCP as the tracking server's role, without its password: nobody cannot read the owner's pgpass.
@@ -136,6 +142,6 @@ def test_another_local_user_gets_nothing_from_the_server_or_its_database(tmp_pat
             )
             assert urllib.request.urlopen(request, timeout=30).status == 200  # the same request, logged in
             assert stat.S_IMODE((tmp_path / "server" / "auth.db").stat().st_mode) == 0o600
-            assert files_holding(admin["MLFLOW_TRACKING_PASSWORD"], temp_roots) == []
+            assert files_holding(admin["MLFLOW_TRACKING_PASSWORD"], temp_roots, started) == []
             kill_tracking_server(url)  # SIGKILL to the command, MLflow and its workers
-        assert files_holding(admin["MLFLOW_TRACKING_PASSWORD"], temp_roots) == []
+        assert files_holding(admin["MLFLOW_TRACKING_PASSWORD"], temp_roots, started) == []
