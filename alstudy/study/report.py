@@ -208,7 +208,7 @@ def statistics_used(results: list[DatasetResults], alpha: float, baseline: str) 
     ]
 
 
-def in_mlflow(experiment: str, baseline: str) -> list[str]:
+def in_mlflow(experiment: str, baseline: str, recipes: bool = False) -> list[str]:
     """Where the report's numbers are in MLflow, under the names the runs use (alstudy/tracking/metric_names.py)."""
 
     def name(group: str, key: str) -> str:
@@ -222,6 +222,15 @@ def in_mlflow(experiment: str, baseline: str) -> list[str]:
         f"{name(SUMMARY, '<strategy>.<metric>')} (e.g. {name(SUMMARY, 'margin.aubc_accuracy')}), the verdicts as "
         f"{name(SUMMARY, f'<strategy>.aubc_<metric>_vs_{baseline}')} with `_ci_low`, `_ci_high`, `_p`, `_p_holm`, "
         "`_p_equivalence`, `_p_equivalence_holm`, `_significant`, `_equivalent`, `_replication` and `_seeds_needed`.",
+        *(
+            [
+                "- Each recipe of `al.recipes` has a study run of its own, `<dataset>-<recipe>-summary`, with its "
+                "cells `<dataset>-<recipe>-<strategy>-s<seed>` nested under it; what the recipe buys is "
+                f"{name(SUMMARY, f'{baseline}.aubc_<metric>_vs_{baseline}_under_default')} there."
+            ]
+            if recipes
+            else []
+        ),
         "- Its cells, `<dataset>-<strategy>-s<seed>`, are nested under it. Each logs per round (step = round) "
         f"`accuracy`, `balanced_accuracy`, `f1_macro` and `n_labeled` (and `epochs` trained); "
         f"per class {name(F1, '<class>')} and "
@@ -316,7 +325,7 @@ def render(
     lines += ["## Configuration", "", *[f"- {line}" for line in configuration], ""]
     lines += statistics_used(results, alpha, baseline)
     if experiment is not None:
-        lines += in_mlflow(experiment, baseline)
+        lines += in_mlflow(experiment, baseline, _has_recipes(results))
     if results:
         lines += [
             "## Across datasets (detail: final round, uncorrected)",

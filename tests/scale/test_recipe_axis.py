@@ -163,6 +163,7 @@ def test_a_recipe_reads_as_a_study_of_its_own_and_the_report_says_whether_each_v
     assert "](figures/fashion_mnist-recipes-accuracy.png)" in text
     assert (project / "report/figures/fashion_mnist-recipes-accuracy.png").read_bytes().startswith(b"\x89PNG")
     assert "| fashion_mnist~flipped | `margin` − `random` |" in text  # its verdict in the headline table
+    assert "`<dataset>-<recipe>-summary`" in text and "`summary/random.aubc_<metric>_vs_random_under_default`" in text
 
     parents = {run.info.run_name: run for run in runs_of(project, "summary")}
     assert set(parents) == {"fashion_mnist-summary", "fashion_mnist-flipped-summary"}
