@@ -344,9 +344,9 @@ def study_verdicts(
     aubcs: dataset (or study unit, a dataset under a recipe) -> metric -> strategy -> per-seed AUBC (the
     same seeds in the same order for every strategy of a dataset); comparisons: the (a, b) pairs of every
     dataset, or per dataset where they differ (a recipe's unit also compares its baseline with the
-    default recipe's, `recipe_effect`); margin: the equivalence margin, as a fraction of AUBC; sequential: (seeds per
-    look, seeds planned at most) for a study that added its seeds in steps, None for a fixed number.
-    Datasets with fewer than two seeds have no test and are left out."""
+    default recipe's: with_recipe_effects); margin: the equivalence margin, as a fraction of AUBC;
+    sequential: (seeds per look, seeds planned at most) for a study that added its seeds in steps, None for
+    a fixed number. Datasets with fewer than two seeds have no test and are left out."""
     tests = []
     for dataset, by_metric in aubcs.items():
         for metric, by_strategy in by_metric.items():
