@@ -764,6 +764,11 @@ class Params(_Section):
         """These params with the named recipe's model: what a cell of that recipe runs with."""
         return self if name == DEFAULT_RECIPE else self.model_copy(update={"model": self.recipe(name)})
 
+    def study_units(self) -> list[tuple[str, str]]:
+        """(dataset, recipe) of every unit the study stages read, each dataset's recipes together, the
+        default first (alstudy.paths.study_unit names them)."""
+        return [(dataset, recipe) for dataset in self.data.datasets for recipe in self.al.all_recipes]
+
     @model_validator(mode="after")
     def _seeds_within_the_plan(self) -> "Params":
         plan = self.study.sequential

@@ -76,7 +76,7 @@ def load_results(unit: str) -> DatasetResults:
 def main(argv: list[str] | None = None) -> None:
     argparse.ArgumentParser(description=__doc__).parse_args(argv)
     params = load_params()
-    units = [(d, r) for d in params.data.datasets for r in params.al.all_recipes]
+    units = params.study_units()
     results = [load_results(study_unit(d, r)) for d, r in units]
     RECIPE_FIGURES.mkdir(parents=True, exist_ok=True)  # a DVC output: there even when no recipe draws in it
     for stale in RECIPE_FIGURES.glob("*.png"):

@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> None:
     argparse.ArgumentParser(description=__doc__).parse_args(argv)
     params = load_params()
     study = params.study
-    units = [(d, r) for d in params.data.datasets for r in params.al.all_recipes]
+    units = params.study_units()
     margin = study.equivalence_margin / 100  # points -> a fraction of AUBC
     aubcs, comparisons = verdicts.with_recipe_effects(
         {study_unit(d, r): load_aubcs(study_unit(d, r)) for d, r in units},
