@@ -28,6 +28,7 @@ from alstudy.paths import (
 )
 from alstudy.runner import run_stage
 from alstudy.study.report import DatasetResults, plural, render
+from alstudy.study.report_recipes import figure_prefix
 from alstudy.study.verdicts import from_metrics
 from alstudy.tracking import runs as tracking
 from alstudy.tracking import study_runs
@@ -97,7 +98,7 @@ def main(argv: list[str] | None = None) -> None:
     experiment_id = tracking.setup(params.base)
     figures = [(figure, "plots") for figure in sorted(RECIPE_FIGURES.glob("*.png"))] if params.al.recipes else []
     for dataset, recipe in units:
-        mine = [(path, folder) for path, folder in figures if path.name.startswith(f"{dataset}-recipes-")]
+        mine = [(path, folder) for path, folder in figures if path.name.startswith(figure_prefix(dataset))]
         study_runs.publish(
             experiment_id, dataset, params.for_recipe(recipe), artifacts=[(REPORT_FILE, None), *mine], recipe=recipe
         )

@@ -206,6 +206,9 @@ def dataset_figures(curves: dict, meta: dict, dataset: str, out: Path) -> None:
     rare_classes(curves, counts, names, dataset, out / "rare_classes.png")
 
 
+RECIPE_BAR = "recipe"  # recipe_gains' bar for what the recipe itself buys; the others are strategies
+
+
 def recipe_gains(
     gains: dict[str, dict[str, tuple[float, float, float]]], metric: str, dataset: str, path: Path
 ) -> None:
@@ -215,7 +218,7 @@ def recipe_gains(
     the recipe minus under the default recipe) or a strategy (minus the baseline under the same recipe)."""
     recipes = list(gains)
     found = list(dict.fromkeys(bar for by_bar in gains.values() for bar in by_bar))  # the grid's order
-    bars = ["recipe"] * ("recipe" in found) + [bar for bar in found if bar != "recipe"]
+    bars = [RECIPE_BAR] * (RECIPE_BAR in found) + [bar for bar in found if bar != RECIPE_BAR]
     width = 0.8 / max(1, len(bars))
     fig, ax = _subplots(figsize=(max(7.0, 2.0 + 0.6 * len(recipes) * len(bars)), 5.0), dpi=120)
     for i, bar in enumerate(bars):
@@ -223,16 +226,16 @@ def recipe_gains(
         values = [gains[recipes[r]][bar] for r in x]
         mean = np.array([100 * v[0] for v in values])
         errors = np.array([[100 * (v[0] - v[1]) for v in values], [100 * (v[2] - v[0]) for v in values]])
-        label = "the recipe itself" if bar == "recipe" else f"{bar}, on top of the recipe"
+        label = "the recipe itself" if bar == RECIPE_BAR else f"{bar}, on top of the recipe"
         ax.bar(
             np.asarray(x) - 0.4 + width * (i + 0.5),
             mean,
             width,
             yerr=errors,
             capsize=3,
-            color="white" if bar == "recipe" else colour(bar),
+            color="white" if bar == RECIPE_BAR else colour(bar),
             edgecolor="black",
-            hatch="//" if bar == "recipe" else None,
+            hatch="//" if bar == RECIPE_BAR else None,
             label=label,
         )
     ax.axhline(0, color=BASELINE_COLOUR, linewidth=1)

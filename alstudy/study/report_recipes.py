@@ -18,7 +18,14 @@ from alstudy.study import plotting
 from alstudy.study.report_format import METRIC_NAMES, DatasetResults, points
 from alstudy.study.verdicts import Verdict, under_default
 
-RECIPE_BAR = "recipe"  # the figure's bar for what the recipe itself buys
+
+def figure_name(dataset: str, metric: str) -> str:
+    """The file of one dataset's recipe-gains figure for one metric, in the report's figure folder."""
+    return f"{figure_prefix(dataset)}{metric}.png"
+
+
+def figure_prefix(dataset: str) -> str:
+    return f"{dataset}-recipes-"
 
 
 def by_dataset(results: list[DatasetResults]) -> dict[str, dict[str, DatasetResults]]:
@@ -102,7 +109,7 @@ def recipes_section(
                 lines.append(f"- {survival(strategy, baseline, decisions)}.")
             lines.append("")
             if figure_dir is not None:
-                name = f"{dataset}-recipes-{metric}.png"
+                name = figure_name(dataset, metric)
                 plotting.recipe_gains(_gains(per_recipe, strategies, baseline), metric, dataset, figure_dir / name)
                 lines += [f"![{dataset}: recipe and strategy gains, {METRIC_NAMES[metric]}]({figure_link}/{name})", ""]
     return lines
@@ -120,7 +127,7 @@ def _gains(
     for recipe, verdicts in per_recipe.items():
         bars = {}
         if (own := verdicts.get((baseline, under_default(baseline)))) is not None:
-            bars[RECIPE_BAR] = (own.mean, own.ci_low, own.ci_high)
+            bars[plotting.RECIPE_BAR] = (own.mean, own.ci_low, own.ci_high)
         for strategy in strategies:
             if (v := verdicts.get((strategy, baseline))) is not None:
                 bars[strategy] = (v.mean, v.ci_low, v.ci_high)
