@@ -173,7 +173,13 @@ class Browser:
             )
 
     def reload(self) -> None:
+        """Reload, and return once the new document has loaded: Page.reload answers before it has, and a wait
+        for something the old document also showed could pass on the old one (a failed CI run did)."""
+        self.evaluate("window.alstudyBeforeReload = true")
         self._call("Page.reload", session=True)
+        self.wait_for(
+            "window.alstudyBeforeReload === undefined && document.readyState === 'complete'", what="the reloaded page"
+        )
 
     def allow_downloads(self, folder: Path) -> None:
         """Files the page downloads are saved into `folder`, under the name the page gives them."""
