@@ -173,10 +173,7 @@ def main(argv: list[str] | None = None) -> None:
         write_labels(labels_file(name), {})
     batches = issued_batches(name)
     harvest(name, project, batches)
-    from alstudy.learning.model import configure  # TensorFlow only where a model is trained
-
     params = params.for_recipe(project.recipe)  # the suggestion model trains with the project's recipe
-    configure(params.model)
     batch = next_batch(name, project, params, batches)
     if batch is None:
         latest = batches[-1]

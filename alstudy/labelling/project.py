@@ -211,8 +211,6 @@ def next_batch(name: str, project: LabelProject, params: Params, batches: list[I
     A round of the study's own loop (alstudy/learning/loop.py: `train`, then `select`) on the
     project's images: every image comes from the decoded-image cache (uint8, memory-mapped), and
     the model streams over it a batch at a time, so memory stays flat with the folder's size."""
-    from alstudy.learning.model import CNN  # TensorFlow only where a model is trained
-
     root = Path(project.unlabelled)
     labels = read_labels(labels_file(name))
     if batches and not any(image in labels for image in batches[-1].images):
@@ -237,6 +235,10 @@ def next_batch(name: str, project: LabelProject, params: Params, batches: list[I
         rows = [BatchRow(i + 1, image, "", 0.0) for i, image in enumerate(carried + [candidates[p] for p in picks])]
         return NextBatch(number, rows, batch_dir(name, number), {metric_names.N_LABELED: 0.0}, None, len(carried))
 
+    # Keras (TensorFlow: seconds to load) only where a model is trained, not for a first or a kept batch.
+    from alstudy.learning.model import CNN, configure
+
+    configure(params.model)  # threads; a bfloat16 run on a CPU without bfloat16 units stops here
     test = class_folder(Path(project.test), classes) if project.test else []
     watched = stopping.stable_sample(files, params.stopping.stop_set, project.seed) if params.stopping.stop_set else []
     parts = {

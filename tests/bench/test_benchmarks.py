@@ -11,7 +11,7 @@ from alstudy.data.preprocess import write_splits
 from alstudy.errors import PipelineError
 from alstudy.learning.model import cpu_has_bfloat16
 from alstudy.params import ModelParams, load_params
-from helpers.formats import debian_fashion_mnist_installed
+from helpers.formats import debian_fashion_mnist_installed, make_fashion_mnist_dir
 from helpers.runs import learnable_split
 
 pytestmark = pytest.mark.slow
@@ -158,18 +158,22 @@ def test_backend_benchmark_measures_every_installed_backend_in_its_own_process(t
     assert "fit 64 x 10 epochs" in capsys.readouterr().out
 
 
-@pytest.mark.skipif(not debian_fashion_mnist_installed(), reason="apt-get install dataset-fashion-mnist")
-def test_gpu_benchmark_runs_the_study_packed_and_compares_it(tmp_path, capsys):
+def test_gpu_benchmark_runs_the_study_packed_and_compares_it(tmp_path, capsys, http_server):
     """The GPU check's steps on the CPU cores (this machine has no GPU): a tiny study, 2 cells at once, in a
     clone on its own DVC cache, compared as `--cpu-results` would be (here with itself: the wiring, not the
-    numbers; tests/scale/test_grid.py shows cells side by side compute what they compute alone)."""
+    numbers; tests/scale/test_grid.py shows cells side by side compute what they compute alone). The data
+    is a small Fashion-MNIST in its upstream files, served from 127.0.0.1 (the benchmark's data step is a
+    `dvc repro` like any other: tests/pipeline/test_end_to_end.py)."""
     from benchmarks import bench_gpu
     from helpers.repo import copy_repo
 
     project, work, out = tmp_path / "project", tmp_path / "work", tmp_path / "gpu.json"
     project.mkdir()
     copy_repo(project)
-    tiny = ["data.datasets=[fashion_mnist]", "al.strategies=[margin]", "al.seeds=[0, 1]", "al.rounds=1"]
+    checksums = make_fashion_mnist_dir(tmp_path / "fashion", n_train=300, n_test=60)
+    served = http_server(tmp_path / "fashion")
+    tiny = [f'download.sources={{fashion_mnist: ["{served}"]}}', f"download.checksums={json.dumps(checksums)}"]
+    tiny += ["data.datasets=[fashion_mnist]", "al.strategies=[margin]", "al.seeds=[0, 1]", "al.rounds=1"]
     tiny += ["al.initial_size=20", "al.query_size=10", "al.pool_subsample=200", "model.epochs=1"]
     bench_gpu.main(
         ["--project", str(project), "--workdir", str(work), "--device", "cpu", "--cells-per-gpu", "2"]
