@@ -86,7 +86,11 @@ def _experiment_id(name: str, uri: str) -> str:
         return experiment.experiment_id
     # The server decides where artifacts go (served through it); locally an explicit root, since a
     # relative default would land in whatever folder ran first.
-    location = None if store.is_remote(uri) else (project_root() / ARTIFACTS_DIR).as_uri()
+    location = None
+    if not store.is_remote(uri):
+        artifacts = project_root() / ARTIFACTS_DIR
+        artifacts.mkdir(mode=0o700, exist_ok=True)  # models and plots: the owner's alone, as the store
+        location = artifacts.as_uri()
     try:
         return mlflow.create_experiment(name, artifact_location=location)
     except mlflow.exceptions.MlflowException as error:

@@ -12,6 +12,7 @@ of failing at once.
 from __future__ import annotations
 
 import fcntl
+import os
 import sqlite3
 import time
 from contextlib import contextmanager
@@ -113,6 +114,16 @@ def with_busy_timeout(uri: str) -> str:
     return f"{base}?{urlencode(options)}"
 
 
+def create_private(path: Path) -> None:
+    """Make a store's file, before MLflow first opens it, readable by its owner alone: sqlite would create
+    it readable by every local user (0644 under the usual umask), runs, params and model paths included.
+    An empty file is a new database to sqlite, and its journal files take the database file's mode."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
+
+
 @contextmanager
 def exclusive(uri: str) -> Iterator[None]:
     """Hold the store's creation lock (a no-op for stores that are not sqlite files)."""
@@ -121,9 +132,12 @@ def exclusive(uri: str) -> Iterator[None]:
         yield
         return
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(path.name + ".lock"), "a") as handle:
+    with os.fdopen(
+        os.open(path.with_name(path.name + ".lock"), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    ) as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
+            create_private(path)
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)

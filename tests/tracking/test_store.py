@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import stat
 import subprocess
 import sys
 import time
@@ -65,6 +66,21 @@ def test_sqlite_connections_wait_for_a_busy_store():
     assert store.with_busy_timeout("sqlite:////data/mlflow.db?timeout=5") == "sqlite:////data/mlflow.db?timeout=5"
     assert store.with_busy_timeout("postgresql://u@127.0.0.1/db") == "postgresql://u@127.0.0.1/db"
     assert store.sqlite_path(uri) == Path("/data/mlflow.db")
+
+
+def test_a_new_local_store_and_its_artifacts_are_for_their_owner_alone(project, monkeypatch):
+    """Another local user reads neither the runs nor the models (sqlite would make the file 0644)."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    experiment_id = tracking.setup(BaseParams())
+    with mlflow.start_run(experiment_id=experiment_id):
+        mlflow.log_metric("accuracy", 0.5)
+        mlflow.log_text("a model would be here", "model/notes.txt")
+    modes = {name: stat.S_IMODE((project / name).stat().st_mode) for name in ("mlflow.db", "mlflow.db.lock")}
+    assert modes == {"mlflow.db": 0o600, "mlflow.db.lock": 0o600}
+    assert stat.S_IMODE((project / "mlartifacts").stat().st_mode) == 0o700
+    (run,) = MlflowClient().search_runs([experiment_id])
+    assert run.data.metrics == {"accuracy": 0.5}
+    assert (project / "mlartifacts").as_uri() in run.info.artifact_uri  # under the private folder
 
 
 def test_a_damaged_store_is_one_line_naming_it(tmp_path, monkeypatch):
