@@ -28,6 +28,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from alstudy.tracking import store
+
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 MLFLOW_DEFAULT_PASSWORD = "password1234"
 OPEN_WARNING = (
@@ -158,6 +160,12 @@ def main(argv: list[str] | None = None) -> int:
     # variable to true yourself to keep it.
     env.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
     try:
+        # A sqlite store and the artifacts folder the server makes: its user's alone, as `alstudy` makes them.
+        backend_file = store.sqlite_path(args.backend_store_uri)
+        if backend_file is not None:
+            backend_file.parent.mkdir(parents=True, exist_ok=True)
+            store.create_private(backend_file)
+        Path(args.artifacts_destination).mkdir(mode=0o700, parents=True, exist_ok=True)
         if not args.auth:
             if args.host not in LOOPBACK:
                 raise ServerError(

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import signal
+import stat
 import subprocess
 import sys
 
@@ -164,3 +165,6 @@ def test_the_server_script_guards_the_network_and_the_password(tmp_path):
         server.wait()
         server.stderr.close()
     assert first.startswith("tracking_server: WARNING: --no-auth: every local user of this machine can read and write")
+    # the store and the artifacts the server would write are its user's alone
+    assert stat.S_IMODE((tmp_path / "open.db").stat().st_mode) == 0o600
+    assert stat.S_IMODE((tmp_path / "artifacts").stat().st_mode) == 0o700
