@@ -41,7 +41,9 @@ observed one (d = mean / sd of the per-seed differences); power from the
 noncentral t distribution (scipy.stats.nct; for TOST, the usual approximation
 P(both one-sided tests reject) >= P1 + P2 - 1). It is computed at the level
 alpha / m of the correction's first step, so a comparison that reaches it is
-decided whatever the others do. With few seeds d is itself a rough estimate,
+decided whatever the others do; in a study that adds seeds in steps, at the
+nominal level of each later look's boundary (fewer seeds than the next look
+never decide it there), then past the cap at alpha / m. With few seeds d is itself a rough estimate,
 so the number is a guide, not a promise.
 
 Replication. ``replication`` is the chance that a rerun of the comparison with as
@@ -64,7 +66,7 @@ import numpy as np
 from scipy import stats
 
 from alstudy.paths import DEFAULT_RECIPE, study_unit, unit_parts
-from alstudy.study.sequential import Looks, final_nominal, sequential_p
+from alstudy.study.sequential import Looks, final_nominal, nominal_levels, sequential_p
 from alstudy.study.summary import t_half_width
 
 MIN_SEEDS = 2
@@ -264,22 +266,51 @@ def equivalence_power(n: int, d: float, margin_d: float, alpha: float) -> float:
 
 
 def seeds_to_decide(
-    mean: float, sd: float, margin: float, alpha: float, target: float, max_seeds: int
+    mean: float,
+    sd: float,
+    margin: float,
+    alpha: float,
+    target: float,
+    max_seeds: int,
+    looks_ahead: dict[int, tuple[float, float]] | None = None,
+    seeds_now: int = 0,
 ) -> tuple[int | None, str | None]:
     """The fewest seeds at which the t-test, or TOST where |mean| < margin, reaches `target` power at the
-    observed effect, and the verdict they would likely give; (None, None) beyond max_seeds."""
+    observed effect, and the verdict they would likely give; (None, None) beyond max_seeds.
+
+    looks_ahead, for a study that adds seeds in steps: the seed counts of its next looks, each with the
+    nominal levels (two-sided for the t-test, one-sided for TOST) its tests must reach there; those looks
+    are tried first, then counts past them and past `seeds_now` at `alpha` (a study that went on past its
+    cap, at about its last level)."""
     direction = "better" if mean > 0 else "worse"
     if sd == 0:
         if abs(mean) < margin:
             return MIN_SEEDS, "equivalent"
         return (MIN_SEEDS, direction) if mean != 0 else (None, None)
     d, margin_d = mean / sd, margin / sd
-    for n in range(MIN_SEEDS, max_seeds + 1):
-        if mean != 0 and power(n, d, alpha) >= target:
+    ahead = looks_ahead or {}
+    beyond = max([MIN_SEEDS - 1, *ahead, seeds_now if looks_ahead is not None else 0]) + 1
+    candidates = [(n, *levels) for n, levels in sorted(ahead.items())]
+    candidates += [(n, alpha, alpha) for n in range(beyond, max_seeds + 1)]
+    for n, level, equivalence_level in candidates:
+        if mean != 0 and power(n, d, level) >= target:
             return n, direction
-        if abs(mean) < margin and equivalence_power(n, d, margin_d, alpha) >= target:
+        if abs(mean) < margin and equivalence_power(n, d, margin_d, equivalence_level) >= target:
             return n, "equivalent"
     return None, None
+
+
+def levels_ahead(step: int, n_seeds: int, planned: int, alpha: float) -> dict[int, tuple[float, float]]:
+    """For a study looking every `step` seeds up to `planned`: each later look's seed count and the nominal
+    levels, two-sided and one-sided, that the corrected level `alpha` gives its tests there."""
+    ahead = {}
+    for n in range(n_seeds + step, planned + step, step):
+        n = min(n, planned)
+        fractions = Looks.every(step, n, planned).fractions
+        two_sided = nominal_levels(fractions, alpha, two_sided=True)[-1]
+        one_sided = nominal_levels(fractions, alpha, two_sided=False)[-1]
+        ahead[n] = (two_sided, one_sided)
+    return ahead
 
 
 def replication(differences: np.ndarray, margin: float, level: float, equivalence_level: float, verdict: str) -> float:
@@ -380,6 +411,8 @@ def study_verdicts(
     p_equivalence_in = [_or_one(t.get("p_equivalence_sequential", t["p_equivalence"])) for t in tests]
     # A comparison's no-difference and non-equivalence hypotheses cannot both be true: one group each.
     adjusted = holm(p_in + p_equivalence_in, groups=list(range(len(tests))) * 2)
+    # Seeds needed, for a study adding seeds in steps: what its next looks' boundaries ask, not a fixed design's.
+    ahead = levels_ahead(sequential[0], n_seeds, sequential[1], family.power_alpha) if sequential else None
     verdicts = []
     for i, test in enumerate(tests):
         p_holm, p_equivalence_holm = adjusted[i], adjusted[len(tests) + i]
@@ -387,7 +420,7 @@ def study_verdicts(
         needed, likely = None, None
         if verdict == "undecided":
             needed, likely = seeds_to_decide(
-                test["mean"], test["sd"], margin, family.power_alpha, target_power, max_seeds
+                test["mean"], test["sd"], margin, family.power_alpha, target_power, max_seeds, ahead, n_seeds
             )
         # The levels met, on the scale of the p Holm corrected, then as the last look's nominal level.
         difference_level = level_met(p_in[i], p_holm, alpha, family.power_alpha)

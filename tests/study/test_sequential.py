@@ -8,7 +8,7 @@ import pytest
 from scipy import stats
 
 from alstudy.study.sequential import Looks, boundaries, final_nominal, nominal_levels, sequential_p
-from alstudy.study.verdicts import pairs, study_verdicts
+from alstudy.study.verdicts import pairs, power, study_verdicts
 
 FIVE_EQUAL = (0.2, 0.4, 0.6, 0.8, 1.0)
 
@@ -83,3 +83,23 @@ def test_a_clear_difference_stops_at_the_first_look_and_a_small_one_waits():
     # a fixed study of 5 seeds calls it; one planning up to 15 waits for more at its first look (O'Brien-Fleming)
     assert fixed["small", "random"].decision == "better" and looked["small", "random"].decision == "undecided"
     assert looked["small", "random"].p_sequential > 0.05 > 0.01 > looked["small", "random"].p_value
+
+
+def test_the_seeds_needed_of_a_study_in_steps_are_those_of_its_next_look_at_its_boundary():
+    """At the first look of three the boundary is far stricter than a fixed design's, so the seeds that
+    would decide a comparison there are a later look's, never the seeds the study already has."""
+    rng = np.random.default_rng(7)
+    base = rng.uniform(0.6, 0.8, size=5)
+    names = ["random", "margin"]
+    aubcs = {"d": {"accuracy": {"random": base.tolist(), "margin": (base + 0.02 + rng.normal(0, 0.006, 5)).tolist()}}}
+    fixed = study_verdicts(aubcs, pairs(names, "random"), 0.001, margin=0.001)[0]
+    (looked,) = study_verdicts(aubcs, pairs(names, "random"), 0.001, margin=0.001, sequential=(5, 15))
+    assert fixed.decision == looked.decision == "undecided"
+    assert fixed.seeds_needed == 6  # a fixed design at that level: 6 seeds
+    assert looked.seeds_needed == 10  # the next look's boundary, after 10 seeds (then 15)
+    d = looked.mean / looked.sd
+    level = nominal_levels(Looks.every(5, looked.seeds_needed, 15).fractions, 0.001, two_sided=True)[-1]
+    assert power(looked.seeds_needed, d, level) >= 0.8
+    if looked.seeds_needed == 15:
+        level_10 = nominal_levels(Looks.every(5, 10, 15).fractions, 0.001, two_sided=True)[-1]
+        assert power(10, d, level_10) < 0.8
