@@ -280,8 +280,8 @@ def seeds_to_decide(
 
     looks_ahead, for a study that adds seeds in steps: the seed counts of its next looks, each with the
     nominal levels (two-sided for the t-test, one-sided for TOST) its tests must reach there; those looks
-    are tried first, then counts past them and past `seeds_now` at `alpha` (a study that went on past its
-    cap, at about its last level)."""
+    are tried first, then counts past them and past `seeds_now` (the seeds such a study has; 0 for a fixed
+    design, whose estimate may be fewer than it has) at `alpha` (a study past its cap, at about its last level)."""
     direction = "better" if mean > 0 else "worse"
     if sd == 0:
         if abs(mean) < margin:
@@ -289,7 +289,7 @@ def seeds_to_decide(
         return (MIN_SEEDS, direction) if mean != 0 else (None, None)
     d, margin_d = mean / sd, margin / sd
     ahead = looks_ahead or {}
-    beyond = max([MIN_SEEDS - 1, *ahead, seeds_now if looks_ahead is not None else 0]) + 1
+    beyond = max([MIN_SEEDS - 1, *ahead, seeds_now]) + 1
     candidates = [(n, *levels) for n, levels in sorted(ahead.items())]
     candidates += [(n, alpha, alpha) for n in range(beyond, max_seeds + 1)]
     for n, level, equivalence_level in candidates:
@@ -420,7 +420,14 @@ def study_verdicts(
         needed, likely = None, None
         if verdict == "undecided":
             needed, likely = seeds_to_decide(
-                test["mean"], test["sd"], margin, family.power_alpha, target_power, max_seeds, ahead, n_seeds
+                test["mean"],
+                test["sd"],
+                margin,
+                family.power_alpha,
+                target_power,
+                max_seeds,
+                ahead,
+                n_seeds if sequential else 0,
             )
         # The levels met, on the scale of the p Holm corrected, then as the last look's nominal level.
         difference_level = level_met(p_in[i], p_holm, alpha, family.power_alpha)
