@@ -23,18 +23,16 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from alstudy import strategies
-from alstudy.data.image_cache import ImageCache
 from alstudy.data.image_folder import list_images
-from alstudy.data.preprocess import Split, one_hot
 from alstudy.errors import PipelineError
 from alstudy.fileio import atomic_path
+from alstudy.labelling import rounds
 from alstudy.labelling.batches import (
     BatchRow,
     ImportRow,
@@ -51,8 +49,8 @@ from alstudy.labelling.label_studio import local_files_url
 from alstudy.labelling.page import write_label_page
 from alstudy.learning import stopping
 from alstudy.learning.evaluation import evaluate
-from alstudy.learning.loop import MC_DROPOUT, round_rng, round_seed, select, train
-from alstudy.params import LabelProject, ModelParams, Params
+from alstudy.learning.loop import round_rng
+from alstudy.params import LabelProject, Params
 from alstudy.strategies import Need
 from alstudy.tracking import metric_names
 
@@ -197,20 +195,19 @@ def harvest(name: str, project: LabelProject, batches: list[IssuedBatch]) -> int
     return len(found)
 
 
-def suggestion_model(model: ModelParams, min_steps: int, n_labelled: int) -> ModelParams:
-    """The model params for the suggestions: model.epochs, or more epochs where those are fewer than
-    `min_steps` gradient steps over `n_labelled` images (a labelled set of 50 trains 250 epochs, not 10)."""
-    steps_per_epoch = max(1, math.ceil(n_labelled / model.batch_size))
-    return model.model_copy(update={"epochs": max(model.epochs, math.ceil(min_steps / steps_per_epoch))})
+def known_images(project: LabelProject, labels: dict[str, Label]) -> list[tuple[Path, str]]:
+    """(image, class) of every label so far: the labels file's, then the project's `labelled` folder."""
+    known = [(Path(project.unlabelled) / path, label.label) for path, label in labels.items()]
+    if project.labelled:
+        known += class_folder(Path(project.labelled), list(project.classes))
+    return known
 
 
 def next_batch(name: str, project: LabelProject, params: Params, batches: list[IssuedBatch]) -> NextBatch | None:
     """The batch a person labels next after the issued `batches`, or None when the latest one is
     still out (none of its images labelled yet): that one stays as it was issued.
 
-    A round of the study's own loop (alstudy/learning/loop.py: `train`, then `select`) on the
-    project's images: every image comes from the decoded-image cache (uint8, memory-mapped), and
-    the model streams over it a batch at a time, so memory stays flat with the folder's size."""
+    A round of the study's own loop (alstudy/labelling/rounds.py) on the project's images."""
     root = Path(project.unlabelled)
     labels = read_labels(labels_file(name))
     if batches and not any(image in labels for image in batches[-1].images):
@@ -224,63 +221,35 @@ def next_batch(name: str, project: LabelProject, params: Params, batches: list[I
     if not candidates and not carried:
         raise PipelineError(f"{root}: every image is labelled ({len(files)}); add images to label more")
     n = min(project.batch_size - len(carried), len(candidates))
-    rng = round_rng(project.seed, number)
     classes = list(project.classes)
-    known = [(root / path, label.label) for path, label in labels.items()]
-    if project.labelled:
-        known += class_folder(Path(project.labelled), classes)
+    known = known_images(project, labels)
 
     if not known:  # nothing to learn from yet: a seeded random draw
-        picks = np.sort(rng.choice(len(candidates), size=n, replace=False))
+        picks = np.sort(round_rng(project.seed, number).choice(len(candidates), size=n, replace=False))
         rows = [BatchRow(i + 1, image, "", 0.0) for i, image in enumerate(carried + [candidates[p] for p in picks])]
         return NextBatch(number, rows, batch_dir(name, number), {metric_names.N_LABELED: 0.0}, None, len(carried))
 
-    # Keras (TensorFlow: seconds to load) only where a model is trained, not for a first or a kept batch.
-    from alstudy.learning.model import CNN, configure
-
-    configure(params.model)  # threads; a bfloat16 run on a CPU without bfloat16 units stops here
     test = class_folder(Path(project.test), classes) if project.test else []
     watched = stopping.stable_sample(files, params.stopping.stop_set, project.seed) if params.stopping.stop_set else []
     parts = {
-        "known": [path for path, _ in known],
         "carried": [root / f for f in carried],
         "candidates": [root / f for f in candidates],
         "test": [path for path, _ in test],
         "watched": [root / f for f in watched],
     }
-    pixels, all_rows = ImageCache(project.image_size, project.color_mode).rows(
-        [f for part in parts.values() for f in part]
-    )
-    rows_of, start = {}, 0
-    for part, part_files in parts.items():
-        rows_of[part], start = all_rows[start : start + len(part_files)], start + len(part_files)
-
-    labels_idx = np.array([classes.index(c) for _, c in known])
-    y = np.zeros((len(pixels), len(classes)), np.float32)
-    y[rows_of["known"]] = one_hot(labels_idx, len(classes))
-    pool = Split(pixels, y)
-    cnn = CNN(pixels.shape[1:], len(classes), suggestion_model(params.model, project.min_steps, len(known)))
-    train(cnn, pixels[rows_of["known"]], y[rows_of["known"]], project.seed, number, from_scratch=True)
+    trained = rounds.train_round(project, params, known, parts, number)
 
     picked = []  # (image, probabilities, score), in the batch's order
     if carried:
-        proba = cnn.predict_proba(pixels, rows_of["carried"])
+        proba = trained.proba("carried")
         picked += zip(carried, proba, score(project.strategy, proba, None))
     if n:
-        selection = select(
-            project.strategy,
-            params.al.options(project.strategy),
-            cnn,
-            pool,
-            rows_of["known"],
-            rows_of["candidates"],
-            n,
-            rng,
-            round_seed(project.seed, number, MC_DROPOUT),
-        )
+        selection = rounds.pick(trained, project, params, "candidates", n)
         picks, inputs = selection.picks, selection.inputs
         proba = (
-            inputs.proba[picks] if inputs.proba is not None else cnn.predict_proba(pixels, rows_of["candidates"][picks])
+            inputs.proba[picks]
+            if inputs.proba is not None
+            else trained.cnn.predict_proba(trained.pixels, trained.rows["candidates"][picks])
         )
         mc_proba = inputs.mc_proba[picks] if inputs.mc_proba is not None else None
         scores = score(project.strategy, proba, mc_proba, first=len(carried) + 1)
@@ -289,6 +258,7 @@ def next_batch(name: str, project: LabelProject, params: Params, batches: list[I
         BatchRow(i + 1, image, classes[int(p.argmax())], float(s), float(p.max()))
         for i, (image, p, s) in enumerate(picked)
     ]
+    labels_idx = np.array([classes.index(c) for _, c in known])
     metrics = {
         metric_names.N_LABELED: float(len(known)),
         **metric_names.per_class(
@@ -299,16 +269,15 @@ def next_batch(name: str, project: LabelProject, params: Params, batches: list[I
     }
     watch = {}
     if watched:
-        predicted = cnn.predict_proba(pixels, rows_of["watched"]).argmax(axis=1)
+        predicted = trained.proba("watched").argmax(axis=1)
         watch = watch_stop_set({path: classes[int(c)] for path, c in zip(watched, predicted)}, batches)
         if watch["agreements"][-1] is not None:
             metrics[metric_names.metric_name(metric_names.STOPPING, "kappa")] = watch["agreements"][-1]
     if test:
         truth = np.array([classes.index(c) for _, c in test])
-        predicted = cnn.predict_proba(pixels, rows_of["test"]).argmax(axis=1)
-        scores_test = evaluate(truth, predicted, len(classes))
+        scores_test = evaluate(truth, trained.proba("test").argmax(axis=1), len(classes))
         metrics.update(test_accuracy=scores_test["accuracy"], test_f1_macro=scores_test["f1_macro"])
-    return NextBatch(number, rows, batch_dir(name, number), metrics, cnn.model, len(carried), watch)
+    return NextBatch(number, rows, batch_dir(name, number), metrics, trained.cnn.model, len(carried), watch)
 
 
 def stopping_note(watch: dict, settings) -> str:

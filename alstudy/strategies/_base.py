@@ -110,6 +110,8 @@ class Strategy:
     # What the labelling page shows beside each picked image: the strategy's own uncertainty measure, for
     # strategies that rank images by one; None for those that build a batch (their order of picking is shown).
     score: Score | None = None
+    # Whether the measure's lowest values are the images the strategy wants first (margin: the smallest gap).
+    low_first: bool = False
 
 
 # The registry: name -> Strategy, filled by @register as the package imports each strategy's module.
@@ -125,14 +127,16 @@ def register(
     options: type[BaseModel] = NoOptions,
     summary: str,
     score: Score | None = None,
+    low_first: bool = False,
 ) -> Callable[[Callable[[QueryInputs], np.ndarray]], Callable[[QueryInputs], np.ndarray]]:
     """Register a selection function under `name`, with what it needs, its options model, a one-line rule
-    and, for a strategy that ranks images by an uncertainty measure, that measure per image."""
+    and, for a strategy that ranks images by an uncertainty measure, that measure per image (`low_first`:
+    its lowest values first)."""
 
     def decorator(select: Callable[[QueryInputs], np.ndarray]) -> Callable[[QueryInputs], np.ndarray]:
         if name in STRATEGIES or name in ALIASES:
             raise ValueError(f"strategy {name!r} is registered twice")
-        STRATEGIES[name] = Strategy(select, frozenset(needs), options, summary, score)
+        STRATEGIES[name] = Strategy(select, frozenset(needs), options, summary, score, low_first)
         return select
 
     return decorator

@@ -11,4 +11,5 @@ margin = register(
     options=BatchOptions,
     summary="smallest gap between the two most likely classes (modAL)",
     score=lambda proba, mc_proba: top_two_margin(proba),
+    low_first=True,
 )(from_modal("margin_sampling", lambda proba: 1.0 - top_two_margin(proba)))  # a draw wants high = pick first

@@ -565,7 +565,7 @@ def test_dvc_repro_never_redraws_a_batch_that_is_out(tmp_path, monkeypatch):
 
 
 def test_the_suggestion_model_trains_for_enough_steps_whatever_the_labels():
-    from alstudy.labelling.project import suggestion_model
+    from alstudy.labelling.rounds import suggestion_model
     from alstudy.params import ModelParams
 
     model = ModelParams(epochs=10, batch_size=32)
