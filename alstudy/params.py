@@ -561,6 +561,14 @@ class LabelProject(_Section):
     image_url: str = Field(
         "", description=("where Label Studio finds the images; empty: its local-files URL for the `unlabelled` folder")
     )
+    retrain_every: int = Field(
+        10,
+        ge=1,
+        description=(
+            "new labels between two rounds of the live Label Studio backend (`alstudy label serve`): it retrains "
+            "and re-scores every image after this many annotations"
+        ),
+    )
 
     _size = field_validator("image_size", mode="before")(_image_size)
 

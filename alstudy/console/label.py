@@ -4,6 +4,8 @@
     alstudy label import [--project NAME] FILE [--relabel]   # the labels a person gave
     alstudy label push [--project NAME] [--url URL] [--token TOKEN]   # the latest batch to Label Studio
     alstudy label pull [--project NAME] [--url URL] [--token TOKEN] [--relabel]   # its labels back
+    alstudy label serve [--project NAME] [--host H] [--port P]   # a Label Studio ML backend: the live loop
+    alstudy label push --all --backend URL   # every image to Label Studio, the backend connected
 
 `next` is also the DVC stage `label@<name>`: it depends on labels/ and its output is the batches
 folder, so `dvc repro` asks for a new batch after an import or after labels were typed into a
@@ -13,20 +15,25 @@ manifest (it imports those first). See alstudy/labelling/project.py.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
+import threading
 from pathlib import Path
 
 import mlflow
 
 from alstudy.errors import PipelineError
-from alstudy.labelling import label_studio
-from alstudy.labelling.batches import read_labels, write_labels
+from alstudy.labelling import label_studio, ml_backend
+from alstudy.labelling.batches import BatchRow, label_studio_tasks, read_labels, write_labels
 from alstudy.labelling.label_studio import LabelStudio
+from alstudy.labelling.live import live_dir
+from alstudy.labelling.ml_backend import PASSWORD_ENV, LiveLoop
 from alstudy.labelling.project import (
     BATCHES_DIR,
     class_folder,
     harvest,
+    image_files,
     import_labels,
     issued_batches,
     labels_file,
@@ -36,6 +43,7 @@ from alstudy.labelling.project import (
 )
 from alstudy.params import Params, load_params
 from alstudy.runner import run_stage
+from alstudy.scale.process_lock import hold
 from alstudy.tracking import metric_names
 from alstudy.tracking import runs as tracking
 
@@ -82,15 +90,14 @@ def log_step(params: Params, name: str, batch) -> None:
 def push_latest(name: str, project, studio: LabelStudio) -> None:
     batches = issued_batches(name)
     if not batches:
-        raise PipelineError(f"no batch issued for {name!r} yet; run `alstudy label next --project {name}` first")
+        raise PipelineError(
+            f"no batch issued for {name!r} yet; run `alstudy label next --project {name}` first, or push every "
+            f"image for the live loop: alstudy label push --project {name} --all --backend URL"
+        )
     latest = batches[-1]
+    tasks = json.loads((latest.manifest.parent / "tasks.json").read_text())
     sent, there = label_studio.push(
-        studio,
-        name,
-        list(project.classes),
-        Path(project.unlabelled),
-        project.image_url,
-        latest.manifest.parent / "tasks.json",
+        studio, name, list(project.classes), Path(project.unlabelled), project.image_url, tasks
     )
     log.info(
         "%s: batch %d pushed to Label Studio project %r at %s: %d new task(s), %d already there; "
@@ -103,6 +110,68 @@ def push_latest(name: str, project, studio: LabelStudio) -> None:
         there,
         name,
     )
+
+
+def push_all(name: str, project, studio: LabelStudio) -> None:
+    """Every image of the unlabelled folder as a task: the live loop's Label Studio project."""
+    files = image_files(Path(project.unlabelled))
+    tasks = label_studio_tasks([BatchRow(i + 1, path, "", 0.0) for i, path in enumerate(files)], "")
+    sent, there = label_studio.push(
+        studio, name, list(project.classes), Path(project.unlabelled), project.image_url, tasks
+    )
+    log.info(
+        "%s: every image (%d) in Label Studio project %r at %s: %d new task(s), %d already there",
+        name,
+        len(files),
+        label_studio.project_title(name),
+        studio.url,
+        sent,
+        there,
+    )
+
+
+def connect_backend(name: str, studio: LabelStudio, url: str, user: str) -> None:
+    """Register the live backend at `url` in the project's Model settings (Label Studio checks it answers)."""
+    project_id = studio.find_project(label_studio.project_title(name))
+    password = os.environ.get(PASSWORD_ENV, "") if user else ""
+    if user and not password:
+        raise PipelineError(f"--basic-auth-user {user}: set the backend's password in {PASSWORD_ENV}")
+    try:
+        studio.connect_backend(project_id, url, f"alstudy {name}", user, password)
+    except PipelineError as error:
+        raise PipelineError(
+            f"{error}; is the backend running? start it first: alstudy label serve --project {name}"
+        ) from None
+    log.info(
+        "%s: the live backend at %s is connected to Label Studio project %r (Settings > Model); sort the Data "
+        "Manager by Prediction score and label from the top",
+        name,
+        url,
+        label_studio.project_title(name),
+    )
+
+
+def serve_project(name: str, project, studio: LabelStudio, host: str, port: int, user: str) -> None:
+    with hold(live_dir(name) / "serve.lock", f"alstudy label serve --project {name}", rerun_hint="serve again"):
+        loop = LiveLoop(name, project, studio, project.retrain_every)
+        server = ml_backend.serve(loop, host, port, user, os.environ.get(PASSWORD_ENV, "") if user else "")
+        url = f"http://{host}:{server.server_address[1]}"
+        log.info(
+            "%s: Label Studio ML backend at %s (strategy %s, retrains every %d labels); connect it: "
+            "alstudy label push --project %s --all --backend %s",
+            name,
+            url,
+            project.strategy,
+            project.retrain_every,
+            name,
+            url,
+        )
+        threading.Thread(target=loop.watch, name="label-studio-watch", daemon=True).start()
+        try:
+            server.serve_forever()
+        finally:
+            loop.stop()
+            server.server_close()
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -124,14 +193,29 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     relabel = argparse.ArgumentParser(add_help=False)
     relabel.add_argument("--relabel", action="store_true", help="allow changing labels already given")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="{next,import,push,pull}")
+    backend_user = argparse.ArgumentParser(add_help=False)
+    backend_user.add_argument(
+        "--basic-auth-user",
+        default="",
+        help=f"HTTP basic auth for the live backend: this user, the password in ${PASSWORD_ENV}",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{next,import,push,pull,serve}")
     commands.add_parser("next", parents=[common], help="the next batch to label")
     importing = commands.add_parser("import", parents=[common, relabel], help="the labels a person gave")
     importing.add_argument(
         "file", type=Path, help="the filled-in manifest.csv, the page's saved CSV, or a Label Studio export"
     )
-    commands.add_parser("push", parents=[common, studio], help="the latest batch to Label Studio")
+    pushing = commands.add_parser(
+        "push", parents=[common, studio, backend_user], help="the latest batch (or every image) to Label Studio"
+    )
+    pushing.add_argument("--all", action="store_true", help="every image of the folder, for the live loop")
+    pushing.add_argument("--backend", default="", help="also connect the live backend at this URL (label serve)")
     commands.add_parser("pull", parents=[common, studio, relabel], help="its labels back from Label Studio")
+    serving = commands.add_parser(
+        "serve", parents=[common, studio, backend_user], help="the project as a Label Studio ML backend (live loop)"
+    )
+    serving.add_argument("--host", default="127.0.0.1", help="the address to listen on (default 127.0.0.1)")
+    serving.add_argument("--port", type=int, default=9090, help="the port to listen on (default 9090)")
     return parser.parse_args(argv)
 
 
@@ -141,7 +225,13 @@ def main(argv: list[str] | None = None) -> None:
     name, project = project_of(params, args.project)
 
     if args.command == "push":
-        push_latest(name, project, LabelStudio(args.url, args.token))
+        studio = LabelStudio(args.url, args.token)
+        (push_all if args.all else push_latest)(name, project, studio)
+        if args.backend:
+            connect_backend(name, studio, args.backend, args.basic_auth_user)
+        return
+    if args.command == "serve":
+        serve_project(name, project, LabelStudio(args.url, args.token), args.host, args.port, args.basic_auth_user)
         return
     if args.command in ("import", "pull"):
         if args.command == "pull":

@@ -48,6 +48,8 @@ from alstudy.labelling.batches import LABEL_CONTROL, Label, class_lookup, read_l
 log = logging.getLogger("label")
 TIMEOUT = 60  # seconds for one API call; an export of a large project takes a while
 PAGE = 1000
+PREDICTIONS_PER_CALL = 5000
+BLOCKED = "reserved network address"  # Label Studio's answer to a URL it will not call (its SSRF checks)
 DOCUMENT_ROOT_ENV = "LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT"
 SERVING_ENV = "LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED"
 START_HINT = f"start Label Studio with {SERVING_ENV}=true and {DOCUMENT_ROOT_ENV} set to a folder above the images"
@@ -193,6 +195,8 @@ class LabelStudio:
             raise PipelineError(
                 f"Label Studio at {self.url} is not reachable; start it (label-studio start) or pass --url"
             ) from None
+        if response.status_code == 403 and BLOCKED in response.text:
+            raise PipelineError(f"Label Studio at {self.url} refused {path}: {response.json().get('detail', BLOCKED)}")
         if response.status_code in (401, 403):
             raise PipelineError(
                 f"Label Studio at {self.url} refused the token ({response.status_code}); use a valid Personal "
@@ -243,13 +247,19 @@ class LabelStudio:
         except PipelineError as error:
             raise PipelineError(f"{error}; to show the images, {START_HINT}") from None
 
-    def tasks(self, project_id: int) -> list[dict]:
-        """Every task of the project: its id, data and annotations."""
+    def tasks(self, project_id: int, updated_after: str | None = None) -> list[dict]:
+        """Every task of the project (or those changed after `updated_after`, a time as Label Studio
+        writes one): its id, data, annotations and `updated_at`, which moves when an annotation of it
+        is added or changed."""
+        params = {"project": project_id, "page_size": PAGE, "fields": "all"}
+        if updated_after:
+            when = datetime.fromisoformat(updated_after.replace("Z", "+00:00")).astimezone(timezone.utc)
+            item = {"filter": "filter:tasks:updated_at", "operator": "greater", "type": "Datetime"}
+            item["value"] = when.strftime("%Y-%m-%dT%H:%M:%S.%fZ")  # the only form its filter parses
+            params["query"] = json.dumps({"filters": {"conjunction": "and", "items": [item]}})
         tasks, page = [], 1
         while True:  # page by page, until the server's total (it may cap the page size below ours)
-            answer = self._call(
-                "GET", "/api/tasks", params={"project": project_id, "page": page, "page_size": PAGE, "fields": "all"}
-            )
+            answer = self._call("GET", "/api/tasks", params={**params, "page": page})
             tasks += answer["tasks"]
             if not answer["tasks"] or len(tasks) >= answer.get("total", len(tasks)):
                 return tasks
@@ -283,6 +293,45 @@ class LabelStudio:
         if not kind.startswith("image/") or not response.content:
             return f"answered {kind or 'something'} that is not an image"
         return None
+
+    def task(self, task_id: int) -> dict:
+        return self._call("GET", f"/api/tasks/{task_id}/")
+
+    def import_predictions(self, project_id: int, predictions: list[dict]) -> None:
+        """Predictions ({task, result, score, model_version}) added to the project's tasks, a chunk per call."""
+        for start in range(0, len(predictions), PREDICTIONS_PER_CALL):
+            chunk = predictions[start : start + PREDICTIONS_PER_CALL]
+            self._call("POST", f"/api/projects/{project_id}/import/predictions", json=chunk)
+
+    def show_model_version(self, project_id: int, version: str) -> None:
+        """The predictions the Data Manager shows and sorts by ("Prediction score"): this version's."""
+        self._call("PATCH", f"/api/projects/{project_id}/", json={"model_version": version})
+
+    def ml_backends(self, project_id: int) -> list[dict]:
+        return self._call("GET", "/api/ml", params={"project": project_id}) or []
+
+    def connect_backend(self, project_id: int, url: str, title: str, user: str = "", password: str = "") -> dict:
+        """The ML backend at `url` connected to the project (Model settings), or updated where one is
+        there at that address; Label Studio checks it answers (/health, /setup) before it saves it."""
+        auth = {"auth_method": "BASIC_AUTH", "basic_auth_user": user, "basic_auth_pass": password} if user else {}
+        body = {"url": url, "project": project_id, "title": title, "is_interactive": False, **auth}
+        for backend in self.ml_backends(project_id):
+            if backend.get("url", "").rstrip("/") == url.rstrip("/"):
+                return self._call("PATCH", f"/api/ml/{backend['id']}", json=body)
+        try:
+            return self._call("POST", "/api/ml", json=body)
+        except PipelineError as error:
+            # Label Studio saves the backend, then makes its webhook, which its SSRF checks refuse for a
+            # private address: connected all the same (the backend reads annotations through the API).
+            saved = [b for b in self.ml_backends(project_id) if b.get("url", "").rstrip("/") == url.rstrip("/")]
+            if saved:
+                return saved[0]
+            if BLOCKED in str(error):
+                raise PipelineError(
+                    f"{error}: Label Studio calls no backend on a local or private address unless started "
+                    "with ML_BLOCK_LOCAL_IP=false (restart it with that set)"
+                ) from None
+            raise
 
     def export(self, project_id: int) -> list[dict]:
         """Every task of the project with its annotations (Label Studio's JSON export)."""
@@ -337,9 +386,10 @@ def not_served(studio: LabelStudio, name: str, link: str, problem: str, local: b
 
 
 def push(
-    studio: LabelStudio, name: str, classes: list[str], unlabelled: Path, image_url: str, tasks_file: Path
+    studio: LabelStudio, name: str, classes: list[str], unlabelled: Path, image_url: str, tasks: list[dict]
 ) -> tuple[int, int]:
-    """Send a batch's tasks to the project's Label Studio project; return (tasks sent, already there).
+    """Send tasks (a batch's tasks.json, or every image) to the project's Label Studio project; return
+    (tasks sent, already there).
 
     The images' URLs are made here, from `image_url` or the local-files document root of this
     environment (the one Label Studio was started with), whatever tasks.json was written with; tasks
@@ -355,7 +405,6 @@ def push(
         prefix = image_url.rstrip("/") if image_url else local_files_url(unlabelled)
         if not image_url:
             studio.connect_folder(project_id, unlabelled)
-        tasks = json.loads(tasks_file.read_text())
         for task in tasks:
             task["data"]["image"] = image_link(prefix, str(task["data"]["path"]))
         present = studio.tasks(project_id)

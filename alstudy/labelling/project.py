@@ -21,10 +21,13 @@ batches and the classes, then rewrites labels/<project>.csv in one atomic replac
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
@@ -56,6 +59,7 @@ from alstudy.tracking import metric_names
 
 log = logging.getLogger("label")
 LABELS_DIR, BATCHES_DIR = Path("labels"), Path("labelling")
+LOCKS_DIR = Path(".cache/locks")
 STOP_FILE = "stop_set.json"  # a batch's model's predictions on the stop set, for the next batch's agreement
 
 
@@ -85,6 +89,20 @@ class IssuedBatch:
 
 def labels_file(name: str) -> Path:
     return LABELS_DIR / f"{name}.csv"
+
+
+@contextlib.contextmanager
+def labels_lock(name: str) -> Iterator[None]:
+    """The labels file's lock, held while it is read, changed and written: the live backend adds labels
+    while a person may run `label import` or `label next`, and neither may lose the other's."""
+    path = LOCKS_DIR / f"labels-{name}.lock"  # not in labels/: git tracks that folder and DVC hashes it
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def batch_dir(name: str, number: int) -> Path:
@@ -161,6 +179,11 @@ def harvest(name: str, project: LabelProject, batches: list[IssuedBatch]) -> int
     purpose. A row that cannot be imported (a misspelt class, a manifest label that disagrees
     with the labels file) is named in a warning and left in its manifest; its image comes back
     in the next batch, so nothing typed is lost and the study's `dvc repro` goes on."""
+    with labels_lock(name):
+        return _harvest(name, project, batches)
+
+
+def _harvest(name: str, project: LabelProject, batches: list[IssuedBatch]) -> int:
     existing = read_labels(labels_file(name))
     issued, classes = issued_images(batches), list(project.classes)
     found: dict[str, Label] = {}
@@ -338,9 +361,10 @@ def import_labels(name: str, project: LabelProject, file: Path, relabel: bool) -
     if not batches:
         raise PipelineError(f"no batch issued for {name!r} yet; run `alstudy label next --project {name}` first")
     imported = read_import(file)
-    existing = read_labels(labels_file(name))
-    new = validate_import(imported, issued_images(batches), list(project.classes), existing, relabel)
-    if new:
-        write_labels(labels_file(name), {**existing, **{label.path: label for label in new}})
+    with labels_lock(name):
+        existing = read_labels(labels_file(name))
+        new = validate_import(imported, issued_images(batches), list(project.classes), existing, relabel)
+        if new:
+            write_labels(labels_file(name), {**existing, **{label.path: label for label in new}})
     unlabelled = sum(1 for _, _, typed in imported if not typed)
     return len(new), len(imported) - len(new) - unlabelled, unlabelled

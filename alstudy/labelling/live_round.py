@@ -1,0 +1,74 @@
+"""One round of the live loop, in a process of its own (`python -m alstudy.labelling.live_round`).
+
+The live backend (alstudy/labelling/ml_backend.py) starts it at low priority after every K new
+annotations, so that training never holds up a prediction request; it trains the project's model on
+every label so far (alstudy/labelling/rounds.py, the round `label next` runs) and ranks every image
+not labelled yet, then replaces labelling/<project>/live/ranking.json in one step. Killed halfway,
+it leaves the previous ranking whole, and the backend's next start runs the round again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from pathlib import Path
+
+from alstudy.labelling import rounds
+from alstudy.labelling.batches import read_labels
+from alstudy.labelling.live import Ranking, live_dir, model_version, random_ranking
+from alstudy.labelling.project import image_files, known_images, labels_file
+from alstudy.params import LabelProject, Params, load_params
+from alstudy.runner import run_stage
+from alstudy.scale.process_lock import process, stop_when_orphaned
+
+log = logging.getLogger("label")
+
+
+def run_round(name: str, project: LabelProject, params: Params, number: int) -> Ranking:
+    """Round `number`: the model trained on every label so far ranks every image not labelled yet."""
+    root = Path(project.unlabelled)
+    labels = read_labels(labels_file(name))
+    known = known_images(project, labels)
+    if not known:
+        return random_ranking(name, project)
+    candidates = [f for f in image_files(root) if f not in labels]
+    trained = rounds.train_round(project, params, known, {"candidates": [root / f for f in candidates]}, number)
+    ranked = rounds.rank_all(trained, project, params) if candidates else None
+    images = (
+        {
+            path: (suggested, float(confidence), float(priority))
+            for path, suggested, confidence, priority in zip(
+                candidates, ranked.suggested, ranked.confidence, ranked.priority
+            )
+        }
+        if ranked
+        else {}
+    )
+    return Ranking(model_version(name, number), number, len(known), images)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--project", required=True)
+    parser.add_argument("--round", type=int, required=True)
+    args = parser.parse_args(argv)
+    os.nice(10)  # the backend's prediction requests come first
+    # A backend killed mid-round takes its round with it; its next start runs the round again.
+    stop_when_orphaned(f"live round {args.round} of {args.project}", process(os.getppid()))
+    params = load_params()
+    project = params.label.projects[args.project]
+    ranking = run_round(args.project, project, params.for_recipe(project.recipe), args.round)
+    ranking.save(live_dir(args.project))
+    log.info(
+        "%s: round %d trained on %d labelled images, %d images ranked by %s",
+        args.project,
+        ranking.round,
+        ranking.n_labelled,
+        len(ranking.images),
+        project.strategy,
+    )
+
+
+if __name__ == "__main__":
+    run_stage(main)
