@@ -272,7 +272,7 @@ def next_batch(name: str, project: LabelProject, params: Params, batches: list[I
         proba = (
             inputs.proba[picks]
             if inputs.proba is not None
-            else trained.cnn.predict_proba(trained.pixels, trained.rows["candidates"][picks])
+            else trained.cnn.infer(trained.pixels, trained.rows["candidates"][picks]).proba
         )
         mc_proba = inputs.mc_proba[picks] if inputs.mc_proba is not None else None
         scores = score(project.strategy, proba, mc_proba, first=len(carried) + 1)

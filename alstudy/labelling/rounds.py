@@ -21,6 +21,7 @@ import numpy as np
 from alstudy import strategies
 from alstudy.data.image_cache import ImageCache
 from alstudy.data.preprocess import Split, one_hot
+from alstudy.learning.learner import Learner
 from alstudy.learning.loop import MC_DROPOUT, round_rng, round_seed, select, train
 from alstudy.params import LabelProject, ModelParams, Params
 from alstudy.strategies import Need
@@ -31,7 +32,7 @@ class TrainedRound:
     """The model of round `number` and the pixels of every image it was given, by part."""
 
     number: int
-    cnn: object  # the learner (alstudy.learning.model.CNN)
+    cnn: Learner  # alstudy.learning.model.CNN
     pool: Split  # every image of the round; y one-hot for the known ones, zeros elsewhere
     rows: dict[str, np.ndarray]  # part -> rows of `pool`: "known", then the parts asked for
     classes: list[str]
@@ -41,7 +42,7 @@ class TrainedRound:
         return self.pool.x
 
     def proba(self, part: str) -> np.ndarray:
-        return self.cnn.predict_proba(self.pixels, self.rows[part])
+        return self.cnn.infer(self.pixels, self.rows[part]).proba
 
 
 def suggestion_model(model: ModelParams, min_steps: int, n_labelled: int) -> ModelParams:

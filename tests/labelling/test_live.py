@@ -1,0 +1,197 @@
+"""The live loop's parts without Label Studio: the ranking every strategy gives, tasks to images,
+annotations to labels, and the backend's HTTP protocol and its guards (the whole loop against a real
+Label Studio: tests/labelling/test_label_studio.py)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import threading
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from alstudy import strategies
+from alstudy.errors import PipelineError
+from alstudy.labelling import live, ml_backend, rounds
+from alstudy.labelling.batches import read_labels
+from alstudy.labelling.label_studio import DOCUMENT_ROOT_ENV
+from alstudy.learning.loop import MC_DROPOUT, round_rng, round_seed, select
+from alstudy.params import LabelProject, load_params
+from helpers.fakes import N_CLASSES, POOL, FakeLearner
+from helpers.repo import REPO_ROOT
+
+CLASSES = ["bolt", "gear", "nut"][:N_CLASSES]
+
+
+def project_params(strategy: str, **overrides) -> LabelProject:
+    values = {"unlabelled": "images", "classes": CLASSES, "strategy": strategy, "image_size": [8, 8], "batch_size": 5}
+    return LabelProject(**{**values, **overrides})
+
+
+@pytest.mark.parametrize("strategy", [s for s in strategies.names() if s in strategies.STRATEGIES])
+def test_the_live_ranking_puts_first_what_the_strategy_would_pick(strategy):
+    """The top of the Data Manager, sorted by priority, is the batch `label next` would draw (`batch: top`)."""
+    params = load_params(REPO_ROOT / "params.yaml")
+    project = project_params(strategy)
+    known, candidates = np.arange(10), np.arange(10, len(POOL.x))
+    trained = rounds.TrainedRound(3, FakeLearner(), POOL, {"known": known, "candidates": candidates}, CLASSES)
+    ranked = rounds.rank_all(trained, project, params)
+    n = project.batch_size
+    picks = select(
+        strategy,
+        params.al.options(strategy),
+        trained.cnn,
+        POOL,
+        known,
+        candidates,
+        n,
+        round_rng(project.seed, 3),
+        round_seed(project.seed, 3, MC_DROPOUT),
+    ).picks
+    assert len(ranked.priority) == len(candidates)
+    if strategy == "random":  # a seeded draw, the same on every call
+        assert np.array_equal(ranked.priority, rounds.rank_all(trained, project, params).priority)
+        assert len(set(ranked.priority)) == len(candidates)
+    elif strategies.get(strategy).score is None:  # a batch-building strategy: its batch first, the rest 0
+        assert set(np.flatnonzero(ranked.priority)) == set(picks)
+    else:
+        assert set(np.argsort(-ranked.priority)[:n]) == set(picks)
+    proba = FakeLearner().proba[candidates]
+    assert ranked.suggested == [CLASSES[c] for c in proba.argmax(axis=1)]
+    assert np.allclose(ranked.confidence, proba.max(axis=1))
+
+
+def test_margin_ranks_the_smallest_gap_first():
+    params = load_params(REPO_ROOT / "params.yaml")
+    learner = FakeLearner()
+    candidates = np.arange(10, len(POOL.x))
+    trained = rounds.TrainedRound(1, learner, POOL, {"known": np.arange(10), "candidates": candidates}, CLASSES)
+    ranked = rounds.rank_all(trained, project_params("margin"), params)
+    top2 = np.sort(learner.proba[candidates], axis=1)[:, -2:]
+    gap = top2[:, 1] - top2[:, 0]
+    assert np.argmax(ranked.priority) == np.argmin(gap)
+    assert np.allclose(ranked.priority, 1 - gap)
+
+
+def test_a_task_names_its_image_by_its_path_or_its_local_files_url(tmp_path, monkeypatch):
+    folder = tmp_path / "data/unlabelled"
+    monkeypatch.setenv(DOCUMENT_ROOT_ENV, str(tmp_path))
+    assert live.task_image({"data": {"path": "a b/1.png", "image": "x"}}, folder) == "a b/1.png"
+    synced = {"data": {"image": "/data/local-files/?d=data/unlabelled/a%20b/%231%2B.png"}}  # Local Storage's URL
+    assert live.task_image(synced, folder) == "a b/#1+.png"
+    assert live.task_image({"data": {"image": "/data/local-files/?d=data/other/1.png"}}, folder) is None
+    assert live.task_image({"data": {"image": "https://example.org/1.png"}}, folder) is None
+
+
+def test_the_prediction_carries_the_suggestion_its_confidence_and_the_priority():
+    ranking = live.Ranking("alstudy-p-round-2", 2, 8, {"1.png": ("gear", 0.8, 0.4), "2.png": ("", 0.0, 0.9)})
+    config = '<View><Image name="img" value="$image"/><Choices name="kind" toName="img"/></View>'
+    answer = live.prediction(ranking, "1.png", live.control_names(config))
+    assert answer["score"] == 0.4 and answer["model_version"] == "alstudy-p-round-2"
+    assert answer["result"] == [
+        {"from_name": "kind", "to_name": "img", "type": "choices", "value": {"choices": ["gear"]}, "score": 0.8}
+    ]
+    assert live.prediction(ranking, "2.png", ("label", "image"))["result"] == []  # before any label: no suggestion
+    assert live.prediction(ranking, "labelled.png", ("label", "image"))["score"] == 0.0
+
+
+def annotated(task_id: int, path: str, *labels: str) -> dict:
+    """A Label Studio task with one annotation per label, the last one the latest."""
+    annotations = [
+        {
+            "id": task_id * 10 + i,
+            "updated_at": f"2026-12-06T10:00:0{i}Z",
+            "result": [{"type": "choices", "value": {"choices": [label]}}],
+        }
+        for i, label in enumerate(labels)
+    ]
+    return {"id": task_id, "data": {"path": path}, "annotations": annotations}
+
+
+def test_annotations_become_labels_and_nothing_given_before_is_overwritten(tmp_path, monkeypatch, caplog):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "images").mkdir()
+    project = project_params("margin")
+    tasks = [annotated(1, "a.png", "nut", "gear"), annotated(2, "b.png", "Bolt"), {"id": 3, "data": {"path": "c.png"}}]
+    assert live.record_annotations("p", project, tasks) == 2
+    assert {k: v.label for k, v in read_labels(Path("labels/p.csv")).items()} == {"a.png": "gear", "b.png": "bolt"}
+    with caplog.at_level(logging.WARNING, logger="label"):
+        assert live.record_annotations("p", project, [annotated(1, "a.png", "nut"), annotated(4, "d.png", "cog")]) == 0
+    assert "a.png is 'nut' in Label Studio (task 1) but 'gear' in labels/p.csv (kept)" in caplog.text
+    assert "'cog' (Label Studio task 4, d.png) is not a class of this project" in caplog.text
+    assert read_labels(Path("labels/p.csv"))["a.png"].label == "gear"
+
+
+class NoStudio:
+    """Label Studio not set up yet: no project to read from (the protocol alone is under test)."""
+
+    url = "http://127.0.0.1:9"
+
+    def find_project(self, title):
+        return None
+
+
+@pytest.fixture
+def backend(tmp_path, monkeypatch):
+    """A backend served on 127.0.0.1 from a ranking on disk, with basic auth: (url, loop, auth header)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "images").mkdir()
+    live.Ranking("alstudy-p-round-1", 1, 4, {"1.png": ("nut", 0.7, 0.3)}).save(live.live_dir("p"))
+    loop = ml_backend.LiveLoop("p", project_params("margin"), NoStudio(), retrain_every=3)
+    server = ml_backend.serve(loop, "127.0.0.1", 0, "labeller", "pw-1")
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    auth = "Basic " + base64.b64encode(b"labeller:pw-1").decode()
+    yield f"http://127.0.0.1:{server.server_address[1]}", loop, auth
+    server.shutdown()
+    server.server_close()
+
+
+def call(url: str, path: str, body: dict | None = None, auth: str = "") -> tuple[int, dict]:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url + path, data=data, headers={"Authorization": auth} if auth else {})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return answer.status, json.loads(answer.read() or b"{}")
+    except urllib.error.HTTPError as error:
+        return error.code, {}
+
+
+def test_the_backend_answers_label_studios_calls(backend):
+    url, loop, auth = backend
+    assert call(url, "/health", auth=auth) == (
+        200,
+        {"status": "UP", "model_class": "alstudy", "model_version": "alstudy-p-round-1"},
+    )
+    assert call(url, "/setup", {"project": "7.1796587303", "schema": "<View/>"}, auth) == (
+        200,
+        {"model_version": "alstudy-p-round-1"},
+    )
+    assert loop.project_id == 7  # the project that set it up
+    tasks = [{"id": 1, "data": {"path": "1.png"}}, {"id": 2, "data": {"path": "elsewhere.png"}}]
+    status, answer = call(url, "/predict", {"tasks": tasks, "project": "7.1796587303"}, auth)
+    assert status == 200 and [r["score"] for r in answer["results"]] == [0.3, 0.0]
+    assert answer["results"][0]["result"][0]["value"] == {"choices": ["nut"]}
+
+
+def test_the_backend_asks_for_its_password_and_a_webhook_is_only_a_hint(backend):
+    url, loop, auth = backend
+    assert call(url, "/health")[0] == 401
+    assert call(url, "/predict", {"tasks": []}, "Basic " + base64.b64encode(b"labeller:wrong").decode())[0] == 401
+    woken = []
+    loop.wake = lambda: woken.append(True)
+    assert call(url, "/webhook", {"action": "ANNOTATION_CREATED", "annotation": {"result": []}})[0] == 200
+    assert woken == [True]  # read again from Label Studio; nothing from the body went into the labels file
+    assert not Path("labels/p.csv").exists()
+
+
+def test_a_backend_for_other_machines_needs_a_password(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "images").mkdir()
+    loop = ml_backend.LiveLoop("p", project_params("margin"), NoStudio(), retrain_every=3)
+    with pytest.raises(PipelineError, match="--host 0.0.0.0: a backend reachable from other machines needs"):
+        ml_backend.serve(loop, "0.0.0.0", 0)
