@@ -296,6 +296,7 @@ def label_studio(folder: Path, document_root: Path) -> Iterator[tuple[str, str]]
         **os.environ,
         "LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED": "true",
         "LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT": str(document_root),
+        "ML_BLOCK_LOCAL_IP": "false",  # as docs/user-guide/labelling.md says, for a backend on this machine
     }
     log = open(folder / "label-studio.log", "w")
     command = [str(executable), "start", "--no-browser", "--internal-host", "127.0.0.1", "--port", str(port)]

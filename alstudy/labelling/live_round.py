@@ -20,7 +20,7 @@ from alstudy.labelling.live import Ranking, live_dir, model_version, random_rank
 from alstudy.labelling.project import image_files, known_images, labels_file
 from alstudy.params import LabelProject, Params, load_params
 from alstudy.runner import run_stage
-from alstudy.scale.process_lock import process, stop_when_orphaned
+from alstudy.scale.process_lock import Process, stop_when_orphaned
 
 log = logging.getLogger("label")
 
@@ -52,10 +52,16 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--project", required=True)
     parser.add_argument("--round", type=int, required=True)
+    parser.add_argument("--parent", required=True, help="the backend that started it: PID:START_TICKS")
     args = parser.parse_args(argv)
     os.nice(10)  # the backend's prediction requests come first
-    # A backend killed mid-round takes its round with it; its next start runs the round again.
-    stop_when_orphaned(f"live round {args.round} of {args.project}", process(os.getppid()))
+    # A backend killed mid-round takes its round with it; its next start runs the round again. The backend
+    # names itself (pid and start time): killed before this line, it is no longer our parent to ask for.
+    pid, started = (int(part) for part in args.parent.split(":"))
+    backend = Process(pid, started, "alstudy label serve")
+    if not backend.alive():
+        raise SystemExit(3)
+    stop_when_orphaned(f"live round {args.round} of {args.project}", backend)
     params = load_params()
     project = params.label.projects[args.project]
     ranking = run_round(args.project, project, params.for_recipe(project.recipe), args.round)

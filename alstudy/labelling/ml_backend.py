@@ -51,6 +51,7 @@ from alstudy.labelling.live import (
 )
 from alstudy.labelling.project import class_folder, labels_file
 from alstudy.params import LabelProject
+from alstudy.scale.process_lock import process
 
 log = logging.getLogger("label")
 PASSWORD_ENV = "ALSTUDY_BACKEND_PASSWORD"
@@ -143,7 +144,9 @@ class LiveLoop:
                 self.ranking.save(self.folder)
                 threading.Thread(target=self.publish, daemon=True).start()
                 return False
+            me = process(os.getpid())
             command = [sys.executable, "-m", "alstudy.labelling.live_round", "--project", self.name]
+            command += ["--parent", f"{me.pid}:{me.started}"]
             quiet = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3")}
             self._round = subprocess.Popen([*command, "--round", str(number)], env=quiet)
             log.info(

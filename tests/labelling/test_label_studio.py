@@ -3,18 +3,24 @@ started on 127.0.0.1, once for the module): one Label Studio project for the who
 images that display (whatever their names), a document root that differs refused before anything is
 sent and the links of an older push corrected, the suggestion as a scored prediction, skipped tasks back
 in the next batch, labels given elsewhere shown there, the latest annotation taken, a disagreement
-reported while the rest is imported: nothing lost."""
+reported while the rest is imported: nothing lost. And the live loop: the project as Label Studio's ML
+backend (`label serve`), connected by `label push --all --backend`, retraining as a person labels,
+killed mid-round and started again."""
 
 from __future__ import annotations
 
 import csv
 import json
 import logging
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import requests
+import yaml
 from PIL import Image
 from services import free_port, label_studio
 
@@ -285,3 +291,139 @@ def test_the_latest_annotation_wins(studio, tmp_path, monkeypatch):
     person.change(earlier, third)  # the first one, changed last
     label(project, monkeypatch, "pull")
     assert labels_of(project) == {images[0]: second, images[1]: third}
+
+
+def start_backend(project: Path, port: int, log: Path) -> subprocess.Popen:
+    """`alstudy label serve` as a person starts it, in the project's folder, answering once up."""
+    command = [str(Path(sys.executable).parent / "alstudy"), "label", "serve", "--port", str(port)]
+    process = subprocess.Popen(command, cwd=project, stdout=open(log, "a"), stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 60
+    while True:
+        assert process.poll() is None, log.read_text()[-2000:]
+        try:
+            if requests.get(f"http://127.0.0.1:{port}/health", timeout=2).ok:
+                return process
+        except requests.ConnectionError:
+            pass
+        assert time.monotonic() < deadline, log.read_text()[-2000:]
+        time.sleep(0.3)
+
+
+def wait_for(what: str, check, seconds: float = 180, log: Path | None = None):
+    deadline = time.monotonic() + seconds
+    while True:
+        found = check()
+        if found:
+            return found
+        assert time.monotonic() < deadline, f"{what}: not within {seconds} s\n" + (
+            log.read_text()[-3000:] if log else ""
+        )
+        time.sleep(0.5)
+
+
+def by_priority(person: Person) -> list[dict]:
+    """The open tasks as the Data Manager lists them sorted by Prediction score, highest first."""
+    query = json.dumps({"ordering": ["-tasks:predictions_score"]})
+    tasks = person.get("/api/tasks", project=person.project()["id"], page_size=1000, fields="all", query=query).json()
+    return [task for task in tasks["tasks"] if not task["annotations"]]
+
+
+def shown(person: Person, task: dict) -> dict:
+    """The prediction of the version the project shows (what the Data Manager sorts by)."""
+    version = person.project()["model_version"]
+    (found,) = [p for p in task["predictions"] if p["model_version"] == version]
+    return found
+
+
+def round_running(number: int) -> list[int]:
+    done = subprocess.run(["pgrep", "-f", f"alstudy.labelling.live_round .*--round {number}"], capture_output=True)
+    return [int(pid) for pid in done.stdout.split()]
+
+
+def set_min_steps(project: Path, steps: int) -> None:
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["label"]["projects"]["parts"]["min_steps"] = steps
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def test_the_live_loop_as_label_studios_ml_backend(studio, tmp_path, monkeypatch):
+    """Connect the backend with `label push --all --backend`, label from the top of the Data Manager
+    sorted by score, see the model retrain and the scores change, kill the backend mid-round, label
+    while it is down, start it again: every annotation is in the labels file and the round is redone."""
+    url, token, root, person = studio
+    project, truth = make_label_project(tmp_path, per_class=8)
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["label"]["projects"]["parts"]["retrain_every"] = 4
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    set_min_steps(project, 500)
+    monkeypatch.chdir(project)
+    port, log = free_port(), project / "serve.log"
+    backend = start_backend(project, port, log)
+    try:
+        alstudy = [str(Path(sys.executable).parent / "alstudy"), "label"]
+        done = subprocess.run([*alstudy, "push", "--all", "--backend", f"http://127.0.0.1:{port}"], capture_output=True)
+        assert done.returncode == 0, done.stderr.decode()[-2000:]
+        assert b"connected to Label Studio project 'alstudy: parts'" in done.stderr
+        (connected,) = person.get("/api/ml", project=person.project()["id"]).json()
+        assert connected["state"] == "CO" and connected["url"] == f"http://127.0.0.1:{port}"
+
+        # Before any label: a seeded random priority on every task, no suggestion.
+        wait_for("the first scores", lambda: person.project()["model_version"] == "alstudy-parts-random", log=log)
+        tasks = by_priority(person)
+        assert len(tasks) == len(truth) and all(shown(person, t)["result"] == [] for t in tasks[:3])
+        scores = [shown(person, t)["score"] for t in tasks]
+        assert scores == sorted(scores, reverse=True) and len(set(scores)) == len(scores)
+
+        # Label the top 4 as the Data Manager sorts them: round 1 retrains and re-scores every open task.
+        for task in tasks[:4]:
+            person.choose(task, truth[task["data"]["path"]])
+        fourth = time.monotonic()
+        wait_for("round 1's scores", lambda: person.project()["model_version"] == "alstudy-parts-round-1", log=log)
+        took = time.monotonic() - fourth
+        assert {p: label for p, label in labels_of(project).items()} == {
+            t["data"]["path"]: truth[t["data"]["path"]] for t in tasks[:4]
+        }
+        tasks = by_priority(person)
+        assert len(tasks) == len(truth) - 4
+        first = [shown(person, t) for t in tasks]
+        assert all(p["result"][0]["value"]["choices"][0] in CLASSES for p in first)
+        assert [p["score"] for p in first] == sorted((p["score"] for p in first), reverse=True)
+        opened = person.get(f"/api/tasks/{tasks[0]['id']}").json()  # as the labelling page opens it
+        assert any(p["model_version"] == "alstudy-parts-round-1" for p in opened["predictions"])
+        # Label Studio's own call, answered from the ranking.
+        answer = requests.post(
+            f"http://127.0.0.1:{port}/predict", json={"tasks": [tasks[0]], "project": "1.1"}, timeout=5
+        ).json()
+        assert answer["results"][0]["score"] == first[0]["score"]
+
+        # Round 2 starts after 4 more; the backend is killed mid-round, and its round goes with it. (Round 2
+        # trains for minutes, so that the kill finds it training.)
+        set_min_steps(project, 10**6)
+        for task in tasks[:4]:
+            person.choose(task, truth[task["data"]["path"]])
+        wait_for("round 2 running", lambda: round_running(2), log=log)
+        backend.kill()
+        backend.wait()
+        wait_for("the orphaned round stopped", lambda: not round_running(2), seconds=15)
+        assert json.loads((project / "labelling/parts/live/ranking.json").read_text())["round"] == 1
+        # A person labels on while the backend is down.
+        person.choose(tasks[4], truth[tasks[4]["data"]["path"]])
+
+        set_min_steps(project, 500)
+        backend = start_backend(project, port, log)
+        wait_for("round 2's scores", lambda: person.project()["model_version"] == "alstudy-parts-round-2", log=log)
+        labelled = labels_of(project)
+        assert len(labelled) == 9 and all(truth[path] == label for path, label in labelled.items())
+        assert len(by_priority(person)) == len(truth) - 9
+
+        second = subprocess.run([*alstudy, "serve", "--port", str(free_port())], capture_output=True, text=True)
+        assert second.returncode == 2
+        assert (
+            second.stderr.strip()
+            .splitlines()[-1]
+            .startswith("error: alstudy label serve --project parts: already running in process")
+        )
+        logging.getLogger(__name__).info("K-th annotation to new scores: %.1f s", took)
+    finally:
+        backend.terminate()
+        backend.wait(timeout=30)
