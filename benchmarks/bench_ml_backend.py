@@ -74,13 +74,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--images", type=int, default=100_000, help="unlabelled images (default 100000)")
     parser.add_argument("--work", type=Path, default=Path("/tmp/alstudy-label-bench"), help="where the images go")
     parser.add_argument("--retrain-every", type=int, default=20, help="labels between rounds (default 20)")
+    parser.add_argument("--labelled", type=int, default=200, help="labelled images to start from (at most 700)")
+    parser.add_argument("--min-steps", type=int, default=500, help="the suggestion model's (default 500)")
+    parser.add_argument("--idle-seconds", type=float, default=10, help="requests timed with no round running")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args(argv)
 
     print(f"images: {args.images} unlabelled 64x64 RGB PNGs under {args.work}", flush=True)
-    truth = write_images(args.work, args.images)
+    truth = write_images(args.work, args.images, n_labelled=args.labelled)
     project_dir = args.work / "project"
-    write_project(project_dir, batch_size=100, min_steps=500)
+    write_project(project_dir, batch_size=100, min_steps=args.min_steps)
     os.chdir(project_dir)
     project = load_params().label.projects["bench"]
     loop = LiveLoop("bench", project, Offline(), args.retrain_every)
@@ -96,7 +99,7 @@ def main(argv: list[str] | None = None) -> None:
     first = wait_round(loop, 1)
     print(f"round 1 (decodes every image, trains on the labelled folder, ranks all): {first:.1f} s", flush=True)
     idle_from = time.monotonic()
-    time.sleep(10)
+    time.sleep(args.idle_seconds)
     idle = [ms for when, ms in latencies if when >= idle_from]
 
     ranked = sorted(loop.ranking.images, key=lambda path: -loop.ranking.images[path][2])[: args.retrain_every]

@@ -307,6 +307,14 @@ class LabelStudio:
         """The predictions the Data Manager shows and sorts by ("Prediction score"): this version's."""
         self._call("PATCH", f"/api/projects/{project_id}/", json={"model_version": version})
 
+    def model_versions(self, project_id: int) -> list[str]:
+        """The model versions the project's predictions carry."""
+        return list(self._call("GET", f"/api/projects/{project_id}/model-versions/") or {})
+
+    def delete_predictions(self, project_id: int, version: str) -> None:
+        """The project's predictions of one model version, gone (each round adds one per task)."""
+        self._call("DELETE", f"/api/projects/{project_id}/model-versions/", json={"model_version": version})
+
     def ml_backends(self, project_id: int) -> list[dict]:
         return self._call("GET", "/api/ml", params={"project": project_id}) or []
 

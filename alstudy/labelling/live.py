@@ -4,7 +4,7 @@ A *ranking* is what one round of the project's model says of every image not lab
 (alstudy/labelling/rounds.py `rank_all`): the suggested class, the model's confidence in it and the
 strategy's priority (higher: label sooner). The live backend answers Label Studio's prediction
 requests from the latest ranking on disk, so a request is a dictionary lookup; a round writes a new
-ranking in one atomic replace (labelling/<project>/live/ranking.json), so a killed round leaves the
+ranking in one atomic replace (labelling/<project>/live/ranking.jsonl), so a killed round leaves the
 previous one whole. Before the first label, the ranking is a seeded random draw, as `label next`'s
 first batch is.
 
@@ -40,7 +40,7 @@ from alstudy.learning.loop import round_rng
 from alstudy.params import LabelProject
 
 log = logging.getLogger("label")
-RANKING = "ranking.json"
+RANKING = "ranking.jsonl"
 
 
 def live_dir(name: str) -> Path:
@@ -57,16 +57,24 @@ class Ranking:
     images: dict[str, tuple[str, float, float]]
 
     def save(self, folder: Path) -> None:
-        body = {"version": self.version, "round": self.round, "n_labelled": self.n_labelled, "images": self.images}
-        with atomic_path(folder / RANKING) as tmp:
-            tmp.write_text(json.dumps(body))
+        """One JSON line for the round, then one per image: read back a line at a time, so that loading
+        100,000 images never holds the interpreter for long while the backend answers requests."""
+        head = {"version": self.version, "round": self.round, "n_labelled": self.n_labelled}
+        with atomic_path(folder / RANKING) as tmp, open(tmp, "w") as stream:
+            stream.write(json.dumps(head) + "\n")
+            for path, (suggested, confidence, priority) in self.images.items():
+                stream.write(json.dumps([path, suggested, confidence, priority]) + "\n")
 
     @classmethod
     def load(cls, folder: Path) -> Ranking | None:
         try:
-            body = json.loads((folder / RANKING).read_text())
-            images = {path: (str(s), float(c), float(p)) for path, (s, c, p) in body["images"].items()}
-            return cls(str(body["version"]), int(body["round"]), int(body["n_labelled"]), images)
+            with open(folder / RANKING) as stream:
+                head = json.loads(stream.readline())
+                images = {}
+                for line in stream:
+                    path, suggested, confidence, priority = json.loads(line)
+                    images[str(path)] = (str(suggested), float(confidence), float(priority))
+            return cls(str(head["version"]), int(head["round"]), int(head["n_labelled"]), images)
         except FileNotFoundError:
             return None
         except (OSError, ValueError, KeyError, TypeError):

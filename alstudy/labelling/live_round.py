@@ -3,7 +3,7 @@
 The live backend (alstudy/labelling/ml_backend.py) starts it at low priority after every K new
 annotations, so that training never holds up a prediction request; it trains the project's model on
 every label so far (alstudy/labelling/rounds.py, the round `label next` runs) and ranks every image
-not labelled yet, then replaces labelling/<project>/live/ranking.json in one step. Killed halfway,
+not labelled yet, then replaces labelling/<project>/live/ranking.jsonl in one step. Killed halfway,
 it leaves the previous ranking whole, and the backend's next start runs the round again.
 """
 

@@ -16,7 +16,8 @@ calls on every event (ANNOTATION_CREATED, ..., START_TRAINING); POST /train asks
 - After every `retrain_every` new labels (and at start, when labels came in since the last round),
   a round runs in a child process at low priority (alstudy/labelling/live_round.py); when it ends,
   its ranking is loaded and sent to Label Studio as predictions for every task, shown as the
-  project's model version, so the Data Manager's "Prediction score" sorts by the new priorities.
+  project's model version, so the Data Manager's "Prediction score" sorts by the new priorities;
+  the older rounds' predictions are deleted (each round adds one per task).
 - Bound to 127.0.0.1 unless told otherwise; another address needs HTTP basic auth (Label Studio's
   "Basic Authentication" for a backend), the password from ALSTUDY_BACKEND_PASSWORD. One backend per
   project at a time (a lock in labelling/<project>/live/).
@@ -183,6 +184,9 @@ class LiveLoop:
                     predictions.append({"task": task["id"], **prediction(ranking, image, self.controls)})
             self.studio.import_predictions(self.project_id, predictions)
             self.studio.show_model_version(self.project_id, ranking.version)
+            for version in self.studio.model_versions(self.project_id):
+                if version != ranking.version and version.startswith(f"alstudy-{self.name}-"):
+                    self.studio.delete_predictions(self.project_id, version)  # older rounds' scores
         except PipelineError as error:
             log.warning("%s: could not send the new scores to Label Studio: %s", self.name, error)
             return

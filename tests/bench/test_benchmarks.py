@@ -214,3 +214,20 @@ def test_recipe_benchmark_costs_each_recipe_and_reads_accuracy_after_each_epoch(
     assert bench_recipes.chosen_epochs(both, 0.5) == 30  # within the tolerance at every size
     with pytest.raises(PipelineError, match="recipe 'tuned' is not in params.yaml's recipes"):
         bench_recipes.main(["--recipe", "tuned", "--data-dir", str(data)])
+
+
+@pytest.mark.skipif(not debian_fashion_mnist_installed(), reason="needs Debian's dataset-fashion-mnist")
+def test_backend_benchmark_times_predictions_idle_and_while_a_round_trains(tmp_path, monkeypatch):
+    from benchmarks import bench_ml_backend
+
+    monkeypatch.chdir(tmp_path)  # the benchmark moves into its project
+    out = tmp_path / "backend.json"
+    bench_ml_backend.main(
+        ["--images", "60", "--work", str(tmp_path / "work"), "--labelled", "30", "--min-steps", "5"]
+        + ["--retrain-every", "5", "--idle-seconds", "1", "--json", str(out)]
+    )
+    figures = json.loads(out.read_text())
+    assert figures["images"] == 60 and figures["ranked"] == 55  # round 2 ranks what its 5 new labels left
+    assert figures["round_2_seconds"] > 0
+    for phase in ("predict_idle_ms", "predict_while_training_ms"):
+        assert 0 < figures[phase]["p50"] <= figures[phase]["p99"] <= figures[phase]["max"]

@@ -383,6 +383,8 @@ def test_the_live_loop_as_label_studios_ml_backend(studio, tmp_path, monkeypatch
         assert {p: label for p, label in labels_of(project).items()} == {
             t["data"]["path"]: truth[t["data"]["path"]] for t in tasks[:4]
         }
+        versions = lambda: {p["model_version"] for t in person.tasks() for p in t["predictions"]}  # noqa: E731
+        wait_for("the random scores deleted", lambda: versions() == {"alstudy-parts-round-1"}, seconds=30)
         tasks = by_priority(person)
         assert len(tasks) == len(truth) - 4
         first = [shown(person, t) for t in tasks]
@@ -405,7 +407,7 @@ def test_the_live_loop_as_label_studios_ml_backend(studio, tmp_path, monkeypatch
         backend.kill()
         backend.wait()
         wait_for("the orphaned round stopped", lambda: not round_running(2), seconds=15)
-        assert json.loads((project / "labelling/parts/live/ranking.json").read_text())["round"] == 1
+        assert json.loads((project / "labelling/parts/live/ranking.jsonl").read_text().splitlines()[0])["round"] == 1
         # A person labels on while the backend is down.
         person.choose(tasks[4], truth[tasks[4]["data"]["path"]])
 
