@@ -247,16 +247,20 @@ class LabelStudio:
         except PipelineError as error:
             raise PipelineError(f"{error}; to show the images, {START_HINT}") from None
 
-    def tasks(self, project_id: int, updated_after: str | None = None) -> list[dict]:
+    def tasks(self, project_id: int, updated_after: str | None = None, id_after: int | None = None) -> list[dict]:
         """Every task of the project (or those changed after `updated_after`, a time as Label Studio
-        writes one): its id, data, annotations and `updated_at`, which moves when an annotation of it
-        is added or changed."""
+        writes one, or those with an id above `id_after`): its id, data, annotations and `updated_at`,
+        which moves when an annotation of it is added or changed."""
         params = {"project": project_id, "page_size": PAGE, "fields": "all"}
+        items = []
         if updated_after:
             when = datetime.fromisoformat(updated_after.replace("Z", "+00:00")).astimezone(timezone.utc)
             item = {"filter": "filter:tasks:updated_at", "operator": "greater", "type": "Datetime"}
-            item["value"] = when.strftime("%Y-%m-%dT%H:%M:%S.%fZ")  # the only form its filter parses
-            params["query"] = json.dumps({"filters": {"conjunction": "and", "items": [item]}})
+            items.append({**item, "value": when.strftime("%Y-%m-%dT%H:%M:%S.%fZ")})  # the only form it parses
+        if id_after is not None:
+            items.append({"filter": "filter:tasks:id", "operator": "greater", "type": "Number", "value": id_after})
+        if items:
+            params["query"] = json.dumps({"filters": {"conjunction": "and", "items": items}})
         tasks, page = [], 1
         while True:  # page by page, until the server's total (it may cap the page size below ours)
             answer = self._call("GET", "/api/tasks", params={**params, "page": page})

@@ -72,10 +72,11 @@ class LiveLoop:
         self.start_labels = len(class_folder(Path(project.labelled), list(project.classes))) if project.labelled else 0
         self.controls = control_names(None)
         self._round: subprocess.Popen | None = None
-        self._lock = threading.Lock()
+        self._lock, self._publishing = threading.Lock(), threading.Lock()
         self._wake, self._stopped = threading.Event(), threading.Event()
         self._seen: str | None = None  # Label Studio's `updated_at` of the latest task read
         self._unreachable = False
+        self._task_images: dict[int, str | None] = {}  # Label Studio task id -> image (None: not one of ours)
 
     # -- what Label Studio asks -------------------------------------------------------------------
     def version(self) -> str:
@@ -168,25 +169,36 @@ class LiveLoop:
             self.publish()
         self.maybe_train()  # labels that came in while it trained
 
+    def task_images(self) -> dict[int, str]:
+        """Task id -> image, of every task of the Label Studio project: listed in full once (a few
+        minutes at 100,000 tasks), then only the tasks added since."""
+        known = self._task_images
+        added = self.studio.tasks(self.project_id, id_after=max(known, default=None) if known else None)
+        root = Path(self.project.unlabelled)
+        known.update((int(task["id"]), task_image(task, root)) for task in added)
+        return {task_id: image for task_id, image in known.items() if image is not None}
+
     def publish(self) -> None:
-        """The ranking's predictions for every task of the Label Studio project, shown as its model version."""
+        """The ranking's predictions for every task of the Label Studio project, shown as its model
+        version; the older rounds' predictions deleted after (in the background: Label Studio takes
+        seconds per thousand)."""
+        with self._publishing:  # one at a time: the latest ranking is the one shown last
+            self._publish()
+
+    def _publish(self) -> None:
         ranking = self.ranking
         if self.project_id is None or ranking is None:
             return
         started = time.monotonic()
         try:
-            tasks = self.studio.tasks(self.project_id)
-            root = Path(self.project.unlabelled)
-            predictions = []
-            for task in tasks:
-                image = task_image(task, root)
-                if image in ranking.images:
-                    predictions.append({"task": task["id"], **prediction(ranking, image, self.controls)})
-            self.studio.import_predictions(self.project_id, predictions)
+            try:
+                predictions = self._predictions(ranking)
+                self.studio.import_predictions(self.project_id, predictions)
+            except PipelineError:  # tasks deleted in Label Studio since they were listed: list them again
+                self._task_images.clear()
+                predictions = self._predictions(ranking)
+                self.studio.import_predictions(self.project_id, predictions)
             self.studio.show_model_version(self.project_id, ranking.version)
-            for version in self.studio.model_versions(self.project_id):
-                if version != ranking.version and version.startswith(f"alstudy-{self.name}-"):
-                    self.studio.delete_predictions(self.project_id, version)  # older rounds' scores
         except PipelineError as error:
             log.warning("%s: could not send the new scores to Label Studio: %s", self.name, error)
             return
@@ -197,6 +209,22 @@ class LiveLoop:
             len(predictions),
             time.monotonic() - started,
         )
+        threading.Thread(target=self._forget_older, args=(ranking.version,), daemon=True).start()
+
+    def _predictions(self, ranking: Ranking) -> list[dict]:
+        return [
+            {"task": task_id, **prediction(ranking, image, self.controls)}
+            for task_id, image in self.task_images().items()
+            if image in ranking.images
+        ]
+
+    def _forget_older(self, current: str) -> None:
+        try:
+            for version in self.studio.model_versions(self.project_id):
+                if version != current and version.startswith(f"alstudy-{self.name}-"):
+                    self.studio.delete_predictions(self.project_id, version)
+        except PipelineError as error:
+            log.warning("%s: could not delete older rounds' predictions in Label Studio: %s", self.name, error)
 
     def stop(self) -> None:
         self._stopped.set()
