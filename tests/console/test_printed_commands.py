@@ -90,10 +90,11 @@ def test_options_go_before_or_after_the_file(form):
 
 def test_every_form_in_the_help_parses():
     forms = [line.split("#")[0].strip() for line in label_command.__doc__.splitlines() if "alstudy label" in line]
-    assert len(forms) == 4
+    assert len(forms) == 6
     for form in forms:
         concrete = form.replace("[", "").replace("]", "").replace("NAME", "parts").replace("FILE", "x.csv")
         concrete = concrete.replace("URL", "http://127.0.0.1:8080").replace("TOKEN", "t")
+        concrete = concrete.replace("--host H", "--host 127.0.0.1").replace("--port P", "--port 9090")
         label_command.parse_args(shlex.split(concrete)[2:])
 
 
