@@ -76,6 +76,7 @@ class LiveLoop:
         self._wake, self._stopped = threading.Event(), threading.Event()
         self._seen: str | None = None  # Label Studio's `updated_at` of the latest task read
         self._unreachable = False
+        self._failed_at: int | None = None  # the label count at which the last round failed
         self._task_images: dict[int, str | None] = {}  # Label Studio task id -> image (None: not one of ours)
 
     # -- what Label Studio asks -------------------------------------------------------------------
@@ -140,6 +141,8 @@ class LiveLoop:
             since = self.labelled() - (self.ranking.n_labelled if self.ranking else 0)
             if self.ranking is not None and since < self.retrain_every and not (force and since > 0):
                 return False
+            if self._failed_at == self.labelled():  # a failed round is tried again on the next new label
+                return False
             number = (self.ranking.round if self.ranking else 0) + 1
             if self.labelled() == 0:
                 self.ranking = random_ranking(self.name, self.project)
@@ -159,10 +162,15 @@ class LiveLoop:
 
     def _finish(self, process: subprocess.Popen, number: int) -> None:
         if process.wait() != 0:
+            self._failed_at = self.labelled()
             log.warning(
-                "%s: round %d failed (exit %s); the next annotation tries again", self.name, number, process.returncode
+                "%s: round %d failed (exit %s, its error above); the next annotation tries again",
+                self.name,
+                number,
+                process.returncode,
             )
             return
+        self._failed_at = None
         ranking = Ranking.load(self.folder)
         if ranking is not None and ranking.round == number:
             self.ranking = ranking

@@ -195,3 +195,23 @@ def test_a_backend_for_other_machines_needs_a_password(tmp_path, monkeypatch):
     loop = ml_backend.LiveLoop("p", project_params("margin"), NoStudio(), retrain_every=3)
     with pytest.raises(PipelineError, match="--host 0.0.0.0: a backend reachable from other machines needs"):
         ml_backend.serve(loop, "0.0.0.0", 0)
+
+
+def test_a_failed_round_is_tried_again_on_the_next_label_not_every_poll(tmp_path, monkeypatch):
+    import time
+
+    from alstudy.labelling.batches import Label, write_labels
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "images").mkdir()
+    write_labels(Path("labels/p.csv"), {"a.png": Label("a.png", "nut", 0)})
+    loop = ml_backend.LiveLoop("p", project_params("margin"), NoStudio(), retrain_every=1)
+    assert loop.maybe_train()  # no params.yaml here: the round's process stops in one line
+    deadline = time.monotonic() + 60
+    while loop._failed_at is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    assert not loop.maybe_train()  # the watch asks every 2 s: no new process each time
+    write_labels(Path("labels/p.csv"), {"a.png": Label("a.png", "nut", 0), "b.png": Label("b.png", "gear", 0)})
+    assert loop.maybe_train()
+    loop._round.wait()
