@@ -65,6 +65,15 @@ class Ranking:
             for path, (suggested, confidence, priority) in self.images.items():
                 stream.write(json.dumps([path, suggested, confidence, priority]) + "\n")
 
+    @staticmethod
+    def round_on_disk(folder: Path) -> int | None:
+        """The round of the ranking on disk, from its first line only."""
+        try:
+            with open(folder / RANKING) as stream:
+                return int(json.loads(stream.readline())["round"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
     @classmethod
     def load(cls, folder: Path) -> Ranking | None:
         try:

@@ -37,6 +37,7 @@ import time
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import urlparse
 
 from alstudy.errors import PipelineError
 from alstudy.labelling.batches import read_labels
@@ -77,6 +78,8 @@ class LiveLoop:
         self._seen: str | None = None  # Label Studio's `updated_at` of the latest task read
         self._unreachable = False
         self._failed_at: int | None = None  # the label count at which the last round failed
+        self._offered: int | None = None  # a project id /setup named, until checked
+        self.port: int | None = None  # the port served on (serve)
         self._task_images: dict[int, str | None] = {}  # Label Studio task id -> image (None: not one of ours)
 
     # -- what Label Studio asks -------------------------------------------------------------------
@@ -89,13 +92,30 @@ class LiveLoop:
         return [prediction(ranking, task_image(task, root), controls) for task in tasks]
 
     def attach(self, project_id: int, label_config: str | None) -> None:
-        """The Label Studio project that set the backend up (when none is called "alstudy: <name>")."""
+        """The Label Studio project that set the backend up (when none is called "alstudy: <name>"):
+        taken once Label Studio's API shows this backend connected there (checked on the next look), since
+        anyone on this machine can call /setup."""
         if label_config:
             self.controls = control_names(label_config)
         if self.project_id is None:
-            self.project_id = project_id
-            log.info("%s: serving Label Studio project %d", self.name, project_id)
+            self._offered = project_id
             self.wake()
+
+    def _check_offered(self) -> None:
+        offered, self._offered = self._offered, None
+        if offered is None or self.project_id is not None:
+            return
+        ports = {urlparse(str(b.get("url", ""))).port for b in self.studio.ml_backends(offered)}
+        if self.port in ports:
+            self.project_id = offered
+            log.info("%s: serving Label Studio project %d", self.name, offered)
+        else:
+            log.warning(
+                "%s: /setup named Label Studio project %d, which has no backend at port %s",
+                self.name,
+                offered,
+                self.port,
+            )
 
     # -- annotations in, rounds out --------------------------------------------------------------
     def watch(self) -> None:
@@ -112,9 +132,10 @@ class LiveLoop:
     def catch_up(self) -> None:
         """Add the annotations of the tasks changed since the last look (every task, the first time) to
         the labels file, then start a round if enough labels came in."""
-        if self.project_id is None:
-            return
         try:
+            self._check_offered()
+            if self.project_id is None:
+                return
             tasks = self.studio.tasks(self.project_id, updated_after=self._seen)
             new = record_annotations(self.name, self.project, tasks)
         except PipelineError as error:
@@ -161,20 +182,29 @@ class LiveLoop:
             return True
 
     def _finish(self, process: subprocess.Popen, number: int) -> None:
-        if process.wait() != 0:
+        """Send the round's ranking to Label Studio as soon as it is on disk (the round then logs to
+        MLflow), and start the next round once this one has ended."""
+        shown, code = False, None
+        while code is None:
+            try:
+                code = process.wait(timeout=0.2)
+            except subprocess.TimeoutExpired:
+                pass
+            if not shown and Ranking.round_on_disk(self.folder) == number:
+                ranking = Ranking.load(self.folder)
+                if ranking is not None and ranking.round == number:
+                    self.ranking, shown = ranking, True
+                    self.publish()
+        if not shown:
             self._failed_at = self.labelled()
             log.warning(
                 "%s: round %d failed (exit %s, its error above); the next annotation tries again",
                 self.name,
                 number,
-                process.returncode,
+                code,
             )
             return
         self._failed_at = None
-        ranking = Ranking.load(self.folder)
-        if ranking is not None and ranking.round == number:
-            self.ranking = ranking
-            self.publish()
         self.maybe_train()  # labels that came in while it trained
 
     def task_images(self) -> dict[int, str]:
@@ -329,4 +359,5 @@ def serve(loop: LiveLoop, host: str, port: int, user: str = "", password: str = 
     except OSError as error:
         raise PipelineError(f"cannot serve on {host}:{port} ({error.strerror}); pick another --port") from None
     server.daemon_threads = True
+    loop.port = server.server_address[1]
     return server

@@ -193,16 +193,17 @@ def log_round(result: RoundResult, classes: list[str], model=None) -> None:
     patiently(f"logging round {result.round}", log)
 
 
-def labelling_run(experiment_id: str, project: str) -> str:
-    """The labelling project's one MLflow run (made on its first batch); each batch is a step of it."""
+def labelling_run(experiment_id: str, project: str, live: bool = False) -> str:
+    """The labelling project's one MLflow run (made on its first batch); each batch is a step of it. With
+    `live`: the run of its live Label Studio loop (`label serve`), each round a step."""
+    kind = "labelling-live" if live else "labelling"
     existing = mlflow.search_runs(
-        [experiment_id], output_format="list", filter_string=(f"tags.kind = 'labelling' AND tags.project = '{project}'")
+        [experiment_id], output_format="list", filter_string=(f"tags.kind = '{kind}' AND tags.project = '{project}'")
     )
     if existing:
         return existing[0].info.run_id
-    run = MlflowClient().create_run(
-        experiment_id, run_name=f"label-{project}", tags={"kind": "labelling", "project": project}
-    )
+    name = f"label-{project}-live" if live else f"label-{project}"
+    run = MlflowClient().create_run(experiment_id, run_name=name, tags={"kind": kind, "project": project})
     return run.info.run_id
 
 

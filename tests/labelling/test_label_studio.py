@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 import requests
 import yaml
+from mlflow.tracking import MlflowClient
 from PIL import Image
 from services import free_port, label_studio
 
@@ -29,6 +30,7 @@ from alstudy.labelling.batches import BatchRow, label_studio_tasks, write_manife
 from alstudy.labelling.label_studio import DOCUMENT_ROOT_ENV, MARK, LabelStudio
 from helpers.labelling import LABEL_CLASSES as CLASSES
 from helpers.labelling import label, make_label_project
+from helpers.runs import empty_store
 
 pytestmark = [pytest.mark.slow, pytest.mark.label_studio]
 
@@ -357,6 +359,9 @@ def test_the_live_loop_as_label_studios_ml_backend(studio, tmp_path, monkeypatch
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     set_min_steps(project, 500)
     monkeypatch.chdir(project)
+    store = f"sqlite:///{project / 'mlflow.db'}"
+    empty_store(project / "mlflow.db")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store)  # the backend and its rounds log there
     port, log = free_port(), project / "serve.log"
     backend = start_backend(project, port, log)
     try:
@@ -417,6 +422,19 @@ def test_the_live_loop_as_label_studios_ml_backend(studio, tmp_path, monkeypatch
         labelled = labels_of(project)
         assert len(labelled) == 9 and all(truth[path] == label for path, label in labelled.items())
         assert len(by_priority(person)) == len(truth) - 9
+
+        # Each round a step of the MLflow run label-parts-live: the round killed before it logged, once.
+        client = MlflowClient(store)
+
+        def steps(metric: str) -> dict[int, float]:
+            found = client.search_runs(client.search_experiments()[0].experiment_id, "tags.kind = 'labelling-live'")
+            history = client.get_metric_history(found[0].info.run_id, metric) if found else []
+            return {point.step: point.value for point in history}
+
+        wait_for("round 2 in MLflow", lambda: 2 in steps("n_labeled"), seconds=60)
+        assert steps("n_labeled") == {1: 4.0, 2: 9.0}
+        assert set(steps("test_accuracy")) == {1, 2} and set(steps("test_f1_macro")) == {1, 2}
+        assert sum(steps(f"labelled/{name}")[2] for name in CLASSES) == 9
 
         second = subprocess.run([*alstudy, "serve", "--port", str(free_port())], capture_output=True, text=True)
         assert second.returncode == 2

@@ -8,6 +8,7 @@ import base64
 import json
 import logging
 import threading
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -128,12 +129,31 @@ def test_annotations_become_labels_and_nothing_given_before_is_overwritten(tmp_p
 
 
 class NoStudio:
-    """Label Studio not set up yet: no project to read from (the protocol alone is under test)."""
+    """Label Studio without an "alstudy: <name>" project (the protocol alone is under test); `backends`:
+    the ML backends each project has connected."""
 
     url = "http://127.0.0.1:9"
 
+    def __init__(self, backends: dict[int, list[str]] | None = None):
+        self.backends = backends or {}
+
     def find_project(self, title):
         return None
+
+    def ml_backends(self, project_id):
+        return [{"url": url} for url in self.backends.get(project_id, [])]
+
+    def tasks(self, project_id, updated_after=None, id_after=None):
+        return []
+
+    def import_predictions(self, project_id, predictions):
+        self.published = (project_id, predictions)
+
+    def show_model_version(self, project_id, version):
+        self.shown = (project_id, version)
+
+    def model_versions(self, project_id):
+        return []
 
 
 @pytest.fixture
@@ -171,7 +191,7 @@ def test_the_backend_answers_label_studios_calls(backend):
         200,
         {"model_version": "alstudy-p-round-1"},
     )
-    assert loop.project_id == 7  # the project that set it up
+    assert loop.project_id is None and loop._offered == 7  # taken once Label Studio shows the backend there
     tasks = [{"id": 1, "data": {"path": "1.png"}}, {"id": 2, "data": {"path": "elsewhere.png"}}]
     status, answer = call(url, "/predict", {"tasks": tasks, "project": "7.1796587303"}, auth)
     assert status == 200 and [r["score"] for r in answer["results"]] == [0.3, 0.0]
@@ -198,8 +218,6 @@ def test_a_backend_for_other_machines_needs_a_password(tmp_path, monkeypatch):
 
 
 def test_a_failed_round_is_tried_again_on_the_next_label_not_every_poll(tmp_path, monkeypatch):
-    import time
-
     from alstudy.labelling.batches import Label, write_labels
 
     monkeypatch.chdir(tmp_path)
@@ -215,3 +233,26 @@ def test_a_failed_round_is_tried_again_on_the_next_label_not_every_poll(tmp_path
     write_labels(Path("labels/p.csv"), {"a.png": Label("a.png", "nut", 0), "b.png": Label("b.png", "gear", 0)})
     assert loop.maybe_train()
     loop._round.wait()
+
+
+def test_a_project_named_by_setup_is_served_only_where_label_studio_shows_this_backend(tmp_path, monkeypatch):
+    """Anyone on the machine can POST /setup: the project it names is read from only if Label Studio's API
+    (with the person's token) shows this backend connected there."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "images").mkdir()
+    studio = NoStudio({7: ["http://127.0.0.1:1"], 8: []})
+    loop = ml_backend.LiveLoop("p", project_params("margin"), studio, retrain_every=3)
+    server = ml_backend.serve(loop, "127.0.0.1", 0)
+    studio.backends[7] = [f"http://127.0.0.1:{loop.port}"]
+    loop.attach(8, None)
+    loop.catch_up()
+    assert loop.project_id is None
+    loop.attach(7, None)
+    loop.catch_up()
+    assert loop.project_id == 7
+    deadline = time.monotonic() + 10
+    while not hasattr(studio, "shown"):  # no labels: the seeded random ranking, sent in the background
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert studio.shown == (7, "alstudy-p-random")
+    server.server_close()
