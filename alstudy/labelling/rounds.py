@@ -110,11 +110,11 @@ def rank_all(trained: TrainedRound, project: LabelProject, params: Params, part:
     spec = strategies.get(project.strategy)
     n = len(trained.rows[part])
     if spec.score is not None:
-        proba = trained.proba(part)
-        mc_proba = None
+        proba, mc_proba = None, None
         if Need.MC_PROBA in spec.needs:
-            selection = pick(trained, project, params, part, 1)  # MC passes over every candidate, seeded as a round
-            mc_proba = selection.inputs.mc_proba
+            inputs = pick(trained, project, params, part, 1).inputs  # MC passes over every candidate, seeded
+            proba, mc_proba = inputs.proba, inputs.mc_proba
+        proba = proba if proba is not None else trained.proba(part)
         measure = np.asarray(spec.score(proba, mc_proba), dtype=np.float64)
         priority = -measure if spec.low_first else measure
         if spec.low_first:
@@ -124,7 +124,7 @@ def rank_all(trained: TrainedRound, project: LabelProject, params: Params, part:
         priority = round_rng(project.seed, trained.number).random(n)
     else:
         selection = pick(trained, project, params, part, min(project.batch_size, n))
-        proba = trained.proba(part)
+        proba = selection.inputs.proba if selection.inputs.proba is not None else trained.proba(part)
         priority = np.zeros(n)
         order = np.asarray(selection.picks)
         priority[order] = (len(order) - np.arange(len(order))) / max(len(order), 1)
