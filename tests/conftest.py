@@ -137,13 +137,13 @@ def subprocess_env() -> dict[str, str]:
 LONGEST_FIRST = (
     "tests/scale/test_grid.py",  # 403
     "tests/pipeline/test_end_to_end.py",  # 343
-    "tests/bench/test_benchmarks.py",  # 177
+    "tests/bench/test_benchmarks.py",  # 195
     "tests/learning/test_resume.py",  # 159
     "tests/tracking/test_tracking_outage.py",  # 144
+    "tests/labelling/test_label_studio.py",  # 130 (the live loop's test about 75 of it)
     "tests/scale/test_one_process_per_cell.py",  # 119
     "tests/labelling/test_labelling.py",  # 74
     "tests/learning/test_checkpoint_reuse.py",  # 65
-    "tests/labelling/test_label_studio.py",  # 56
     "tests/tracking/test_tracking_server.py",  # 54
     "tests/tracking/test_study_outage.py",  # 49
     "tests/learning/test_al_run.py",  # 41
