@@ -191,6 +191,10 @@ class LabelStudio:
         send = self.session.request if authorised else requests.request
         try:
             response = send(method, self.url + path, timeout=TIMEOUT, **kwargs)
+            if response.status_code == 401 and authorised and self.token.count(".") == 2:
+                # The access token a Personal Access Token gives lasts minutes: a live backend outlives it.
+                self.session.headers["Authorization"] = self._authorization()
+                response = send(method, self.url + path, timeout=TIMEOUT, **kwargs)
         except requests.ConnectionError:
             raise PipelineError(
                 f"Label Studio at {self.url} is not reachable; start it (label-studio start) or pass --url"
@@ -247,10 +251,12 @@ class LabelStudio:
         except PipelineError as error:
             raise PipelineError(f"{error}; to show the images, {START_HINT}") from None
 
-    def tasks(self, project_id: int, updated_after: str | None = None, id_after: int | None = None) -> list[dict]:
+    def tasks(
+        self, project_id: int, updated_after: str | None = None, id_after: int | None = None, annotated: bool = False
+    ) -> list[dict]:
         """Every task of the project (or those changed after `updated_after`, a time as Label Studio
-        writes one, or those with an id above `id_after`): its id, data, annotations and `updated_at`,
-        which moves when an annotation of it is added or changed."""
+        writes one, those with an id above `id_after`, those with an annotation): its id, data,
+        annotations and `updated_at`, which moves when an annotation of it is added or changed."""
         params = {"project": project_id, "page_size": PAGE, "fields": "all"}
         items = []
         if updated_after:
@@ -259,6 +265,10 @@ class LabelStudio:
             items.append({**item, "value": when.strftime("%Y-%m-%dT%H:%M:%S.%fZ")})  # the only form it parses
         if id_after is not None:
             items.append({"filter": "filter:tasks:id", "operator": "greater", "type": "Number", "value": id_after})
+        if annotated:
+            items.append(
+                {"filter": "filter:tasks:total_annotations", "operator": "greater", "type": "Number", "value": 0}
+            )
         if items:
             params["query"] = json.dumps({"filters": {"conjunction": "and", "items": items}})
         tasks, page = [], 1

@@ -143,7 +143,7 @@ class NoStudio:
     def ml_backends(self, project_id):
         return [{"url": url} for url in self.backends.get(project_id, [])]
 
-    def tasks(self, project_id, updated_after=None, id_after=None):
+    def tasks(self, project_id, updated_after=None, id_after=None, annotated=False):
         return []
 
     def import_predictions(self, project_id, predictions):
@@ -256,3 +256,45 @@ def test_a_project_named_by_setup_is_served_only_where_label_studio_shows_this_b
         time.sleep(0.05)
     assert studio.shown == (7, "alstudy-p-random")
     server.server_close()
+
+
+def test_an_expired_access_token_is_refreshed_and_the_call_made_again():
+    """A Personal Access Token gives access tokens that last minutes (five in Label Studio 1.23); the live
+    backend runs for hours. Here a server whose first access token has expired by the first call."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from alstudy.labelling.label_studio import LabelStudio
+
+    issued, seen = [], []
+
+    class Studio(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def _json(self, status, body):
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_POST(self):  # noqa: N802
+            self.rfile.read(int(self.headers["Content-Length"]))
+            issued.append(f"access-{len(issued) + 1}")
+            self._json(200, {"access": issued[-1]})
+
+        def do_GET(self):  # noqa: N802
+            seen.append(self.headers["Authorization"])
+            expired = self.headers["Authorization"] == "Bearer access-1"
+            self._json(401, {"detail": "expired"}) if expired else self._json(200, {"results": [], "next": None})
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Studio)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        studio = LabelStudio(f"http://127.0.0.1:{server.server_address[1]}", "personal.access.token")
+        assert studio.find_project("alstudy: p") is None
+        assert seen == ["Bearer access-1", "Bearer access-2"] and issued == ["access-1", "access-2"]
+    finally:
+        server.shutdown()
+        server.server_close()
