@@ -569,6 +569,14 @@ class LabelProject(_Section):
             "and re-scores every image after this many annotations"
         ),
     )
+    scores_sent: int = Field(
+        2000,
+        ge=0,
+        description=(
+            "tasks the live backend sends each round's scores to Label Studio for: the top by priority, which the "
+            "Data Manager sorted by Prediction score lists first (Label Studio takes about 3 ms a prediction); 0: all"
+        ),
+    )
 
     _size = field_validator("image_size", mode="before")(_image_size)
 

@@ -26,6 +26,7 @@ calls on every event (ANNOTATION_CREATED, ..., START_TRAINING); POST /train asks
 from __future__ import annotations
 
 import base64
+import heapq
 import hmac
 import json
 import logging
@@ -252,11 +253,12 @@ class LiveLoop:
         threading.Thread(target=self._forget_older, args=(ranking.version,), daemon=True).start()
 
     def _predictions(self, ranking: Ranking) -> list[dict]:
-        return [
-            {"task": task_id, **prediction(ranking, image, self.controls)}
-            for task_id, image in self.task_images().items()
-            if image in ranking.images
-        ]
+        """The predictions of the `scores_sent` tasks the ranking puts first (all with 0): the Data Manager
+        lists tasks without a score of the shown version after those with one, whichever way it sorts."""
+        ranked = [(task_id, image) for task_id, image in self.task_images().items() if image in ranking.images]
+        if self.project.scores_sent:
+            ranked = heapq.nlargest(self.project.scores_sent, ranked, key=lambda pair: ranking.images[pair[1]][2])
+        return [{"task": task_id, **prediction(ranking, image, self.controls)} for task_id, image in ranked]
 
     def _forget_older(self, current: str) -> None:
         try:

@@ -144,7 +144,7 @@ class NoStudio:
         return [{"url": url} for url in self.backends.get(project_id, [])]
 
     def tasks(self, project_id, updated_after=None, id_after=None, annotated=False):
-        return []
+        return [t for t in getattr(self, "task_list", []) if id_after is None or t["id"] > id_after]
 
     def import_predictions(self, project_id, predictions):
         self.published = (project_id, predictions)
@@ -298,3 +298,23 @@ def test_an_expired_access_token_is_refreshed_and_the_call_made_again():
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_each_round_sends_label_studio_the_scores_of_the_tasks_it_puts_first(tmp_path, monkeypatch):
+    """Label Studio takes about 3 ms a prediction: the top `scores_sent` tasks by priority get the round's
+    scores (the Data Manager lists them first), the rest keep none until they rise."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "images").mkdir()
+    studio = NoStudio()
+    studio.task_list = [{"id": i, "data": {"path": f"{i}.png"}} for i in range(1, 6)]
+    loop = ml_backend.LiveLoop("p", project_params("margin", scores_sent=2), studio, retrain_every=3)
+    loop.project_id = 7
+    priorities = {"1.png": 0.2, "2.png": 0.9, "3.png": 0.1, "4.png": 0.5, "5.png": 0.3}
+    loop.ranking = live.Ranking("alstudy-p-round-1", 1, 3, {k: ("nut", 0.6, v) for k, v in priorities.items()})
+    loop.publish()
+    project_id, sent = studio.published
+    assert project_id == 7 and [(p["task"], p["score"]) for p in sent] == [(2, 0.9), (4, 0.5)]
+    assert studio.shown == (7, "alstudy-p-round-1")
+    loop.project = project_params("margin", scores_sent=0)  # all
+    loop.publish()
+    assert sorted(p["task"] for p in studio.published[1]) == [1, 2, 3, 4, 5]
