@@ -250,8 +250,8 @@ def validate_import(
     for where, image, typed in rows:
         if image not in issued:
             raise PipelineError(
-                f"{where}: image {image!r} is not in any batch issued for this project; "
-                "import a file made for one of its batches"
+                f"{where}: image {image!r} is not in any batch issued for this project (nor, with a live loop, "
+                "in its unlabelled folder); import a file made for one of its batches"
             )
         if not typed:
             continue

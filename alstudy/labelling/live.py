@@ -22,7 +22,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import parse_qs, unquote, urlparse
+from urllib.parse import parse_qs, urlparse
 from xml.etree import ElementTree
 
 from alstudy.fileio import atomic_path
@@ -127,7 +127,7 @@ def task_image(task: dict, unlabelled: Path) -> str | None:
     if not found:
         return None
     root = Path(os.environ.get(DOCUMENT_ROOT_ENV) or "/").resolve()
-    file = (root / unquote(found[0])).resolve()
+    file = (root / found[0]).resolve()  # parse_qs has decoded it: once more would misread a literal %
     folder = Path(unlabelled).resolve()
     return str(file.relative_to(folder)) if file.is_relative_to(folder) else None
 

@@ -356,14 +356,21 @@ def write_batch(name: str, project: LabelProject, batch: NextBatch, params: Para
 
 
 def import_labels(name: str, project: LabelProject, file: Path, relabel: bool) -> tuple[int, int, int]:
-    """Add the file's labels to the project's labels file; return (new, already there, left unlabelled)."""
+    """Add the file's labels to the project's labels file; return (new, already there, left unlabelled).
+
+    Accepted: images of any issued batch, and, once the project has a live loop (`label serve`), any
+    image of its unlabelled folder (batch 0), as Label Studio holds them all then."""
     batches = issued_batches(name)
-    if not batches:
+    live = (BATCHES_DIR / name / "live").is_dir()
+    if not batches and not live:
         raise PipelineError(f"no batch issued for {name!r} yet; run `alstudy label next --project {name}` first")
     imported = read_import(file)
+    issued = issued_images(batches)
+    if live:
+        issued = {**{image: 0 for image in image_files(Path(project.unlabelled))}, **issued}
     with labels_lock(name):
         existing = read_labels(labels_file(name))
-        new = validate_import(imported, issued_images(batches), list(project.classes), existing, relabel)
+        new = validate_import(imported, issued, list(project.classes), existing, relabel)
         if new:
             write_labels(labels_file(name), {**existing, **{label.path: label for label in new}})
     unlabelled = sum(1 for _, _, typed in imported if not typed)

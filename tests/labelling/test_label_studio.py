@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import shlex
 import subprocess
 import sys
 import time
@@ -380,9 +381,9 @@ def test_the_live_loop_as_label_studios_ml_backend(studio, tmp_path, monkeypatch
         assert scores == sorted(scores, reverse=True) and len(set(scores)) == len(scores)
 
         # Label the top 4 as the Data Manager sorts them: round 1 retrains and re-scores every open task.
-        for task in tasks[:4]:
-            person.choose(task, truth[task["data"]["path"]])
+        given = [person.choose(task, truth[task["data"]["path"]]) for task in tasks[:4]]
         fourth = time.monotonic()
+        first_labelled = tasks[0]["data"]["path"]
         wait_for("round 1's scores", lambda: person.project()["model_version"] == "alstudy-parts-round-1", log=log)
         took = time.monotonic() - fourth
         assert {p: label for p, label in labels_of(project).items()} == {
@@ -435,6 +436,21 @@ def test_the_live_loop_as_label_studios_ml_backend(studio, tmp_path, monkeypatch
         assert steps("n_labeled") == {1: 4.0, 2: 9.0}
         assert set(steps("test_accuracy")) == {1, 2} and set(steps("test_f1_macro")) == {1, 2}
         assert sum(steps(f"labelled/{name}")[2] for name in CLASSES) == 9
+
+        # The person changes a label in Label Studio: the backend keeps the labels file's and prints how to
+        # take Label Studio's; that command, run as printed, takes it.
+        other = next(c for c in CLASSES if c != truth[first_labelled])
+        person.change(given[0], other)
+        hint = "to take Label Studio's: "
+        said = wait_for(
+            "the backend's warning", lambda: [line for line in log.read_text().splitlines() if hint in line]
+        )
+        assert f"{first_labelled} is {other!r} in Label Studio" in said[-1]
+        printed = shlex.split(said[-1].split(hint)[1])
+        assert printed[:2] == ["alstudy", "label"]
+        done = subprocess.run([*alstudy, *printed[2:]], capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert labels_of(project)[first_labelled] == other
 
         second = subprocess.run([*alstudy, "serve", "--port", str(free_port())], capture_output=True, text=True)
         assert second.returncode == 2

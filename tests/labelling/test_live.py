@@ -85,6 +85,8 @@ def test_a_task_names_its_image_by_its_path_or_its_local_files_url(tmp_path, mon
     assert live.task_image({"data": {"path": "a b/1.png", "image": "x"}}, folder) == "a b/1.png"
     synced = {"data": {"image": "/data/local-files/?d=data/unlabelled/a%20b/%231%2B.png"}}  # Local Storage's URL
     assert live.task_image(synced, folder) == "a b/#1+.png"
+    literal = {"data": {"image": "/data/local-files/?d=data/unlabelled/100%2541.png"}}  # the file 100%41.png
+    assert live.task_image(literal, folder) == "100%41.png"
     assert live.task_image({"data": {"image": "/data/local-files/?d=data/other/1.png"}}, folder) is None
     assert live.task_image({"data": {"image": "https://example.org/1.png"}}, folder) is None
 
@@ -107,7 +109,7 @@ def annotated(task_id: int, path: str, *labels: str) -> dict:
         {
             "id": task_id * 10 + i,
             "updated_at": f"2026-12-06T10:00:0{i}Z",
-            "result": [{"type": "choices", "value": {"choices": [label]}}],
+            "result": [{"from_name": "label", "to_name": "image", "type": "choices", "value": {"choices": [label]}}],
         }
         for i, label in enumerate(labels)
     ]
@@ -318,3 +320,33 @@ def test_each_round_sends_label_studio_the_scores_of_the_tasks_it_puts_first(tmp
     loop.project = project_params("margin", scores_sent=0)  # all
     loop.publish()
     assert sorted(p["task"] for p in studio.published[1]) == [1, 2, 3, 4, 5]
+
+
+def test_with_a_live_loop_an_export_labelling_any_image_of_the_folder_imports(tmp_path, monkeypatch):
+    """`label pull` / `import` accept every image of the folder once the project has a live loop (Label
+    Studio holds them all, not a batch), so the command the backend prints for a disagreement works."""
+    from alstudy.labelling.project import import_labels
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "images").mkdir()
+    for name in ("a.png", "b.png"):
+        make_png(tmp_path / "images" / name)
+    export = tmp_path / "export.json"
+    export.write_text(json.dumps([annotated(1, "a.png", "nut"), annotated(2, "b.png", "gear")]))
+    with pytest.raises(PipelineError, match="no batch issued for 'p' yet"):
+        import_labels("p", project_params("margin"), export, relabel=False)
+    live.live_dir("p").mkdir(parents=True)
+    assert import_labels("p", project_params("margin"), export, relabel=False) == (2, 0, 0)
+    assert {k: (v.label, v.batch) for k, v in read_labels(Path("labels/p.csv")).items()} == {
+        "a.png": ("nut", 0),
+        "b.png": ("gear", 0),
+    }
+    export.write_text(json.dumps([annotated(1, "a.png", "bolt"), annotated(3, "elsewhere.png", "nut")]))
+    with pytest.raises(PipelineError, match="'elsewhere.png' is not in any batch issued"):
+        import_labels("p", project_params("margin"), export, relabel=True)
+
+
+def make_png(path: Path) -> None:
+    from PIL import Image
+
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(path)
