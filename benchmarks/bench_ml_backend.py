@@ -85,8 +85,8 @@ def main(argv: list[str] | None = None) -> None:
     project_dir = args.work / "project"
     write_project(project_dir, batch_size=100, min_steps=args.min_steps)
     os.chdir(project_dir)
-    project = load_params().label.projects["bench"]
-    loop = LiveLoop("bench", project, Offline(), args.retrain_every)
+    project = load_params().label.projects["bench"].model_copy(update={"retrain_every": args.retrain_every})
+    loop = LiveLoop("bench", project, Offline())
     server = serve(loop, "127.0.0.1", 0)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{server.server_address[1]}"

@@ -153,7 +153,7 @@ def connect_backend(name: str, studio: LabelStudio, url: str, user: str) -> None
 
 def serve_project(name: str, project, studio: LabelStudio, host: str, port: int, user: str) -> None:
     with hold(live_dir(name) / "serve.lock", f"alstudy label serve --project {name}", rerun_hint="serve again"):
-        loop = LiveLoop(name, project, studio, project.retrain_every)
+        loop = LiveLoop(name, project, studio)
         server = ml_backend.serve(loop, host, port, user, os.environ.get(PASSWORD_ENV, "") if user else "")
         url = f"http://{host}:{server.server_address[1]}"
         log.info(

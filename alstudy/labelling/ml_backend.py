@@ -66,8 +66,8 @@ ANNOTATION_EVENTS = {"ANNOTATION_CREATED", "ANNOTATION_UPDATED", "ANNOTATIONS_CR
 class LiveLoop:
     """The backend's state: the ranking it answers from, the Label Studio project, the round running."""
 
-    def __init__(self, name: str, project: LabelProject, studio: LabelStudio, retrain_every: int):
-        self.name, self.project, self.studio, self.retrain_every = name, project, studio, retrain_every
+    def __init__(self, name: str, project: LabelProject, studio: LabelStudio):
+        self.name, self.project, self.studio = name, project, studio
         self.folder = live_dir(name)
         self.project_id: int | None = studio.find_project(project_title(name))
         self.ranking: Ranking | None = Ranking.load(self.folder)
@@ -162,13 +162,14 @@ class LiveLoop:
         with self._lock:
             if self._round is not None and self._round.poll() is None:
                 return False
-            since = self.labelled() - (self.ranking.n_labelled if self.ranking else 0)
-            if self.ranking is not None and since < self.retrain_every and not (force and since > 0):
+            labelled = self.labelled()
+            since = labelled - (self.ranking.n_labelled if self.ranking else 0)
+            if self.ranking is not None and since < self.project.retrain_every and not (force and since > 0):
                 return False
-            if self._failed_at == self.labelled():  # a failed round is tried again on the next new label
+            if self._failed_at == labelled:  # a failed round is tried again on the next new label
                 return False
             number = (self.ranking.round if self.ranking else 0) + 1
-            if self.labelled() == 0:
+            if labelled == 0:
                 self.ranking = random_ranking(self.name, self.project)
                 self.ranking.save(self.folder)
                 threading.Thread(target=self.publish, daemon=True).start()
@@ -178,9 +179,7 @@ class LiveLoop:
             command += ["--parent", f"{me.pid}:{me.started}"]
             quiet = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3")}
             self._round = subprocess.Popen([*command, "--round", str(number)], env=quiet)
-            log.info(
-                "%s: round %d started: %d labels, %d new since the last", self.name, number, self.labelled(), since
-            )
+            log.info("%s: round %d started: %d labels, %d new since the last", self.name, number, labelled, since)
             threading.Thread(target=self._finish, args=(self._round, number), daemon=True).start()
             return True
 

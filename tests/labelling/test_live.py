@@ -164,7 +164,7 @@ def backend(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "images").mkdir()
     live.Ranking("alstudy-p-round-1", 1, 4, {"1.png": ("nut", 0.7, 0.3)}).save(live.live_dir("p"))
-    loop = ml_backend.LiveLoop("p", project_params("margin"), NoStudio(), retrain_every=3)
+    loop = ml_backend.LiveLoop("p", project_params("margin", retrain_every=3), NoStudio())
     server = ml_backend.serve(loop, "127.0.0.1", 0, "labeller", "pw-1")
     threading.Thread(target=server.serve_forever, daemon=True).start()
     auth = "Basic " + base64.b64encode(b"labeller:pw-1").decode()
@@ -214,7 +214,7 @@ def test_the_backend_asks_for_its_password_and_a_webhook_is_only_a_hint(backend)
 def test_a_backend_for_other_machines_needs_a_password(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "images").mkdir()
-    loop = ml_backend.LiveLoop("p", project_params("margin"), NoStudio(), retrain_every=3)
+    loop = ml_backend.LiveLoop("p", project_params("margin", retrain_every=3), NoStudio())
     with pytest.raises(PipelineError, match="--host 0.0.0.0: a backend reachable from other machines needs"):
         ml_backend.serve(loop, "0.0.0.0", 0)
 
@@ -225,7 +225,7 @@ def test_a_failed_round_is_tried_again_on_the_next_label_not_every_poll(tmp_path
     monkeypatch.chdir(tmp_path)
     (tmp_path / "images").mkdir()
     write_labels(Path("labels/p.csv"), {"a.png": Label("a.png", "nut", 0)})
-    loop = ml_backend.LiveLoop("p", project_params("margin"), NoStudio(), retrain_every=1)
+    loop = ml_backend.LiveLoop("p", project_params("margin", retrain_every=1), NoStudio())
     assert loop.maybe_train()  # no params.yaml here: the round's process stops in one line
     deadline = time.monotonic() + 60
     while loop._failed_at is None:
@@ -243,7 +243,7 @@ def test_a_project_named_by_setup_is_served_only_where_label_studio_shows_this_b
     monkeypatch.chdir(tmp_path)
     (tmp_path / "images").mkdir()
     studio = NoStudio({7: ["http://127.0.0.1:1"], 8: []})
-    loop = ml_backend.LiveLoop("p", project_params("margin"), studio, retrain_every=3)
+    loop = ml_backend.LiveLoop("p", project_params("margin", retrain_every=3), studio)
     server = ml_backend.serve(loop, "127.0.0.1", 0)
     studio.backends[7] = [f"http://127.0.0.1:{loop.port}"]
     loop.attach(8, None)
@@ -309,7 +309,7 @@ def test_each_round_sends_label_studio_the_scores_of_the_tasks_it_puts_first(tmp
     (tmp_path / "images").mkdir()
     studio = NoStudio()
     studio.task_list = [{"id": i, "data": {"path": f"{i}.png"}} for i in range(1, 6)]
-    loop = ml_backend.LiveLoop("p", project_params("margin", scores_sent=2), studio, retrain_every=3)
+    loop = ml_backend.LiveLoop("p", project_params("margin", scores_sent=2), studio)
     loop.project_id = 7
     priorities = {"1.png": 0.2, "2.png": 0.9, "3.png": 0.1, "4.png": 0.5, "5.png": 0.3}
     loop.ranking = live.Ranking("alstudy-p-round-1", 1, 3, {k: ("nut", 0.6, v) for k, v in priorities.items()})
