@@ -139,6 +139,8 @@ def connect_backend(name: str, studio: LabelStudio, url: str, user: str) -> None
     try:
         studio.connect_backend(project_id, url, f"alstudy {name}", user, password)
     except PipelineError as error:
+        if label_studio.BLOCKED in str(error):  # it says what to set in Label Studio
+            raise
         raise PipelineError(
             f"{error}; is the backend running? start it first: alstudy label serve --project {name}"
         ) from None

@@ -5,6 +5,7 @@ Label Studio: tests/labelling/test_label_studio.py)."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import logging
 import threading
@@ -260,20 +261,18 @@ def test_a_project_named_by_setup_is_served_only_where_label_studio_shows_this_b
     server.server_close()
 
 
-def test_an_expired_access_token_is_refreshed_and_the_call_made_again():
-    """A Personal Access Token gives access tokens that last minutes (five in Label Studio 1.23); the live
-    backend runs for hours. Here a server whose first access token has expired by the first call."""
+@contextlib.contextmanager
+def fake_studio(answer):
+    """A server on 127.0.0.1 answering each request with `answer(method, path, headers)` -> (status, body)."""
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-    from alstudy.labelling.label_studio import LabelStudio
-
-    issued, seen = [], []
 
     class Studio(BaseHTTPRequestHandler):
         def log_message(self, *args):
             pass
 
-        def _json(self, status, body):
+        def _serve(self):
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            status, body = answer(self.command, self.path, self.headers)
             data = json.dumps(body).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
@@ -281,25 +280,50 @@ def test_an_expired_access_token_is_refreshed_and_the_call_made_again():
             self.end_headers()
             self.wfile.write(data)
 
-        def do_POST(self):  # noqa: N802
-            self.rfile.read(int(self.headers["Content-Length"]))
-            issued.append(f"access-{len(issued) + 1}")
-            self._json(200, {"access": issued[-1]})
-
-        def do_GET(self):  # noqa: N802
-            seen.append(self.headers["Authorization"])
-            expired = self.headers["Authorization"] == "Bearer access-1"
-            self._json(401, {"detail": "expired"}) if expired else self._json(200, {"results": [], "next": None})
+        do_GET = do_POST = do_PATCH = _serve  # noqa: N815 - http.server's names
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Studio)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        studio = LabelStudio(f"http://127.0.0.1:{server.server_address[1]}", "personal.access.token")
-        assert studio.find_project("alstudy: p") is None
-        assert seen == ["Bearer access-1", "Bearer access-2"] and issued == ["access-1", "access-2"]
+        yield f"http://127.0.0.1:{server.server_address[1]}"
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_an_expired_access_token_is_refreshed_and_the_call_made_again():
+    """A Personal Access Token gives access tokens that last minutes (five in Label Studio 1.23); the live
+    backend runs for hours. Here a server whose first access token has expired by the first call."""
+    from alstudy.labelling.label_studio import LabelStudio
+
+    issued, seen = [], []
+
+    def answer(method, path, headers):
+        if method == "POST":  # /api/token/refresh
+            issued.append(f"access-{len(issued) + 1}")
+            return 200, {"access": issued[-1]}
+        seen.append(headers["Authorization"])
+        return (401, {"detail": "expired"}) if seen[-1] == "Bearer access-1" else (200, {"results": [], "next": None})
+
+    with fake_studio(answer) as url:
+        assert LabelStudio(url, "personal.access.token").find_project("alstudy: p") is None
+    assert seen == ["Bearer access-1", "Bearer access-2"] and issued == ["access-1", "access-2"]
+
+
+def test_a_backend_label_studio_will_not_call_is_one_line_saying_what_to_set():
+    """Label Studio 1.23 refuses a backend on a private address unless started with ML_BLOCK_LOCAL_IP=false."""
+    from alstudy.labelling.label_studio import LabelStudio
+
+    def answer(method, path, headers):
+        if method == "POST":
+            return 403, {"detail": "URL resolves to a reserved network address (block: 127.0.0.0/8)"}
+        return 200, []  # GET /api/ml: nothing saved
+
+    with fake_studio(answer) as url, pytest.raises(PipelineError) as caught:
+        LabelStudio(url, "legacy-token").connect_backend(3, "http://127.0.0.1:9090", "alstudy p")
+    message = str(caught.value)
+    assert "reserved network address" in message and "started with ML_BLOCK_LOCAL_IP=false" in message
+    assert "\n" not in message
 
 
 def test_each_round_sends_label_studio_the_scores_of_the_tasks_it_puts_first(tmp_path, monkeypatch):
