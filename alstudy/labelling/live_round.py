@@ -16,14 +16,11 @@ import logging
 import os
 from pathlib import Path
 
-import numpy as np
-
 from alstudy.errors import PipelineError
 from alstudy.labelling import rounds
 from alstudy.labelling.batches import read_labels
 from alstudy.labelling.live import Ranking, live_dir, model_version, random_ranking
 from alstudy.labelling.project import class_folder, image_files, known_images, labels_file
-from alstudy.learning.evaluation import evaluate
 from alstudy.params import LabelProject, Params, load_params
 from alstudy.runner import run_stage
 from alstudy.scale.process_lock import Process, stop_when_orphaned
@@ -53,15 +50,7 @@ def run_round(name: str, project: LabelProject, params: Params, number: int) -> 
             candidates, ranked.suggested, ranked.confidence, ranked.priority
         ):
             images[path] = (suggested, float(confidence), float(priority))
-    counts = [sum(1 for _, c in known if c == cls) for cls in classes]
-    metrics = {
-        metric_names.N_LABELED: float(len(known)),
-        **metric_names.per_class(metric_names.LABELLED, metric_names.class_keys(classes), counts),
-    }
-    if test:
-        truth = np.array([classes.index(c) for _, c in test])
-        scores = evaluate(truth, trained.proba("test").argmax(axis=1), len(classes))
-        metrics.update(test_accuracy=scores["accuracy"], test_f1_macro=scores["f1_macro"])
+    metrics = rounds.round_metrics(trained, known, test)
     return Ranking(model_version(name, number), number, len(known), images), metrics, trained.cnn.model
 
 

@@ -51,7 +51,6 @@ from alstudy.labelling.batches import (
 from alstudy.labelling.label_studio import local_files_url
 from alstudy.labelling.page import write_label_page
 from alstudy.learning import stopping
-from alstudy.learning.evaluation import evaluate
 from alstudy.learning.loop import round_rng
 from alstudy.params import LabelProject, Params
 from alstudy.strategies import Need
@@ -281,25 +280,13 @@ def next_batch(name: str, project: LabelProject, params: Params, batches: list[I
         BatchRow(i + 1, image, classes[int(p.argmax())], float(s), float(p.max()))
         for i, (image, p, s) in enumerate(picked)
     ]
-    labels_idx = np.array([classes.index(c) for _, c in known])
-    metrics = {
-        metric_names.N_LABELED: float(len(known)),
-        **metric_names.per_class(
-            metric_names.LABELLED,
-            metric_names.class_keys(classes),
-            [np.sum(labels_idx == c) for c in range(len(classes))],
-        ),
-    }
+    metrics = rounds.round_metrics(trained, known, test)
     watch = {}
     if watched:
         predicted = trained.proba("watched").argmax(axis=1)
         watch = watch_stop_set({path: classes[int(c)] for path, c in zip(watched, predicted)}, batches)
         if watch["agreements"][-1] is not None:
             metrics[metric_names.metric_name(metric_names.STOPPING, "kappa")] = watch["agreements"][-1]
-    if test:
-        truth = np.array([classes.index(c) for _, c in test])
-        scores_test = evaluate(truth, trained.proba("test").argmax(axis=1), len(classes))
-        metrics.update(test_accuracy=scores_test["accuracy"], test_f1_macro=scores_test["f1_macro"])
     return NextBatch(number, rows, batch_dir(name, number), metrics, trained.cnn.model, len(carried), watch)
 
 

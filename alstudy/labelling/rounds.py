@@ -21,10 +21,12 @@ import numpy as np
 from alstudy import strategies
 from alstudy.data.image_cache import ImageCache
 from alstudy.data.preprocess import Split, one_hot
+from alstudy.learning.evaluation import evaluate
 from alstudy.learning.learner import Learner
 from alstudy.learning.loop import MC_DROPOUT, round_rng, round_seed, select, train
 from alstudy.params import LabelProject, ModelParams, Params
 from alstudy.strategies import Need
+from alstudy.tracking import metric_names
 
 
 @dataclass
@@ -91,6 +93,26 @@ def pick(trained: TrainedRound, project: LabelProject, params: Params, part: str
     )
 
 
+def round_metrics(trained: TrainedRound, known: list[tuple[Path, str]], test: list[tuple[Path, str]]) -> dict:
+    """What a round logs: the labelled count and class mix, and, with a test folder (its images in the
+    round's part "test"), test accuracy and macro-F1."""
+    classes = trained.classes
+    labels_idx = np.array([classes.index(c) for _, c in known])
+    metrics = {
+        metric_names.N_LABELED: float(len(known)),
+        **metric_names.per_class(
+            metric_names.LABELLED,
+            metric_names.class_keys(classes),
+            [np.sum(labels_idx == c) for c in range(len(classes))],
+        ),
+    }
+    if test:
+        truth = np.array([classes.index(c) for _, c in test])
+        scores = evaluate(truth, trained.proba("test").argmax(axis=1), len(classes))
+        metrics.update(test_accuracy=scores["accuracy"], test_f1_macro=scores["f1_macro"])
+    return metrics
+
+
 @dataclass(frozen=True)
 class Ranking:
     """Every candidate's suggestion, the model's confidence in it, and the strategy's priority."""
@@ -116,9 +138,7 @@ def rank_all(trained: TrainedRound, project: LabelProject, params: Params, part:
             proba, mc_proba = inputs.proba, inputs.mc_proba
         proba = proba if proba is not None else trained.proba(part)
         measure = np.asarray(spec.score(proba, mc_proba), dtype=np.float64)
-        priority = -measure if spec.low_first else measure
-        if spec.low_first:
-            priority = 1.0 + priority  # 1 - margin: in [0, 1], as the others are >= 0
+        priority = 1.0 - measure if spec.low_first else measure  # 1 - margin: in [0, 1], as the others are >= 0
     elif strategies.canonical(project.strategy) == "random":
         proba = trained.proba(part)
         priority = round_rng(project.seed, trained.number).random(n)
