@@ -645,7 +645,7 @@ class SequentialParams(_Section):
         ),
     )
     max_seeds: int = Field(
-        15,
+        10,
         ge=2,
         description=(
             "the most seeds the study will run; alpha is spent over this plan, so raising it later makes the "

@@ -61,10 +61,10 @@ def test_seeds_are_added_until_every_verdict_is_in_and_params_yaml_keeps_its_com
 def test_the_seed_cap_stops_the_study_and_names_what_is_undecided(project, caplog):
     open_ = verdict("undecided")
     study = Study(project, [[open_], [open_], [open_]])
-    outcome = study.run(SequentialParams(seeds_per_look=5, max_seeds=12))
-    assert outcome.reason == "seed cap" and outcome.seeds == list(range(12)) and outcome.undecided == [open_]
-    assert [len(s) for s in study.looked_at] == [5, 10, 12]  # the last step is what the cap leaves
-    assert "seed cap (study.sequential.max_seeds 12) reached; undecided: fashion_mnist margin - random (accuracy)" in (
+    outcome = study.run(SequentialParams(seeds_per_look=3, max_seeds=10))
+    assert outcome.reason == "seed cap" and outcome.seeds == list(range(10)) and outcome.undecided == [open_]
+    assert [len(s) for s in study.looked_at] == [5, 8, 10]  # the last step is what the cap leaves
+    assert "seed cap (study.sequential.max_seeds 10) reached; undecided: fashion_mnist margin - random (accuracy)" in (
         caplog.text
     )
 
