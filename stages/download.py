@@ -33,7 +33,9 @@ def main(argv: list[str] | None = None) -> None:
     dest.mkdir(parents=True, exist_ok=True)
     if args.dataset not in params.data.downloads_needed():
         log.info("%s: not needed by data.datasets; nothing to download", args.dataset)
+        datasets.mark_not_needed(dest, args.dataset)
         return
+    (dest / datasets.NOT_NEEDED_NOTE).unlink(missing_ok=True)
 
     spec = datasets.get(args.dataset)
     sources = params.download.sources.get(args.dataset, [])

@@ -24,7 +24,9 @@ def main(argv: list[str] | None = None) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     if args.dataset not in params.data.downloads_needed():
         log.info("%s: not needed by data.datasets; nothing to preprocess", args.dataset)
+        datasets.mark_not_needed(out_dir, args.dataset)
         return
+    (out_dir / datasets.NOT_NEEDED_NOTE).unlink(missing_ok=True)
 
     spec = datasets.get(args.dataset)
     train, test = prepare(*spec.read(raw_dir(args.dataset)), n_classes=len(spec.class_names))

@@ -113,3 +113,15 @@ def downloads_needed(datasets: list[str]) -> list[str]:
     """The downloaded datasets among `datasets` (names already resolved to what they are made from:
     `DataParams.downloads_needed` does that for imbalanced variants)."""
     return [name for name in DOWNLOADED if name in set(datasets)]
+
+
+NOT_NEEDED_NOTE = "NOT-NEEDED.txt"
+
+
+def mark_not_needed(folder: Path, dataset: str) -> None:
+    """Say in a stage's output folder why it is empty: `dataset` is not in data.datasets. The download
+    and preprocess stages run for every built-in dataset; without this DVC warned at each repro that
+    the folder is empty. The stage that fills the folder removes the note first."""
+    (folder / NOT_NEEDED_NOTE).write_text(
+        f"{dataset} is not in data.datasets in params.yaml: nothing is downloaded or prepared for it here.\n"
+    )

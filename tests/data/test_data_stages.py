@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from alstudy.data.datasets import FASHION_MNIST
+from alstudy.data.datasets import FASHION_MNIST, NOT_NEEDED_NOTE
 from alstudy.data.imbalance import retention_profile, subsample_indices
 from alstudy.errors import PipelineError
 from helpers.formats import (
@@ -110,7 +110,27 @@ def test_preprocess_skips_a_dataset_not_in_data_datasets(project):
     write_params(project, data={"datasets": ["cifar10"]})
     make_fashion_mnist_dir(Path("data/raw/fashion_mnist"))
     preprocess.main(["--dataset", "fashion_mnist"])
-    assert (PREPARED / "fashion_mnist").is_dir() and list((PREPARED / "fashion_mnist").iterdir()) == []
+    # Not empty, so DVC does not warn about an empty output at each repro: a note says why nothing is there.
+    assert [p.name for p in (PREPARED / "fashion_mnist").iterdir()] == [NOT_NEEDED_NOTE]
+    assert "not in data.datasets" in (PREPARED / "fashion_mnist" / NOT_NEEDED_NOTE).read_text()
+
+
+def test_a_dataset_taken_into_data_datasets_loses_the_not_needed_note(project, tmp_path):
+    checksums = make_cifar10_archive(tmp_path / "src", n_per_batch=2)
+    sources = {"sources": {"cifar10": [str(tmp_path / "src")]}, "checksums": checksums}
+    write_params(project, data={"datasets": ["fashion_mnist"]}, download=sources)
+    download.main(["--dataset", "cifar10"])
+    preprocess.main(["--dataset", "cifar10"])
+    assert (Path("data/raw/cifar10") / NOT_NEEDED_NOTE).is_file() and (PREPARED / "cifar10" / NOT_NEEDED_NOTE).is_file()
+
+    write_params(project, data={"datasets": ["cifar10"]}, download=sources)
+    download.main(["--dataset", "cifar10"])  # DVC keeps the persisted raw folder, note and all
+    preprocess.main(["--dataset", "cifar10"])
+    assert (
+        not (Path("data/raw/cifar10") / NOT_NEEDED_NOTE).exists()
+        and (Path("data/raw/cifar10") / CIFAR_BATCH_DIR).is_dir()
+    )
+    assert NOT_NEEDED_NOTE not in {p.name for p in (PREPARED / "cifar10").iterdir()}
 
 
 def test_preprocess_fashion_without_raw_data_is_a_pipeline_error(project):
