@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from alstudy.data.datasets import CIFAR10, FASHION_MNIST, RawFile
+from alstudy.data.datasets import CIFAR10, FASHION_MNIST, NOT_NEEDED_NOTE, RawFile
 from alstudy.data.download import VerificationError, fetch_file, verify_file
 from alstudy.errors import PipelineError
 from alstudy.params import load_params
@@ -98,7 +98,8 @@ def test_dataset_not_in_data_datasets_is_not_downloaded(project, http_server, ci
 
     download.main(["--dataset", "cifar10"])
 
-    assert RAW_CIFAR.is_dir() and list(RAW_CIFAR.iterdir()) == []  # the DVC output exists, empty
+    # The DVC output exists, with only the note that says why (so DVC does not warn that it is empty).
+    assert RAW_CIFAR.is_dir() and [p.name for p in RAW_CIFAR.iterdir()] == [NOT_NEEDED_NOTE]
     assert url.requests == []
 
 
