@@ -33,7 +33,9 @@ FIGURE = re.compile(r"^!\[(?P<alt>[^\]]*)\]\((?P<path>[^)]+)\)$")
 
 def results_block(report: str, report_path: Path, figures_dir: Path, page_dir: Path, note: str) -> str:
     body = report.split("\n## ", 1)[1]  # drop the title and intro
-    lines = [f"_Generated from `{report_path}` by `alstudy results-page`; {note}_", ""]
+    # The report as its study names it (report/study.md), not where this machine keeps the study's clone.
+    named = Path(*report_path.parts[-2:]).as_posix()
+    lines = [f"_Generated from `{named}` by `alstudy results-page`; {note}_", ""]
     for line in ("## " + body).splitlines():
         figure = FIGURE.match(line)
         if figure:

@@ -213,6 +213,13 @@ def test_the_results_page_is_regenerated_from_the_report(tmp_path, monkeypatch):
     assert "](results/fashion_mnist-accuracy.png)" in readme  # relative to the page: renders in a clone and on the site
     assert "penalty_accuracy" not in readme  # not one of the page's figures
     assert (tmp_path / "docs" / "results" / "fashion_mnist-accuracy.png").read_bytes() == b"\x89PNG fake"
+    assert "_Generated from `report/study.md` by `alstudy results-page`; 2 cores._" in readme
+
+    # A study run in another clone: the page names its report as the study does, not this machine's path.
+    results_page.main(["--report", str(tmp_path / "report" / "study.md"), "--note", "elsewhere."])
+    readme = (tmp_path / "docs/results.md").read_text()
+    assert "_Generated from `report/study.md` by `alstudy results-page`; elsewhere._" in readme
+    assert str(tmp_path) not in readme
 
 
 def test_the_detail_follows_the_study_baseline_and_metrics():
