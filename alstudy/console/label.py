@@ -27,7 +27,6 @@ from alstudy.errors import PipelineError
 from alstudy.labelling import label_studio, ml_backend
 from alstudy.labelling.batches import BatchRow, label_studio_tasks, read_labels, write_labels
 from alstudy.labelling.label_studio import LabelStudio
-from alstudy.labelling.live import live_dir
 from alstudy.labelling.ml_backend import PASSWORD_ENV, LiveLoop
 from alstudy.labelling.project import (
     BATCHES_DIR,
@@ -37,6 +36,7 @@ from alstudy.labelling.project import (
     import_labels,
     issued_batches,
     labels_file,
+    live_dir,
     next_batch,
     stopping_note,
     write_batch,

@@ -29,7 +29,6 @@ from alstudy.fileio import atomic_path
 from alstudy.labelling.batches import LABEL_CONTROL, Label, class_lookup, read_labels, write_labels
 from alstudy.labelling.label_studio import DOCUMENT_ROOT_ENV, chosen, latest_annotation
 from alstudy.labelling.project import (
-    BATCHES_DIR,
     image_files,
     issued_batches,
     issued_images,
@@ -41,10 +40,6 @@ from alstudy.params import LabelProject
 
 log = logging.getLogger("label")
 RANKING = "ranking.jsonl"
-
-
-def live_dir(name: str) -> Path:
-    return BATCHES_DIR / name / "live"
 
 
 @dataclass(frozen=True)

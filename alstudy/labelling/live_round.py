@@ -19,8 +19,8 @@ from pathlib import Path
 from alstudy.errors import PipelineError
 from alstudy.labelling import rounds
 from alstudy.labelling.batches import read_labels
-from alstudy.labelling.live import Ranking, live_dir, model_version, random_ranking
-from alstudy.labelling.project import class_folder, image_files, known_images, labels_file
+from alstudy.labelling.live import Ranking, model_version, random_ranking
+from alstudy.labelling.project import class_folder, image_files, known_images, labels_file, live_dir
 from alstudy.params import LabelProject, Params, load_params
 from alstudy.runner import run_stage
 from alstudy.scale.process_lock import Process, stop_when_orphaned

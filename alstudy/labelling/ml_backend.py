@@ -46,13 +46,12 @@ from alstudy.labelling.label_studio import LabelStudio, project_title
 from alstudy.labelling.live import (
     Ranking,
     control_names,
-    live_dir,
     prediction,
     random_ranking,
     record_annotations,
     task_image,
 )
-from alstudy.labelling.project import class_folder, labels_file
+from alstudy.labelling.project import class_folder, labels_file, live_dir
 from alstudy.params import LabelProject
 from alstudy.scale.process_lock import process
 

@@ -108,6 +108,11 @@ def batch_dir(name: str, number: int) -> Path:
     return BATCHES_DIR / name / f"batch-{number:03d}"
 
 
+def live_dir(name: str) -> Path:
+    """The live loop's folder (alstudy/labelling/live.py): there once `label serve` has run for the project."""
+    return BATCHES_DIR / name / "live"
+
+
 def image_files(folder: Path) -> list[str]:
     """The images of a folder, at any depth, as sorted paths relative to it."""
     if not folder.is_dir():
@@ -348,7 +353,7 @@ def import_labels(name: str, project: LabelProject, file: Path, relabel: bool) -
     Accepted: images of any issued batch, and, once the project has a live loop (`label serve`), any
     image of its unlabelled folder (batch 0), as Label Studio holds them all then."""
     batches = issued_batches(name)
-    live = (BATCHES_DIR / name / "live").is_dir()
+    live = live_dir(name).is_dir()
     if not batches and not live:
         raise PipelineError(f"no batch issued for {name!r} yet; run `alstudy label next --project {name}` first")
     imported = read_import(file)

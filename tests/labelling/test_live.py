@@ -22,6 +22,7 @@ from alstudy.errors import PipelineError
 from alstudy.labelling import live, ml_backend, rounds
 from alstudy.labelling.batches import read_labels
 from alstudy.labelling.label_studio import DOCUMENT_ROOT_ENV
+from alstudy.labelling.project import live_dir
 from alstudy.learning.loop import MC_DROPOUT, round_rng, round_seed, select
 from alstudy.params import LabelProject, load_params
 from helpers.fakes import N_CLASSES, POOL, FakeLearner
@@ -164,7 +165,7 @@ def backend(tmp_path, monkeypatch):
     """A backend served on 127.0.0.1 from a ranking on disk, with basic auth: (url, loop, auth header)."""
     monkeypatch.chdir(tmp_path)
     (tmp_path / "images").mkdir()
-    live.Ranking("alstudy-p-round-1", 1, 4, {"1.png": ("nut", 0.7, 0.3)}).save(live.live_dir("p"))
+    live.Ranking("alstudy-p-round-1", 1, 4, {"1.png": ("nut", 0.7, 0.3)}).save(live_dir("p"))
     loop = ml_backend.LiveLoop("p", project_params("margin", retrain_every=3), NoStudio())
     server = ml_backend.serve(loop, "127.0.0.1", 0, "labeller", "pw-1")
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -359,7 +360,7 @@ def test_with_a_live_loop_an_export_labelling_any_image_of_the_folder_imports(tm
     export.write_text(json.dumps([annotated(1, "a.png", "nut"), annotated(2, "b.png", "gear")]))
     with pytest.raises(PipelineError, match="no batch issued for 'p' yet"):
         import_labels("p", project_params("margin"), export, relabel=False)
-    live.live_dir("p").mkdir(parents=True)
+    live_dir("p").mkdir(parents=True)
     assert import_labels("p", project_params("margin"), export, relabel=False) == (2, 0, 0)
     assert {k: (v.label, v.batch) for k, v in read_labels(Path("labels/p.csv")).items()} == {
         "a.png": ("nut", 0),
