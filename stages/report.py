@@ -35,6 +35,13 @@ from alstudy.tracking import study_runs
 
 log = logging.getLogger("report")
 
+RECIPE_FIGURES_NOTE = "README.txt"
+RECIPE_FIGURES_TEXT = (
+    "What each training recipe and each strategy buys, side by side: <dataset>-recipes-<metric>.png, drawn when\n"
+    "params.yaml's al.recipes lists a recipe (docs/user-guide/recipes.md); a study of the default recipe alone\n"
+    "has none.\n"
+)
+
 
 def configuration(params: Params) -> list[str]:
     al, model, study = params.al, params.model, params.study
@@ -82,6 +89,8 @@ def main(argv: list[str] | None = None) -> None:
     RECIPE_FIGURES.mkdir(parents=True, exist_ok=True)  # a DVC output: there even when no recipe draws in it
     for stale in RECIPE_FIGURES.glob("*.png"):
         stale.unlink()
+    # Without recipes the folder would be empty, and DVC warned "'report/figures' is empty" at every repro.
+    (RECIPE_FIGURES / RECIPE_FIGURES_NOTE).write_text(RECIPE_FIGURES_TEXT)
     text = render(
         results,
         configuration(params),

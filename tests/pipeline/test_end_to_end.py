@@ -158,6 +158,10 @@ def test_dvc_repro_runs_the_whole_study(repro):
     # every cell recorded what it computed with, and the report says all ran alike
     assert f"- compute: every cell on tensorflow, cpu, {machine_precision()}, 1 thread" in report
     assert "Mixed setups" not in report
+    # No DVC output is left empty (DVC warns "'report/figures' is empty" for one): a study without recipes
+    # has no recipe figures, and the folder says so.
+    assert "is empty" not in first.stdout + first.stderr
+    assert [p.name for p in (project / "report/figures").iterdir()] == ["README.txt"]
 
     # the labelling project's first batch (a random draw: no labels yet)
     batch = read_csv(project / "labelling" / LABELLING / "batch-001/manifest.csv")
