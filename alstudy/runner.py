@@ -39,3 +39,8 @@ def run_stage(main: Callable[[list[str] | None], int | None], argv: list[str] | 
     except KeyboardInterrupt:
         print("interrupted: finished work is kept; rerun `dvc repro` to continue", file=sys.stderr)
         sys.exit(130)
+    except BrokenPipeError:
+        # The reader left (`alstudy compare-studies ... | head`): nothing more to say, and no traceback.
+        # Python flushes stdout once more at exit; point it at /dev/null so that flush cannot fail too.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(141)

@@ -68,3 +68,28 @@ def test_every_row_is_also_holm_corrected_and_each_studys_setup_is_said(tmp_path
         "B (" in printed
         and "2 setups: jax, cpu, float32, 1 thread (1 cell), tensorflow, cpu, float32, 1 thread (3 cells)" in printed
     )
+
+
+PUBLISHED = Path(__file__).resolve().parents[2] / "docs/results"
+
+
+def test_the_published_replicates_agree_as_the_results_page_says(capsys):
+    from alstudy.console.compare_studies import main
+
+    main([str(PUBLISHED / "study-seeds-0-9/results"), str(PUBLISHED / "study-seeds-10-19/results")])
+    printed = capsys.readouterr().out
+    assert "Verdicts: 34 of 40 agree; 6 changed." in printed
+    page = " ".join((PUBLISHED.parent / "results.md").read_text().split())
+    assert "34 of the 40 comparisons" in page and "16 of 16 against random" in page
+
+
+def test_a_reader_that_leaves_early_gets_no_traceback():
+    import subprocess
+    import sys
+
+    published = [str(PUBLISHED / "study-seeds-0-9/results"), str(PUBLISHED / "study-seeds-10-19/results")]
+    command = [sys.executable, "-m", "alstudy.console.compare_studies", *published]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process.stdout.close()  # as `| head -1` does once it has its line: every write after this one fails
+    _, stderr = process.communicate()
+    assert process.returncode == 141 and b"Traceback" not in stderr, stderr.decode()
