@@ -699,7 +699,7 @@ class StudyParams(_Section):
         gt=0,
         lt=1,
         description=(
-            "for a comparison that is not significant: the power at which the report estimates the seeds "
+            "for an undecided comparison: the power at which the report estimates the seeds "
             "that would decide it"
         ),
     )
