@@ -699,8 +699,7 @@ class StudyParams(_Section):
         gt=0,
         lt=1,
         description=(
-            "for an undecided comparison: the power at which the report estimates the seeds "
-            "that would decide it"
+            "for an undecided comparison: the power at which the report estimates the seeds that would decide it"
         ),
     )
     max_seeds: int = Field(100, ge=2, description="that estimate's cap: beyond it the report says 'more than'")
