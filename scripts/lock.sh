@@ -2,6 +2,7 @@
 # Write the hash-pinned locks from pyproject.toml, after editing its dependency lists:
 #   requirements.txt         the runtime dependencies        (scripts/setup.sh installs it)
 #   requirements-tests.txt   those and the `tests` extra     (scripts/setup.sh --tests, and so CI)
+#   requirements-label-studio.txt  Label Studio's own venv, from requirements-label-studio.in (setup.sh --tests)
 # for Python 3.11 on x86-64 Linux, CI's machine, with uv (the tests extra installs it in .venv).
 # A package keeps the version it has in the lock while pyproject.toml allows it, so a refresh moves
 # only what the edit needs; `bash scripts/lock.sh --upgrade` moves every pin to the newest allowed,
@@ -37,6 +38,7 @@ fi
 target=(--python-version 3.11 --python-platform x86_64-manylinux_2_28 --generate-hashes --no-header --quiet)
 "$uv" pip compile pyproject.toml --extra tests "${target[@]}" -o requirements-tests.txt "$@"
 "$uv" pip compile pyproject.toml -c requirements-tests.txt "${target[@]}" -o requirements.txt "$@"
+"$uv" pip compile requirements-label-studio.in "${target[@]}" -o requirements-label-studio.txt "$@"
 
 for lock in requirements.txt requirements-tests.txt; do
   what="pyproject.toml's dependencies"
@@ -49,4 +51,4 @@ for lock in requirements.txt requirements-tests.txt; do
     echo "$body"
   } > "$lock"
 done
-echo "lock: wrote requirements.txt and requirements-tests.txt (pyproject-sha256 ${hash:0:12})"
+echo "lock: wrote requirements.txt, requirements-tests.txt (pyproject-sha256 ${hash:0:12}) and requirements-label-studio.txt"

@@ -46,11 +46,15 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ] && ! { [ "$lock" = requirements.
   if [ "$lock" = requirements-tests.txt ]; then echo "$tests_want" > .venv/.install-tests; fi
 fi
 # Label Studio, for the tests that label through it (and for you, to label in): a virtual environment
-# of its own, as it pins its own Django and friends. About 6 minutes the first time.
-if [ "${1:-}" = "--tests" ] && [ ! -x .venv-label-studio/bin/label-studio ]; then
-  echo "setup: installing Label Studio into .venv-label-studio (a few minutes)"
-  python3 -m venv .venv-label-studio
-  .venv-label-studio/bin/python -m pip install -q "label-studio==1.23.2"
+# of its own, as it pins its own Django and friends, from its own hash-pinned lock (a new release of one
+# of its unpinned dependencies once stopped it at start). About 6 minutes the first time.
+ls_stamp=.venv-label-studio/.install.sha256
+ls_want=$(sha256sum requirements-label-studio.txt | cut -d' ' -f1)
+if [ "${1:-}" = "--tests" ] && [ "$(cat "$ls_stamp" 2>/dev/null)" != "$ls_want" ]; then
+  echo "setup: installing Label Studio (requirements-label-studio.txt) into .venv-label-studio (a few minutes)"
+  [ -x .venv-label-studio/bin/python ] || python3 -m venv .venv-label-studio
+  .venv-label-studio/bin/python -m pip install -q --require-hashes -r requirements-label-studio.txt
+  echo "$ls_want" > "$ls_stamp"
 fi
 # DVC needs a git repository; a downloaded zip of the project has none.
 [ -d .git ] || git init -q

@@ -91,3 +91,17 @@ def test_nothing_in_the_package_or_the_stages_imports_the_benchmarks():
             names += [node.module or ""] if isinstance(node, ast.ImportFrom) else []
             offenders += [f"{file.relative_to(REPO)}: {n}" for n in names if n.split(".")[0] == "benchmarks"]
     assert not offenders
+
+
+def test_label_studios_lock_pins_what_its_input_asks_with_hashes():
+    """Label Studio's venv installs from its own lock: a release of one of its unpinned dependencies
+    (sentry-sdk 3.0) once stopped it at start, failing every Label Studio test on a fresh machine."""
+    locked = pins(REPO / "requirements-label-studio.txt")
+    lines = (REPO / "requirements-label-studio.in").read_text().splitlines()
+    wanted = [Requirement(line) for line in lines if line.strip() and not line.startswith("#")]
+    assert {canonicalize_name(r.name) for r in wanted} >= {"label-studio", "sentry-sdk"}
+    for requirement in wanted:
+        name = canonicalize_name(requirement.name)
+        assert name in locked, f"{requirement} is not in requirements-label-studio.txt: run bash scripts/lock.sh"
+        assert requirement.specifier.contains(locked[name]), f"lock has {name}=={locked[name]}, wants {requirement}"
+    assert "requirements-label-studio.txt" in (REPO / "scripts/setup.sh").read_text()
