@@ -51,4 +51,10 @@ for lock in requirements.txt requirements-tests.txt; do
     echo "$body"
   } > "$lock"
 done
+body=$(grep -v '^# \(Locks\|Written by\)' requirements-label-studio.txt)
+{
+  echo "# Locks requirements-label-studio.in (Label Studio's own venv), hash-pinned, for Python 3.11 on x86-64 Linux."
+  echo "# Written by scripts/lock.sh: edit requirements-label-studio.in, then run bash scripts/lock.sh."
+  echo "$body"
+} > requirements-label-studio.txt
 echo "lock: wrote requirements.txt, requirements-tests.txt (pyproject-sha256 ${hash:0:12}) and requirements-label-studio.txt"
