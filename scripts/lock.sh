@@ -40,21 +40,20 @@ target=(--python-version 3.11 --python-platform x86_64-manylinux_2_28 --generate
 "$uv" pip compile pyproject.toml -c requirements-tests.txt "${target[@]}" -o requirements.txt "$@"
 "$uv" pip compile requirements-label-studio.in "${target[@]}" -o requirements-label-studio.txt "$@"
 
-for lock in requirements.txt requirements-tests.txt; do
-  what="pyproject.toml's dependencies"
-  [ "$lock" = requirements-tests.txt ] && what="pyproject.toml's dependencies and its tests extra"
+# with_header LOCK LINE...: LOCK with these comment lines on top, in place of the ones an earlier run wrote.
+with_header() {
+  local lock=$1 body
+  shift
   body=$(grep -v '^# \(Locks\|Written by\|pyproject-sha256\)' "$lock")
-  {
-    echo "# Locks $what, hash-pinned, for Python 3.11 on x86-64 Linux."
-    echo "# Written by scripts/lock.sh: edit pyproject.toml, then run bash scripts/lock.sh."
-    echo "# pyproject-sha256: $hash"
-    echo "$body"
-  } > "$lock"
-done
-body=$(grep -v '^# \(Locks\|Written by\)' requirements-label-studio.txt)
-{
-  echo "# Locks requirements-label-studio.in (Label Studio's own venv), hash-pinned, for Python 3.11 on x86-64 Linux."
-  echo "# Written by scripts/lock.sh: edit requirements-label-studio.in, then run bash scripts/lock.sh."
-  echo "$body"
-} > requirements-label-studio.txt
+  { printf '%s\n' "$@"; echo "$body"; } > "$lock"
+}
+written="Written by scripts/lock.sh: edit pyproject.toml, then run bash scripts/lock.sh."
+with_header requirements.txt "# Locks pyproject.toml's dependencies, hash-pinned, for Python 3.11 on x86-64 Linux." \
+  "# $written" "# pyproject-sha256: $hash"
+with_header requirements-tests.txt \
+  "# Locks pyproject.toml's dependencies and its tests extra, hash-pinned, for Python 3.11 on x86-64 Linux." \
+  "# $written" "# pyproject-sha256: $hash"
+with_header requirements-label-studio.txt \
+  "# Locks requirements-label-studio.in (Label Studio's own venv), hash-pinned, for Python 3.11 on x86-64 Linux." \
+  "# Written by scripts/lock.sh: edit requirements-label-studio.in, then run bash scripts/lock.sh."
 echo "lock: wrote requirements.txt, requirements-tests.txt (pyproject-sha256 ${hash:0:12}) and requirements-label-studio.txt"
