@@ -16,6 +16,8 @@ import re
 import shutil
 from pathlib import Path
 
+from alstudy.study.report_recipes import is_gains_figure
+
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 # The figures worth a place on the page; the report links all of them.
 PAGE_FIGURES = (
@@ -31,6 +33,19 @@ PAGE_FIGURES = (
 FIGURE = re.compile(r"^!\[(?P<alt>[^\]]*)\]\((?P<path>[^)]+)\)$")
 
 
+def page_figure_name(source: Path) -> str | None:
+    """The name a report figure gets beside the page, or None for a figure the page leaves to the report.
+
+    A unit's figures are named by their folder (plots/fashion_mnist~augmented/accuracy.png ->
+    fashion_mnist~augmented-accuracy.png); a study with recipes adds one recipe-gains figure per dataset
+    and metric, already named by its dataset (report/figures/fashion_mnist-recipes-accuracy.png)."""
+    if source.name in PAGE_FIGURES:
+        return f"{source.parent.name}-{source.name}"
+    if is_gains_figure(source.name):
+        return source.name
+    return None
+
+
 def results_block(report: str, report_path: Path, figures_dir: Path, page_dir: Path, note: str) -> str:
     body = report.split("\n## ", 1)[1]  # drop the title and intro
     # The report as its study names it (report/study.md), not where this machine keeps the study's clone.
@@ -40,9 +55,10 @@ def results_block(report: str, report_path: Path, figures_dir: Path, page_dir: P
         figure = FIGURE.match(line)
         if figure:
             source = (report_path.parent / figure["path"]).resolve()
-            if source.name not in PAGE_FIGURES:
+            name = page_figure_name(source)
+            if name is None:
                 continue
-            target = figures_dir / f"{source.parent.name}-{source.name}"
+            target = figures_dir / name
             figures_dir.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(source, target)
             line = f"![{figure['alt']}]({Path(os.path.relpath(target.resolve(), page_dir)).as_posix()})"

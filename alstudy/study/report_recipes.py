@@ -28,6 +28,11 @@ def figure_prefix(dataset: str) -> str:
     return f"{dataset}-recipes-"
 
 
+def is_gains_figure(filename: str) -> bool:
+    """Whether a report figure is one of the recipe-gains figures `figure_name` names."""
+    return "-recipes-" in filename and filename.endswith(".png")
+
+
 def by_dataset(results: list[DatasetResults]) -> dict[str, dict[str, DatasetResults]]:
     """dataset -> recipe -> its unit's results, in the study's order."""
     out: dict[str, dict[str, DatasetResults]] = {}

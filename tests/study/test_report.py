@@ -338,7 +338,11 @@ def test_the_recipe_section_says_which_verdicts_survive_each_recipe_from_one_hol
         DatasetResults(d.name, d.summary, d.statistics, d.figures, [v for v in found if v.dataset == d.name])
         for d in shown
     ]
-    text = render(results, [], alpha=ALPHA, recipe_figures=tmp_path / "figures")
+    for unit in aubcs:  # the units' own figures, as the plot stages leave them
+        (tmp_path / "plots" / unit).mkdir(parents=True)
+        for name in ("accuracy.png", "per_class_f1.png"):
+            (tmp_path / "plots" / unit / name).write_bytes(b"\x89PNG fake")
+    text = render(results, [], alpha=ALPHA, recipe_figures=tmp_path / "report/figures", figure_root="../plots")
     section = text[text.index("## Recipes") : text.index("## Configuration")]
     assert "| the recipe itself (`random`) | reference | +3.0 (" in section and "**better** |" in section
     assert (
@@ -346,6 +350,22 @@ def test_the_recipe_section_says_which_verdicts_survive_each_recipe_from_one_hol
         "undecided under `augmented`." in section
     )
     assert "![fmnist: recipe and strategy gains, accuracy](figures/fmnist-recipes-accuracy.png)" in section
-    assert (tmp_path / "figures/fmnist-recipes-accuracy.png").read_bytes().startswith(b"\x89PNG")
+    assert (tmp_path / "report/figures/fmnist-recipes-accuracy.png").read_bytes().startswith(b"\x89PNG")
     # A study of the default recipe alone has no such section.
     assert "## Recipes" not in render(results[:1], [], alpha=ALPHA)
+
+    # The docs page made from this report keeps the gains figure, under its own name, beside the page.
+    from alstudy.console import results_page
+
+    (tmp_path / "report/study.md").write_text(text)
+    page = tmp_path / "docs/results-recipes.md"
+    page.parent.mkdir()
+    page.write_text("# Recipes\n\n<!-- results:start -->\n<!-- results:end -->\n")
+    results_page.main(
+        ["--report", str(tmp_path / "report/study.md"), "--page", str(page)]
+        + ["--figures", str(tmp_path / "docs/results/recipe-study")]
+    )
+    shown = page.read_text()
+    assert "](results/recipe-study/fmnist-recipes-accuracy.png)" in shown
+    assert "](results/recipe-study/fmnist~augmented-accuracy.png)" in shown
+    assert (tmp_path / "docs/results/recipe-study/fmnist-recipes-accuracy.png").read_bytes().startswith(b"\x89PNG")
