@@ -75,8 +75,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--project", required=True)
     parser.add_argument("--round", type=int, required=True)
     parser.add_argument("--parent", required=True, help="the backend that started it: PID:START_TICKS")
+    parser.add_argument("--niceness", type=int, required=True, help="the backend's ALSTUDY_ROUND_NICENESS")
     args = parser.parse_args(argv)
-    os.nice(10)  # the backend's prediction requests come first
+    os.nice(args.niceness)  # the backend's prediction requests come first
     # A backend killed mid-round takes its round with it; its next start runs the round again. The backend
     # names itself (pid and start time): killed before this line, it is no longer our parent to ask for.
     pid, started = (int(part) for part in args.parent.split(":"))

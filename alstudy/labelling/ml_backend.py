@@ -18,6 +18,7 @@ calls on every event (ANNOTATION_CREATED, ..., START_TRAINING); POST /train asks
   its ranking is loaded and sent to Label Studio as predictions for every task, shown as the
   project's model version, so the Data Manager's "Prediction score" sorts by the new priorities;
   the older rounds' predictions are deleted (each round adds one per task).
+- A round's niceness is ALSTUDY_ROUND_NICENESS (default 10): 0 where other work keeps the cores busy.
 - Bound to 127.0.0.1 unless told otherwise; another address needs HTTP basic auth (Label Studio's
   "Basic Authentication" for a backend), the password from ALSTUDY_BACKEND_PASSWORD. One backend per
   project at a time (a lock in labelling/<project>/live/).
@@ -57,9 +58,25 @@ from alstudy.scale.process_lock import process
 
 log = logging.getLogger("label")
 PASSWORD_ENV = "ALSTUDY_BACKEND_PASSWORD"
+# A round runs this much nicer than the backend, so that Label Studio's requests come first. On a machine
+# busy with other work at nice 0 (a study's cells, other tests) a round at 10 gets a tenth of a core or less;
+# 0 gives it a fair share.
+NICENESS_ENV, DEFAULT_NICENESS = "ALSTUDY_ROUND_NICENESS", 10
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 POLL_S = 2.0  # Label Studio 1.23 sends no webhook to a backend on a private address unless SSRF checks are off
 ANNOTATION_EVENTS = {"ANNOTATION_CREATED", "ANNOTATION_UPDATED", "ANNOTATIONS_CREATED", "ANNOTATIONS_DELETED"}
+
+
+def round_niceness(environ) -> int:
+    """The niceness rounds run at, from ALSTUDY_ROUND_NICENESS: checked when the backend starts, not at its
+    first round."""
+    value = environ.get(NICENESS_ENV, str(DEFAULT_NICENESS))
+    if not value.strip().isdigit() or int(value) > 19:
+        raise PipelineError(
+            f"{NICENESS_ENV}={value!r}: not a niceness; set it to a whole number from 0 (a fair share of the CPU) "
+            f"to 19, or unset it for {DEFAULT_NICENESS}"
+        )
+    return int(value)
 
 
 class LiveLoop:
@@ -81,6 +98,7 @@ class LiveLoop:
         self._offered: int | None = None  # a project id /setup named, until checked
         self.port: int | None = None  # the port served on (serve)
         self._task_images: dict[int, str | None] = {}  # Label Studio task id -> image (None: not one of ours)
+        self.niceness = round_niceness(os.environ)
 
     # -- what Label Studio asks -------------------------------------------------------------------
     def version(self) -> str:
@@ -175,7 +193,7 @@ class LiveLoop:
                 return False
             me = process(os.getpid())
             command = [sys.executable, "-m", "alstudy.labelling.live_round", "--project", self.name]
-            command += ["--parent", f"{me.pid}:{me.started}"]
+            command += ["--parent", f"{me.pid}:{me.started}", "--niceness", str(self.niceness)]
             quiet = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3")}
             self._round = subprocess.Popen([*command, "--round", str(number)], env=quiet)
             log.info("%s: round %d started: %d labels, %d new since the last", self.name, number, labelled, since)

@@ -239,6 +239,28 @@ def test_a_failed_round_is_tried_again_on_the_next_label_not_every_poll(tmp_path
     loop._round.wait()
 
 
+def test_rounds_run_at_the_niceness_set_and_a_wrong_one_stops_the_backend_at_start(tmp_path, monkeypatch):
+    from alstudy.labelling.batches import Label, write_labels
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "images").mkdir()
+    project = project_params("margin", retrain_every=1)
+    for wrong in ("low", "-5", "20", ""):
+        monkeypatch.setenv("ALSTUDY_ROUND_NICENESS", wrong)
+        with pytest.raises(
+            PipelineError, match=f"^ALSTUDY_ROUND_NICENESS='{wrong}': not a niceness; set it to a whole"
+        ):
+            ml_backend.LiveLoop("p", project, NoStudio())
+    monkeypatch.delenv("ALSTUDY_ROUND_NICENESS")
+    assert ml_backend.LiveLoop("p", project, NoStudio()).niceness == 10
+    monkeypatch.setenv("ALSTUDY_ROUND_NICENESS", "0")
+    loop = ml_backend.LiveLoop("p", project, NoStudio())
+    write_labels(Path("labels/p.csv"), {"a.png": Label("a.png", "nut", 0)})
+    assert loop.maybe_train()
+    assert loop._round.args[-4:-2] == ["--niceness", "0"]
+    loop._round.wait()
+
+
 def test_a_project_named_by_setup_is_served_only_where_label_studio_shows_this_backend(tmp_path, monkeypatch):
     """Anyone on the machine can POST /setup: the project it names is read from only if Label Studio's API
     (with the person's token) shows this backend connected there."""
