@@ -83,6 +83,7 @@ class LiveLoop:
     """The backend's state: the ranking it answers from, the Label Studio project, the round running."""
 
     def __init__(self, name: str, project: LabelProject, studio: LabelStudio):
+        self.niceness = round_niceness(os.environ)  # before Label Studio is asked anything
         self.name, self.project, self.studio = name, project, studio
         self.folder = live_dir(name)
         self.project_id: int | None = studio.find_project(project_title(name))
@@ -98,7 +99,6 @@ class LiveLoop:
         self._offered: int | None = None  # a project id /setup named, until checked
         self.port: int | None = None  # the port served on (serve)
         self._task_images: dict[int, str | None] = {}  # Label Studio task id -> image (None: not one of ours)
-        self.niceness = round_niceness(os.environ)
 
     # -- what Label Studio asks -------------------------------------------------------------------
     def version(self) -> str:
