@@ -71,12 +71,16 @@ def round_niceness(environ) -> int:
     """The niceness rounds run at, from ALSTUDY_ROUND_NICENESS: checked when the backend starts, not at its
     first round."""
     value = environ.get(NICENESS_ENV, str(DEFAULT_NICENESS))
-    if not value.strip().isdigit() or int(value) > 19:
+    try:
+        niceness = int(value)
+    except ValueError:
+        niceness = -1
+    if not 0 <= niceness <= 19:
         raise PipelineError(
             f"{NICENESS_ENV}={value!r}: not a niceness; set it to a whole number from 0 (a fair share of the CPU) "
             f"to 19, or unset it for {DEFAULT_NICENESS}"
         )
-    return int(value)
+    return niceness
 
 
 class LiveLoop:

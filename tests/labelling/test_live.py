@@ -245,7 +245,7 @@ def test_rounds_run_at_the_niceness_set_and_a_wrong_one_stops_the_backend_at_sta
     monkeypatch.chdir(tmp_path)
     (tmp_path / "images").mkdir()
     project = project_params("margin", retrain_every=1)
-    for wrong in ("low", "-5", "20", ""):
+    for wrong in ("low", "-5", "20", "", "²"):
         monkeypatch.setenv("ALSTUDY_ROUND_NICENESS", wrong)
         with pytest.raises(
             PipelineError, match=f"^ALSTUDY_ROUND_NICENESS='{wrong}': not a niceness; set it to a whole"
