@@ -53,19 +53,35 @@ def cell(v: Verdict | None) -> str:
 
 
 def survival(strategy: str, baseline: str, decisions: dict[str, str]) -> str:
-    """One sentence: the default recipe's verdict for `strategy` and what became of it under each recipe."""
+    """One sentence: the default recipe's verdict for `strategy` and what became of it under each recipe.
+
+    Only another decided verdict (worse for better, or equivalent: the gain shown gone) says the verdict does
+    not survive a recipe; undecided there leaves it unconfirmed, which is not evidence either way."""
     first = decisions[DEFAULT_RECIPE]
     others = {recipe: d for recipe, d in decisions.items() if recipe != DEFAULT_RECIPE}
     head = f"`{strategy}` against `{baseline}`: {first} under the default recipe"
-    each = ", ".join(f"{d} under `{recipe}`" for recipe, d in others.items())
     if first == "undecided":
+        each = ", ".join(f"{d} under `{recipe}`" for recipe, d in others.items())
         return f"{head}, so no verdict to carry over; {each}"
     kept = [recipe for recipe, d in others.items() if d == first]
     if len(kept) == len(others):
-        return f"{head}; the verdict **survives** every recipe ({', '.join(f'`{r}`' for r in kept)})"
-    changed = ", ".join(f"{d} under `{recipe}`" for recipe, d in others.items() if d != first)
-    tail = f"; it holds under {', '.join(f'`{r}`' for r in kept)}" if kept else ""
-    return f"{head}; it **does not survive**: {changed}{tail}"
+        return f"{head}; the verdict **survives** every recipe ({_names(kept)})"
+    lost = [f"`{recipe}` ({d} there)" for recipe, d in others.items() if d not in (first, "undecided")]
+    unconfirmed = [recipe for recipe, d in others.items() if d == "undecided"]
+    parts = []
+    if lost:
+        parts.append(f"it **does not survive** {', '.join(lost)}")
+    if unconfirmed:
+        parts.append(
+            f"it is **not confirmed** under {_names(unconfirmed)} (undecided there: not shown, and not shown gone)"
+        )
+    if kept:
+        parts.append(f"it holds under {_names(kept)}")
+    return f"{head}; " + "; ".join(parts)
+
+
+def _names(recipes: list[str]) -> str:
+    return ", ".join(f"`{r}`" for r in recipes)
 
 
 def recipes_section(
@@ -83,7 +99,9 @@ def recipes_section(
         f"the default recipe, paired by seed: the same seed draws the same initial labels under every recipe) "
         f"and what each strategy buys on top of it (the strategy minus `{baseline}` under the same recipe). AUBC "
         "points with 95% CIs; the verdicts are the study's, Holm-corrected in the one family of the Verdicts "
-        "section. A verdict survives a recipe when the recipe gives the strategy the same verdict as the default.",
+        "section. A verdict survives a recipe when the recipe gives the strategy the same verdict as the default, "
+        "and does not survive it when the recipe gives another decided one (worse, or equivalent: the gain shown "
+        "gone); undecided under a recipe leaves the verdict unconfirmed there, which says nothing either way.",
         "",
     ]
     for dataset, units in datasets.items():

@@ -346,8 +346,8 @@ def test_the_recipe_section_says_which_verdicts_survive_each_recipe_from_one_hol
     section = text[text.index("## Recipes") : text.index("## Configuration")]
     assert "| the recipe itself (`random`) | reference | +3.0 (" in section and "**better** |" in section
     assert (
-        "- `margin` against `random`: better under the default recipe; it **does not survive**: "
-        "undecided under `augmented`." in section
+        "- `margin` against `random`: better under the default recipe; it is **not confirmed** under "
+        "`augmented` (undecided there: not shown, and not shown gone)." in section
     )
     assert "![fmnist: recipe and strategy gains, accuracy](figures/fmnist-recipes-accuracy.png)" in section
     assert (tmp_path / "report/figures/fmnist-recipes-accuracy.png").read_bytes().startswith(b"\x89PNG")
@@ -369,3 +369,24 @@ def test_the_recipe_section_says_which_verdicts_survive_each_recipe_from_one_hol
     assert "](results/recipe-study/fmnist-recipes-accuracy.png)" in shown
     assert "](results/recipe-study/fmnist~augmented-accuracy.png)" in shown
     assert (tmp_path / "docs/results/recipe-study/fmnist-recipes-accuracy.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_only_another_decided_verdict_says_a_verdict_did_not_survive_a_recipe():
+    """Undecided under a recipe is not evidence that a gain is gone: the sentence says unconfirmed there;
+    worse or equivalent (the gain shown gone) is what 'does not survive' means."""
+    from alstudy.study.report_recipes import survival
+
+    said = survival("margin", "random", {"default": "better", "augmented": "better", "resnet": "undecided"})
+    assert said == (
+        "`margin` against `random`: better under the default recipe; it is **not confirmed** under `resnet` "
+        "(undecided there: not shown, and not shown gone); it holds under `augmented`"
+    )
+    said = survival("margin", "random", {"default": "better", "augmented": "equivalent", "resnet": "worse"})
+    assert said == (
+        "`margin` against `random`: better under the default recipe; it **does not survive** "
+        "`augmented` (equivalent there), `resnet` (worse there)"
+    )
+    said = survival("badge", "random", {"default": "better", "augmented": "better"})
+    assert said.endswith("the verdict **survives** every recipe (`augmented`)")
+    said = survival("bald", "random", {"default": "undecided", "augmented": "better"})
+    assert said.endswith("undecided under the default recipe, so no verdict to carry over; better under `augmented`")
