@@ -3,7 +3,7 @@ does to the results, and whether the verdicts replicate (two machines, two seed 
 
     alstudy compare-studies A/results B/results [--strategies random margin]
 
-For every dataset x strategy both studies ran with the same seeds, the cells pair by seed: per
+For every dataset (and dataset~recipe) x strategy both studies ran with the same seeds, the cells pair by seed: per
 seed, B minus A of the area under the accuracy and macro-F1 curves (AUBC) and of the final accuracy,
 in points; their mean, a 95% t interval and a paired two-sided t-test, its p also Holm-corrected over
 every row (each tests "the setting changed nothing"), as a Markdown table (from

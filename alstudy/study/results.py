@@ -18,7 +18,7 @@ import numpy as np
 
 from alstudy.errors import PipelineError
 from alstudy.fileio import atomic_path, save_json
-from alstudy.paths import DEFAULT_RECIPE, run_dir
+from alstudy.paths import DEFAULT_RECIPE, run_dir, study_unit
 from alstudy.study.summary import Curves
 
 if TYPE_CHECKING:  # a type only: reading results needs no learning code
@@ -121,11 +121,17 @@ def read_curve(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def curve_files(results: Path) -> dict[tuple[str, str], dict[int, Path]]:
-    """(dataset, strategy) -> seed -> curve.csv, in a results/ folder."""
+    """(study unit, strategy) -> seed -> curve.csv, in a results/ folder; a recipe's cells
+    (results/<dataset>/recipes/<recipe>/...) under their unit's name, <dataset>~<recipe>."""
     found: dict[tuple[str, str], dict[int, Path]] = {}
     for curve in sorted(results.glob(f"*/*/s*/{CURVE}")):
         seed_dir = curve.parent
         found.setdefault((seed_dir.parent.parent.name, seed_dir.parent.name), {})[int(seed_dir.name[1:])] = curve
+    for curve in sorted(results.glob(f"*/recipes/*/*/s*/{CURVE}")):
+        seed_dir = curve.parent
+        recipe_dir = seed_dir.parent.parent
+        unit = study_unit(recipe_dir.parent.parent.name, recipe_dir.name)
+        found.setdefault((unit, seed_dir.parent.name), {})[int(seed_dir.name[1:])] = curve
     return found
 
 

@@ -11,9 +11,9 @@ from alstudy.console.compare_studies import compare
 from alstudy.errors import PipelineError
 
 
-def write_study(root: Path, gain: float, seeds=(0, 1, 2), n_labeled=(10, 20, 30)) -> Path:
+def write_study(root: Path, gain: float, seeds=(0, 1, 2), n_labeled=(10, 20, 30), cells="fashion_mnist/margin") -> Path:
     for seed in seeds:
-        folder = root / "results/fashion_mnist/margin" / f"s{seed}"
+        folder = root / "results" / cells / f"s{seed}"
         folder.mkdir(parents=True)
         with open(folder / "curve.csv", "w", newline="") as stream:
             writer = csv.writer(stream)
@@ -32,6 +32,18 @@ def test_a_constant_gain_of_one_point_and_identical_studies(tmp_path):
     same = compare(base, write_study(tmp_path / "c", 0.0), None)
     assert all("| +0.00 (+0.00 to +0.00) | 1 |" in line for line in same[2:]), same
     assert compare(base, write_study(tmp_path / "d", 0.01), ["random"]) == lines[:2]
+
+
+def test_a_recipes_cells_pair_under_their_unit_beside_the_default_recipes(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    for root, gain in ((a, 0.0), (b, 0.01)):
+        write_study(root, 0.0)
+        write_study(root, gain, cells="fashion_mnist/recipes/augmented/margin")
+    lines = compare(a / "results", b / "results", None)
+    default = [line for line in lines[2:] if line.startswith("| fashion_mnist | ")]
+    recipe = [line for line in lines[2:] if line.startswith("| fashion_mnist~augmented | `margin` | 3 | ")]
+    assert len(default) == 3 and all("| +0.00 (+0.00 to +0.00) | 1 |" in line for line in default), lines
+    assert len(recipe) == 3 and all("| +1.00 (+1.00 to +1.00) | 0 |" in line for line in recipe), lines
 
 
 def test_different_protocols_are_refused(tmp_path):
