@@ -16,7 +16,7 @@ from alstudy.study.report_detail import cross_dataset_table, dataset_section
 from alstudy.study.report_format import METRIC_NAMES, DatasetResults, p_is, p_text, plural, points
 from alstudy.study.report_recipes import recipes_section
 from alstudy.study.results import setups_text
-from alstudy.study.verdicts import DECISIONS, FRAGILE, Family, Verdict, pairs
+from alstudy.study.verdicts import DECISIONS, FRAGILE, Family, Verdict, pairs, under_default
 from alstudy.tracking.metric_names import CLASS_KEYS_TAG, F1, QUERIED, STOPPING, SUMMARY, TIME, metric_name
 
 
@@ -116,8 +116,21 @@ def headline(results: list[DatasetResults], baseline: str) -> list[str]:
     ]
     counts = {d: sum(v.decision == d for v in against + between) for d in DECISIONS}
     fragile = sum(v.fragile for v in against + between)
+    in_all = "In all: " + ", ".join(f"{n} {d}" for d, n in counts.items()) + f"; {fragile} of them fragile."
+    # The recipes' own comparisons share the family but not these tables: count them apart, so the
+    # numbers add up to the family's size.
+    recipe_effects = [v for r in results for v in r.verdicts if v.b == under_default(baseline)]
+    if recipe_effects:
+        effects = {d: sum(v.decision == d for v in recipe_effects) for d in DECISIONS}
+        in_all = (
+            f"In all, of the {len(against + between)} comparisons between strategies: "
+            + ", ".join(f"{n} {d}" for d, n in counts.items())
+            + f"; {fragile} of them fragile. Of the {len(recipe_effects)} of what each recipe buys (Recipes, below): "
+            + ", ".join(f"{n} {d}" for d, n in effects.items())
+            + "."
+        )
     lines += [
-        "In all: " + ", ".join(f"{n} {d}" for d, n in counts.items()) + f"; {fragile} of them fragile.",
+        in_all,
         "",
         *design_lines(family, counts["undecided"]),
     ]

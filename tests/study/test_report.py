@@ -343,6 +343,9 @@ def test_the_recipe_section_says_which_verdicts_survive_each_recipe_from_one_hol
         for name in ("accuracy.png", "per_class_f1.png"):
             (tmp_path / "plots" / unit / name).write_bytes(b"\x89PNG fake")
     text = render(results, [], alpha=ALPHA, recipe_figures=tmp_path / "report/figures", figure_root="../plots")
+    # The recipe's own comparison is in the family, not in the verdict tables: counted apart, so the counts add up.
+    assert "In all, of the 2 comparisons between strategies: " in text
+    assert "Of the 1 of what each recipe buys (Recipes, below): 1 better, 0 worse, 0 equivalent, 0 undecided." in text
     section = text[text.index("## Recipes") : text.index("## Configuration")]
     assert "| the recipe itself (`random`) | reference | +3.0 (" in section and "**better** |" in section
     assert (
