@@ -116,18 +116,16 @@ def headline(results: list[DatasetResults], baseline: str) -> list[str]:
     ]
     counts = {d: sum(v.decision == d for v in against + between) for d in DECISIONS}
     fragile = sum(v.fragile for v in against + between)
-    in_all = "In all: " + ", ".join(f"{n} {d}" for d, n in counts.items()) + f"; {fragile} of them fragile."
+    tally = ", ".join(f"{n} {d}" for d, n in counts.items()) + f"; {fragile} of them fragile."
+    in_all = f"In all: {tally}"
     # The recipes' own comparisons share the family but not these tables: count them apart, so the
     # numbers add up to the family's size.
     recipe_effects = [v for r in results for v in r.verdicts if v.b == under_default(baseline)]
     if recipe_effects:
-        effects = {d: sum(v.decision == d for v in recipe_effects) for d in DECISIONS}
+        effects = ", ".join(f"{sum(v.decision == d for v in recipe_effects)} {d}" for d in DECISIONS)
         in_all = (
-            f"In all, of the {len(against + between)} comparisons between strategies: "
-            + ", ".join(f"{n} {d}" for d, n in counts.items())
-            + f"; {fragile} of them fragile. Of the {len(recipe_effects)} of what each recipe buys (Recipes, below): "
-            + ", ".join(f"{n} {d}" for d, n in effects.items())
-            + "."
+            f"In all, of the {len(against + between)} comparisons between strategies: {tally} "
+            f"Of the {len(recipe_effects)} of what each recipe buys (Recipes, below): {effects}."
         )
     lines += [
         in_all,
